@@ -1,0 +1,59 @@
+// Code generated once with openssl; the demo key is public on purpose. DO NOT use it outside tests and demos.
+
+package emulator
+
+// DemoPrivateKeyPEM is the RSA private key (PKCS#1) of the demo connected app "Vault"
+// in DefaultSeed. It is published on purpose so that tests and local demos can sign
+// JWT bearer assertions; it must never be trusted by anything but the emulator.
+const DemoPrivateKeyPEM = `-----BEGIN RSA PRIVATE KEY-----
+MIIEowIBAAKCAQEAl7uu66YmeMBTWbwvsRph7QXd01kdh7xp9S4YdRmUuINri2R0
+ubmb3MxMKlsE27vMSlf0gN00CbjzO/J6vgMXHgyUt8xv2cGl/gW1nWQGnFUNDLW8
+9r1FGRlVj5z2mVzZjWrkIkuNfxTHHIpgOxXKLAvfjKTyMtqBTVvLTrJ14NryPc03
+uPPm9VJkJ+bbr474ebxUp1o15yZZloFDZv/uhLAxWSiATzg29LhFWzImIwfoXoMv
+WDi2ZbaWW8hp9VySu8Qvru/58lDnrzOlmjw7ev8Ap/9qCu68TeGH+Dm6ClMewZoI
+OacjD/Jne0XMKbtSllzF2Afz8Yts+mTW3L3cDQIDAQABAoIBAA+lwMO3djc0qkPS
+Rt7OODQPy1D82zFAynKI5ufIlBA1KVWOLgVrMTojbWVezpD0fHxcNrBFX5TzGE5h
+0queuPcV2A5eTFiaAkrAfvq0soPTt41Mfqi5WxNcC/lL+BhXvW26jL1GqlhlJaV5
+VbQyKo/BR7QC3KFG7Fe0dDJw7/wYn3G9wTyrlfhMf9qH8fCGVDd/zhDFjsbE4QKR
++VHg46T0Miz9ne9+85Smhel2+33K/rN9PenJBefTHwDryvB0w7BO4bx5RRS60/51
+AqFekuIw7NxVuUjaGV7lRQG+mK5c53FIyH4ubd2qDAjs823e9kYUR/Y9vE4O10vc
+JPB7edcCgYEA0YeFNFk2C35qUWVxJagtr97XlHCW6j76Kicy0Thr2JSzu1K9q2z/
+b6LKwkycng1Opciboeyx3MuUw59tW/v7JlGFHCe9xtkF+epUHnOpckUKD6Zt9lQX
+GBDJNGtdUIJSgctIUFBODqzc42vGYdN1NZaemNKXyse7BQMSCkgIT0MCgYEAuWKo
+Vp0+X2/EhM9O4xEzAZcCnYiTPsQVPUzWfWZFPcW4Wd/deQssJK+dmv8YjdT4qyFM
+bQOhEs3Q4kh+cCn9UyXCh+7xv2swWUaMkkDo8wmIaxjD8GzokI+lMv5NZ+KVv0D3
++XEzgK1niJth7sQbHbK7/w4fqvX9u6GqAJ7rqm8CgYEAhsFW7Qz3EjtSW1kXhPV9
+tJ9oHKKwnKS2NYgSSba0vY0dbrtPGsI2IfEb4AxvqcK7Myoq1eApn+wamBmftsn/
+g2xoZGw2xH1tN4b6ZL9UWhaG2vvZutPoKmUZUio+0HmQYMOBlY2gNhX81hLJer8J
+odZl17mRQCxmXlnUL2KWXYsCgYARQsRVvDJQhIGRtBOuRK2xGjReIpdDItKvcHYQ
+GvObestdYuCmIoorqEZOZi4NFqVImcMZ61qV+5/VUdaj7uTtVviz22Wa4woPZeg0
+veJyrpKLFjU4L4u/2gARrWfbolc7BXuROB8JfhvDtmP57TxxGXEzoEcGjfzf+X9w
+q1tZ9QKBgA3JsbRnQsGY6XqZl2qJDKia1e9DQAFYIhhLAw/7+k+LUogem/e+KqBG
+3mwbBoBDLI6c1IqxPCuOD5sYfNo664uuDKZahTCG2pi6m4SfXlvSivqtr4xwXjYT
+4z7ZGUAF1RhMBFPNOckQzennESo0Gm4UZ7d6Vuahe65N03rYQ8/B
+-----END RSA PRIVATE KEY-----
+`
+
+// DemoCertificatePEM is the self-signed X.509 certificate of DemoPrivateKeyPEM, the
+// "digital signature" certificate uploaded to the demo connected app.
+const DemoCertificatePEM = `-----BEGIN CERTIFICATE-----
+MIIDUTCCAjmgAwIBAgIUbMmfWaEtKqvsej1BYYs7juYFse0wDQYJKoZIhvcNAQEL
+BQAwNzEhMB8GA1UEAwwYVmF1bHQgRGVtbyBDb25uZWN0ZWQgQXBwMRIwEAYDVQQK
+DAlBY21lIERlbW8wIBcNMjYxMTI5MDkyNjMzWhgPMjEyNjExMDUwOTI2MzNaMDcx
+ITAfBgNVBAMMGFZhdWx0IERlbW8gQ29ubmVjdGVkIEFwcDESMBAGA1UECgwJQWNt
+ZSBEZW1vMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAl7uu66YmeMBT
+WbwvsRph7QXd01kdh7xp9S4YdRmUuINri2R0ubmb3MxMKlsE27vMSlf0gN00Cbjz
+O/J6vgMXHgyUt8xv2cGl/gW1nWQGnFUNDLW89r1FGRlVj5z2mVzZjWrkIkuNfxTH
+HIpgOxXKLAvfjKTyMtqBTVvLTrJ14NryPc03uPPm9VJkJ+bbr474ebxUp1o15yZZ
+loFDZv/uhLAxWSiATzg29LhFWzImIwfoXoMvWDi2ZbaWW8hp9VySu8Qvru/58lDn
+rzOlmjw7ev8Ap/9qCu68TeGH+Dm6ClMewZoIOacjD/Jne0XMKbtSllzF2Afz8Yts
++mTW3L3cDQIDAQABo1MwUTAdBgNVHQ4EFgQUns+j08IXUhuOm4F9aXkKXhinJQEw
+HwYDVR0jBBgwFoAUns+j08IXUhuOm4F9aXkKXhinJQEwDwYDVR0TAQH/BAUwAwEB
+/zANBgkqhkiG9w0BAQsFAAOCAQEAP41rb3bnLyPf0/2sHL3Z8XkSjBgTe300wfGz
+suk0zwnknwU/mX4Ni/M/z+uSq5RwoRCZAS7DaSjKbLxHWRD7gLB+gUwr71D+jQjK
+1uJxiQdiRksj8r9yEln+HTfaH9y+scV93aIzOb6eiIGFCGclRp0OL/pLwSdXo1f+
+lDyrniqeIK9a3u18UQUv2PQTsZe0cxqkQ160W1v1WsfmrZdF1Fkmw/28WdXpIBVc
+EzSFCvUeceQeaNg+gIuC3U2/WYOX0/qMoD0hLGJDQ58gOHULyB4y1TrOH5fo7Y6F
+v4PS7OFGRJP1rE9Dz6J0UKU55e0NLIFYPQGqLHKtk6yg6gvyZw==
+-----END CERTIFICATE-----
+`

@@ -1,0 +1,135 @@
+package emulator
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Fault is an injected failure for one endpoint (see Calls for the names).
+type Fault struct {
+	// Status, when non-zero, is sent with Body instead of the real answer.
+	Status int
+	Body   string
+	// Latency delays the call (the real answer or the fault).
+	Latency time.Duration
+	// Drop closes the connection without an answer.
+	Drop bool
+	// Times limits the fault to the next N calls; 0 means until cleared.
+	Times int
+}
+
+type faultSet struct {
+	mu     sync.Mutex
+	faults map[string]*Fault
+	calls  map[string]int
+}
+
+func (f *faultSet) count(endpoint string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.calls == nil {
+		f.calls = map[string]int{}
+	}
+	f.calls[endpoint]++
+}
+
+// take returns the fault to apply to this call, consuming one of its Times.
+func (f *faultSet) take(endpoint string) (Fault, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ft := f.faults[endpoint]
+	if ft == nil {
+		return Fault{}, false
+	}
+	out := *ft
+	if ft.Times > 0 {
+		ft.Times--
+		if ft.Times == 0 {
+			delete(f.faults, endpoint)
+		}
+	}
+	return out, true
+}
+
+// apply runs an injected fault; it reports whether the call is finished.
+func (f *faultSet) apply(endpoint string, w *recorder, r *http.Request) bool {
+	ft, ok := f.take(endpoint)
+	if !ok {
+		return false
+	}
+	if ft.Latency > 0 {
+		t := time.NewTimer(ft.Latency)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return true
+		}
+	}
+	if ft.Drop {
+		conn, _, err := w.Hijack()
+		if err == nil {
+			conn.Close()
+			return true
+		}
+		// HTTP/2 cannot be hijacked; abort the stream instead.
+		panic(http.ErrAbortHandler)
+	}
+	if ft.Status != 0 {
+		if ft.Body != "" {
+			w.Header().Set("Content-Type", sniffContentType(ft.Body))
+		}
+		w.WriteHeader(ft.Status)
+		_, _ = w.Write([]byte(ft.Body))
+		return true
+	}
+	return false
+}
+
+func sniffContentType(body string) string {
+	switch t := strings.TrimSpace(body); {
+	case strings.HasPrefix(t, "<"):
+		return "text/xml; charset=utf-8"
+	case strings.HasPrefix(t, "{"), strings.HasPrefix(t, "["):
+		return "application/json;charset=UTF-8"
+	}
+	return "text/plain; charset=utf-8"
+}
+
+// InjectFault makes the next calls to endpoint fail as f describes,
+// replacing any earlier fault for that endpoint.
+func (s *Server) InjectFault(endpoint string, f Fault) {
+	s.faults.mu.Lock()
+	defer s.faults.mu.Unlock()
+	if s.faults.faults == nil {
+		s.faults.faults = map[string]*Fault{}
+	}
+	s.faults.faults[endpoint] = &f
+}
+
+// ClearFaults removes every injected fault.
+func (s *Server) ClearFaults() {
+	s.faults.mu.Lock()
+	defer s.faults.mu.Unlock()
+	s.faults.faults = nil
+}
+
+// Calls returns how many requests reached endpoint, faulted ones included.
+// Names: soap.login, soap.setPassword, soap.changeOwnPassword,
+// soap.resetPassword, soap.logout, oauth.token, oauth.revoke,
+// oauth.introspect, oauth.userinfo, id, rest.password, rest.query,
+// rest.limits, rest.userlogin, rest.versions (and rest.user, soap.other).
+func (s *Server) Calls(endpoint string) int {
+	s.faults.mu.Lock()
+	defer s.faults.mu.Unlock()
+	return s.faults.calls[endpoint]
+}
+
+// ResetCalls zeroes every counter.
+func (s *Server) ResetCalls() {
+	s.faults.mu.Lock()
+	defer s.faults.mu.Unlock()
+	s.faults.calls = nil
+}

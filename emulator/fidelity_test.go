@@ -1,0 +1,123 @@
+package emulator
+
+import (
+	"errors"
+	"testing"
+
+	gosf "github.com/k-capehart/go-salesforce/v3"
+	"github.com/simpleforce/simpleforce"
+)
+
+// An unmodified third-party client (github.com/k-capehart/go-salesforce/v3)
+// must be able to log in to the emulator and query, as it does against a
+// real org. It appends the security token to the password itself.
+
+type fidelityUser struct {
+	Id       string
+	Username string
+	Email    string
+	IsActive bool
+}
+
+func TestFidelityGoSalesforceUsernamePassword(t *testing.T) {
+	s := NewTestServer(t, nil)
+	sf, err := gosf.Init(gosf.Creds{
+		Domain:         s.LoginURL(),
+		Username:       adminUser,
+		Password:       adminPass,
+		SecurityToken:  adminTok,
+		ConsumerKey:    DemoClientID,
+		ConsumerSecret: DemoClientSecret,
+	})
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	if sf.AuthFlow != gosf.AuthFlowUsernamePassword {
+		t.Fatalf("flow %v", sf.AuthFlow)
+	}
+	var users []fidelityUser
+	if err := sf.Query("SELECT Id, Username, Email, IsActive FROM User WHERE Username = '"+integUser+"'", &users); err != nil {
+		t.Fatalf("query: %v", err)
+	}
+	if len(users) != 1 || users[0].Id != s.UserID(integUser) || users[0].Username != integUser || !users[0].IsActive {
+		t.Fatalf("users = %+v", users)
+	}
+	var accounts []struct{ Id string }
+	if err := sf.Query("SELECT Id FROM Account LIMIT 1", &accounts); err != nil || len(accounts) != 1 {
+		t.Fatalf("accounts %v: %v", accounts, err)
+	}
+	if s.Calls("oauth.token") != 1 || s.Calls("rest.query") != 2 {
+		t.Errorf("calls: token=%d query=%d", s.Calls("oauth.token"), s.Calls("rest.query"))
+	}
+	// A wrong token is refused as a real org would.
+	if _, err := gosf.Init(gosf.Creds{Domain: s.LoginURL(), Username: adminUser, Password: adminPass,
+		SecurityToken: "WRONG", ConsumerKey: DemoClientID, ConsumerSecret: DemoClientSecret}); err == nil {
+		t.Fatal("wrong security token accepted")
+	}
+}
+
+func TestFidelityGoSalesforceClientCredentials(t *testing.T) {
+	s := NewTestServer(t, nil)
+	// The library posts to Domain: only the My Domain host serves the flow.
+	if _, err := gosf.Init(gosf.Creds{Domain: s.LoginURL(), ConsumerKey: DemoClientID, ConsumerSecret: DemoClientSecret}); err == nil {
+		t.Fatal("client credentials accepted on the login host")
+	}
+	sf, err := gosf.Init(gosf.Creds{Domain: s.MyDomainURL(), ConsumerKey: DemoClientID, ConsumerSecret: DemoClientSecret})
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	var users []fidelityUser
+	if err := sf.Query("SELECT Id, Username FROM User WHERE Username = '"+adminUser+"'", &users); err != nil || len(users) != 1 {
+		t.Fatalf("query %v: %v", users, err)
+	}
+}
+
+func TestFidelityGoSalesforceJWT(t *testing.T) {
+	s := NewTestServer(t, nil)
+	creds := gosf.Creds{Domain: s.LoginURL(), Username: integUser, ConsumerKey: DemoClientID, ConsumerRSAPem: DemoPrivateKeyPEM}
+	// go-salesforce sends exp = now + 5 minutes (as a string), beyond the
+	// documented 3 minutes the emulator enforces by default.
+	if _, err := gosf.Init(creds); err == nil {
+		t.Fatal("a 5-minute assertion was accepted under the 3-minute rule")
+	}
+	if s.Calls("oauth.token") != 1 {
+		t.Fatalf("token calls = %d", s.Calls("oauth.token"))
+	}
+	s.SetOrg(func(o *Org) { o.JWTMaxLifetimeSeconds = 300 })
+	sf, err := gosf.Init(creds)
+	if err != nil {
+		t.Fatalf("login with a 5-minute allowance: %v", err)
+	}
+	var accounts []struct{ Id string }
+	if err := sf.Query("SELECT Id FROM Account LIMIT 1", &accounts); err != nil || len(accounts) != 1 {
+		t.Fatalf("accounts %v: %v", accounts, err)
+	}
+}
+
+// github.com/simpleforce/simpleforce logs in through SOAP login() (with a
+// CallOptions header and SOAPAction: login), takes the instance from
+// serverUrl and queries over REST with the session id.
+func TestFidelitySimpleforceSOAPLogin(t *testing.T) {
+	s := NewTestServer(t, nil)
+	client := simpleforce.NewClient(s.LoginURL(), "vault-emulator-test", "54.0")
+	if err := client.LoginPassword(adminUser, adminPass, adminTok); err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	if client.GetLoc() != s.MyDomainURL() {
+		t.Errorf("instance %q, want the My Domain URL", client.GetLoc())
+	}
+	res, err := client.Query("SELECT Id, Username FROM User WHERE Username = '" + integUser + "'")
+	if err != nil || res.TotalSize != 1 || res.Records[0].StringField("Username") != integUser {
+		t.Fatalf("query: %v %+v", err, res)
+	}
+	// Faults reach it as Salesforce errors with the sf: code.
+	bad := simpleforce.NewClient(s.LoginURL(), "vault-emulator-test", "54.0")
+	err = bad.LoginPassword(adminUser, adminPass, "WRONG")
+	var sfErr simpleforce.SalesforceError
+	if !errors.As(err, &sfErr) || sfErr.ErrorCode != "sf:INVALID_LOGIN" || sfErr.HttpCode != 500 {
+		t.Fatalf("wrong token: %#v", err)
+	}
+	if s.Calls("soap.login") != 2 || s.Calls("rest.query") != 1 {
+		t.Errorf("calls: login=%d query=%d", s.Calls("soap.login"), s.Calls("rest.query"))
+	}
+}

@@ -1,0 +1,236 @@
+package emulator
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Seed is the JSON description of an org the emulator starts from. See
+// README.md in this directory for the format.
+type Seed struct {
+	Org   Org    `json:"org"`
+	Users []User `json:"users"`
+	// RefreshTokens are pre-issued refresh tokens, so the refresh flow can
+	// be exercised without a browser-based flow.
+	RefreshTokens []SeedRefreshToken `json:"refreshTokens,omitempty"`
+}
+
+// SeedRefreshToken is a refresh token granted to a user through an app.
+type SeedRefreshToken struct {
+	ClientID string `json:"clientId"`
+	Username string `json:"username"`
+	Token    string `json:"token"`
+}
+
+// UnmarshalJSON defaults isActive to true: a seed lists active users
+// unless it says otherwise.
+func (u *User) UnmarshalJSON(data []byte) error {
+	type plain User
+	aux := struct {
+		*plain
+		IsActive *bool `json:"isActive"`
+	}{plain: (*plain)(u)}
+	if err := json.Unmarshal(data, &aux); err != nil {
+		return err
+	}
+	u.IsActive = aux.IsActive == nil || *aux.IsActive
+	return nil
+}
+
+// LoadSeed reads and validates a JSON seed file.
+func LoadSeed(path string) (*Seed, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var s Seed
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("seed %s: %w", path, err)
+	}
+	if err := s.validate(); err != nil {
+		return nil, fmt.Errorf("seed %s: %w", path, err)
+	}
+	return &s, nil
+}
+
+// validate checks the seed and normalises ids to 18 characters.
+func (s *Seed) validate() error {
+	var errs []error
+	if s.Org.ID == "" {
+		s.Org.ID = newID("00D")
+	}
+	id, err := normalizeID(s.Org.ID, "00D", "org")
+	errs = append(errs, err)
+	s.Org.ID = id
+	if err := validateRanges(s.Org.TrustedIPRanges); err != nil {
+		errs = append(errs, fmt.Errorf("org trustedIpRanges: %w", err))
+	}
+	p := s.Org.PasswordPolicy
+	if p.Complexity < 0 || p.Complexity > 4 {
+		errs = append(errs, fmt.Errorf("passwordPolicy.complexity must be 0-4"))
+	}
+	profiles := map[string]bool{}
+	for i := range s.Org.Profiles {
+		pr := &s.Org.Profiles[i]
+		if pr.Name == "" {
+			errs = append(errs, fmt.Errorf("profile %d has no name", i))
+		}
+		profiles[strings.ToLower(pr.Name)] = true
+		if pr.ID == "" {
+			pr.ID = newID("00e")
+		}
+		if pr.ID, err = normalizeID(pr.ID, "00e", "profile"); err != nil {
+			errs = append(errs, err)
+		}
+		if err := validateRanges(pr.LoginIPRanges); err != nil {
+			errs = append(errs, fmt.Errorf("profile %q loginIpRanges: %w", pr.Name, err))
+		}
+	}
+	usernames := map[string]bool{}
+	for i := range s.Users {
+		u := &s.Users[i]
+		key := strings.ToLower(u.Username)
+		switch {
+		case u.Username == "":
+			errs = append(errs, fmt.Errorf("user %d has no username", i))
+		case usernames[key]:
+			errs = append(errs, fmt.Errorf("duplicate user %q", u.Username))
+		}
+		usernames[key] = true
+		if !profiles[strings.ToLower(u.Profile)] {
+			errs = append(errs, fmt.Errorf("user %q: unknown profile %q", u.Username, u.Profile))
+		}
+		if u.ID == "" {
+			u.ID = newID("005")
+		}
+		if u.ID, err = normalizeID(u.ID, "005", "user"); err != nil {
+			errs = append(errs, err)
+		}
+		if u.SecurityToken == "" {
+			u.SecurityToken = randomString(25)
+		}
+	}
+	for i := range s.Org.ConnectedApps {
+		a := &s.Org.ConnectedApps[i]
+		if a.ClientID == "" {
+			errs = append(errs, fmt.Errorf("connected app %d has no clientId", i))
+		}
+		if a.CertificatePEM != "" {
+			if _, err := parsePublicKeyPEM(a.CertificatePEM); err != nil {
+				errs = append(errs, fmt.Errorf("connected app %q certificate: %w", a.Name, err))
+			}
+		}
+		if a.RunAsUser != "" && !usernames[strings.ToLower(a.RunAsUser)] {
+			errs = append(errs, fmt.Errorf("connected app %q: unknown runAsUser %q", a.Name, a.RunAsUser))
+		}
+	}
+	for _, rt := range s.RefreshTokens {
+		if !usernames[strings.ToLower(rt.Username)] || rt.Token == "" {
+			errs = append(errs, fmt.Errorf("refresh token for %q: unknown user or empty token", rt.Username))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Demo org values every test may rely on.
+const (
+	DemoOrgID          = "00D5g00000AcmeDEAR" // 18-character form of 00D5g00000AcmeD
+	DemoClientID       = "3MVG9demoClientId"
+	DemoClientSecret   = "demo-client-secret"
+	DemoAdminUsername  = "admin@acme.demo"
+	DemoIntegUsername  = "integration@acme.demo"
+	DemoTrustUsername  = "trusted@acme.demo"
+	demoAdminProfile   = "System Administrator"
+	demoIntegProfile   = "Integration"
+	demoTrustedProfile = "Trusted Integration"
+)
+
+// DefaultSeed returns the demo org "Acme Demo" (see the team contract).
+func DefaultSeed() *Seed {
+	return &Seed{
+		Org: Org{
+			ID:   "00D5g00000AcmeD",
+			Name: "Acme Demo",
+			PasswordPolicy: PasswordPolicy{
+				MinLength:              8,
+				Complexity:             1,
+				History:                3,
+				MaxLoginAttempts:       10,
+				LockoutIntervalMinutes: 15,
+				// Older orgs keep setPassword() self-resets allowed; tests
+				// flip it to exercise the changeOwnPassword path.
+				AllowSetPasswordSelf: true,
+			},
+			SessionTimeoutMinutes: 120,
+			Profiles: []Profile{
+				{ID: "00e5g000000SysA", Name: demoAdminProfile, APIEnabled: true, ManageUsers: true, ResetPasswords: true},
+				{ID: "00e5g000000IntA", Name: demoIntegProfile, APIEnabled: true},
+				{ID: "00e5g000000TrsA", Name: demoTrustedProfile, APIEnabled: true, LoginIPRanges: []string{"127.0.0.0/8", "::1"}},
+				{ID: "00e5g000000StdA", Name: "Standard User"},
+			},
+			ConnectedApps: []ConnectedApp{{
+				Name:                  "Vault",
+				ClientID:              DemoClientID,
+				ClientSecret:          DemoClientSecret,
+				CertificatePEM:        DemoCertificatePEM,
+				PreAuthorizedProfiles: []string{demoAdminProfile, demoIntegProfile, demoTrustedProfile},
+				RunAsUser:             DemoAdminUsername,
+				Scopes:                "api refresh_token",
+				IntrospectAllTokens:   true,
+			}},
+			Records: map[string][]map[string]any{
+				"Account": {{"Id": "0015g00000AcmeAAAA", "Name": "Acme Corporation"}},
+			},
+		},
+		Users: []User{
+			{ID: "0055g00000AdmnA", Username: DemoAdminUsername, Email: DemoAdminUsername, FirstName: "Ada", LastName: "Admin",
+				Profile: demoAdminProfile, IsActive: true, Password: "Admin-Pass-1234", SecurityToken: "ADMINTOKEN0000000000000000"},
+			{ID: "0055g00000IntgA", Username: DemoIntegUsername, Email: DemoIntegUsername, FirstName: "Ivy", LastName: "Integration",
+				Profile: demoIntegProfile, IsActive: true, Password: "Integ-Pass-1234", SecurityToken: "INTEGTOKEN00000000000000000"},
+			{ID: "0055g00000TrstA", Username: DemoTrustUsername, Email: DemoTrustUsername, FirstName: "Tom", LastName: "Trusted",
+				Profile: demoTrustedProfile, IsActive: true, Password: "Trusted-Pass-1234", SecurityToken: "TRUSTTOKEN000000000000000"},
+		},
+	}
+}
+
+// copySeed deep-copies a seed so that the server never shares slices or
+// maps with the caller.
+func copySeed(in *Seed) (*Seed, error) {
+	out := *in
+	out.Org.TrustedIPRanges = append([]string(nil), in.Org.TrustedIPRanges...)
+	out.Org.Profiles = make([]Profile, len(in.Org.Profiles))
+	for i, p := range in.Org.Profiles {
+		p.LoginIPRanges = append([]string(nil), p.LoginIPRanges...)
+		out.Org.Profiles[i] = p
+	}
+	out.Org.ConnectedApps = make([]ConnectedApp, len(in.Org.ConnectedApps))
+	for i, a := range in.Org.ConnectedApps {
+		a.PreAuthorizedProfiles = append([]string(nil), a.PreAuthorizedProfiles...)
+		a.PreAuthorizedUsers = append([]string(nil), a.PreAuthorizedUsers...)
+		out.Org.ConnectedApps[i] = a
+	}
+	if in.Org.Records != nil {
+		data, err := json.Marshal(in.Org.Records)
+		if err != nil {
+			return nil, fmt.Errorf("seed records: %w", err)
+		}
+		out.Org.Records = nil
+		if err := json.Unmarshal(data, &out.Org.Records); err != nil {
+			return nil, fmt.Errorf("seed records: %w", err)
+		}
+	}
+	out.Users = make([]User, len(in.Users))
+	for i, u := range in.Users {
+		u.PreviousPasswords = append([]string(nil), u.PreviousPasswords...)
+		u.loginTimes = nil
+		out.Users[i] = u
+	}
+	out.RefreshTokens = append([]SeedRefreshToken(nil), in.RefreshTokens...)
+	return &out, nil
+}
