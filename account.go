@@ -1,0 +1,139 @@
+package salesforce
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/helper/automatedrotationutil"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+const accountStoragePrefix = "accounts/"
+
+// account is one Salesforce integration user as stored (seal-wrapped) under
+// accounts/<name>. Password and SecurityToken never leave the engine except
+// through creds/<name>.
+type account struct {
+	Username      string `json:"username"`
+	Password      string `json:"password"`
+	SecurityToken string `json:"security_token,omitempty"`
+	Description   string `json:"description,omitempty"`
+	// UserID is the 18-character Salesforce user id learned at validation.
+	UserID string `json:"user_id,omitempty"`
+
+	CreatedAt   time.Time `json:"created_at"`
+	LastUpdated time.Time `json:"last_updated"`
+
+	accountRotation
+}
+
+// Rotation method values.
+const (
+	rotationMethodAdmin = "admin"
+	rotationMethodSelf  = "self"
+)
+
+// Security token modes and states.
+const (
+	tokenModeNotRequired = "not_required"
+	tokenModeRequired    = "required"
+	tokenStatusCurrent   = "current"
+	tokenStatusStale     = "stale"
+)
+
+// accountRotation is the rotation settings and state of an account. It is
+// embedded so its JSON fields sit flat beside the credential.
+type accountRotation struct {
+	// Schedule: rotation_period or rotation_schedule (+ rotation_window),
+	// disable_automated_rotation.
+	automatedrotationutil.AutomatedRotationParams
+
+	RotationMethod                  string `json:"rotation_method,omitempty"`
+	PasswordPolicy                  string `json:"password_policy,omitempty"`
+	SecurityTokenMode               string `json:"security_token_mode,omitempty"`
+	SecurityTokenStatus             string `json:"security_token_status,omitempty"`
+	AllowScheduledRotationWithToken bool   `json:"allow_scheduled_rotation_with_token,omitempty"`
+	SkipImportRotation              bool   `json:"skip_import_rotation,omitempty"`
+
+	// Hooks and notification.
+	ValidationQuery     string `json:"validation_query,omitempty"`
+	ValidationWebhook   string `json:"validation_webhook,omitempty"`
+	PreRotationWebhook  string `json:"pre_rotation_webhook,omitempty"`
+	UnlockAfterRotation bool   `json:"unlock_after_rotation,omitempty"`
+	WebhookURL          string `json:"webhook_url,omitempty"`
+
+	// Version counts the password changes Vault made; consumers compare it
+	// to notice a rotation.
+	Version           int       `json:"version"`
+	LastVaultRotation time.Time `json:"last_vault_rotation,omitempty"`
+	// NextVaultRotation is stored explicitly (zero: none scheduled) so that
+	// a restart or reload never rotates anything that was not due.
+	NextVaultRotation time.Time `json:"next_vault_rotation,omitempty"`
+	// PasswordChangedAt is when Vault last changed the password in
+	// Salesforce (for the org's minimum password lifetime).
+	PasswordChangedAt time.Time `json:"password_changed_at,omitempty"`
+
+	LastRotationError   string    `json:"last_rotation_error,omitempty"`
+	LastRotationErrorAt time.Time `json:"last_rotation_error_at,omitempty"`
+	ConsecutiveFailures int       `json:"consecutive_failures,omitempty"`
+	// RotationBlocked is set by failures that retrying cannot fix (drift,
+	// locked or inactive user, stale token for a self rotation): scheduled
+	// attempts pause without touching Salesforce until an operator acts.
+	RotationBlocked string `json:"rotation_blocked,omitempty"`
+	// MissedRotationAt records a scheduled rotation whose window passed.
+	MissedRotationAt time.Time `json:"missed_rotation_at,omitempty"`
+	// WindowEnd is when the rotation window of a failing scheduled
+	// rotation closes; retries stop there.
+	WindowEnd time.Time `json:"window_end,omitempty"`
+}
+
+// needsToken reports whether logins must carry the security token.
+func (a *account) needsToken() bool {
+	return a.SecurityTokenMode != tokenModeNotRequired
+}
+
+// method returns the rotation method, defaulting to admin.
+func (a *account) method() string {
+	if a.RotationMethod == "" {
+		return rotationMethodAdmin
+	}
+	return a.RotationMethod
+}
+
+// scheduled reports whether the account has automated rotation.
+func (a *account) scheduled() bool {
+	return !a.DisableAutomatedRotation && a.HasNonzeroRotationValues()
+}
+
+// passwordWithToken is the exact string SOAP login() and the OAuth
+// username-password flow expect.
+func (a *account) passwordWithToken() string {
+	return a.Password + a.SecurityToken
+}
+
+func readAccount(ctx context.Context, s logical.Storage, name string) (*account, error) {
+	entry, err := s.Get(ctx, accountStoragePrefix+name)
+	if err != nil {
+		return nil, fmt.Errorf("reading account %q: %w", name, err)
+	}
+	if entry == nil {
+		return nil, nil
+	}
+	var a account
+	if err := entry.DecodeJSON(&a); err != nil {
+		return nil, fmt.Errorf("decoding account %q: %w", name, err)
+	}
+	return &a, nil
+}
+
+func writeAccount(ctx context.Context, s logical.Storage, name string, a *account) error {
+	entry, err := logical.StorageEntryJSON(accountStoragePrefix+name, a)
+	if err != nil {
+		return fmt.Errorf("encoding account %q: %w", name, err)
+	}
+	if err := s.Put(ctx, entry); err != nil {
+		return fmt.Errorf("writing account %q: %w", name, err)
+	}
+	return nil
+}

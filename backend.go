@@ -1,0 +1,174 @@
+package salesforce
+
+import (
+	"context"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// Version is the plugin's version, set at build time with
+// -ldflags "-X github.com/vault-salesforce/vault-plugin-secrets-salesforce.Version=v0.1.0".
+var Version = "v0.0.0-dev"
+
+const backendHelp = `
+The Salesforce secrets engine keeps the credentials of Salesforce integration
+users (username, password and security token) in Vault and serves them to
+applications, either as the composed password+token credential or as OAuth
+access tokens. It can rotate the passwords on demand and on a schedule.
+
+Start by writing the connected app and admin identity to "config", then store
+each integration user under "accounts/<name>" and read it back from
+"creds/<name>".
+`
+
+// backend is the Salesforce secrets engine.
+type backend struct {
+	*framework.Backend
+	logger hclog.Logger
+
+	// clientMu guards client, which is built from the stored config on
+	// first use and dropped whenever the config changes (here or, through
+	// Invalidate, on another node).
+	clientMu sync.RWMutex
+	client   Client
+
+	// admin caches the config's admin session (path_config.go).
+	admin adminSessionCache
+
+	// newClient builds a Client from a config; tests replace it with a fake.
+	newClient func(ClientConfig) (Client, error)
+
+	// tokens caches role access tokens and tracks their leases (token_cache.go).
+	tokens *tokenCache
+
+	// rot is the password rotation machinery (rotation.go).
+	rot *rotationState
+}
+
+// Factory is the logical.Factory Vault calls to mount the engine.
+func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
+	b := newBackend(conf)
+	if err := b.Setup(ctx, conf); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func newBackend(conf *logical.BackendConfig) *backend {
+	b := &backend{
+		logger:    conf.Logger,
+		newClient: NewClient,
+		tokens:    newTokenCache(),
+		rot:       newRotationState(),
+	}
+	if b.logger == nil {
+		b.logger = hclog.NewNullLogger()
+	}
+	b.Backend = &framework.Backend{
+		Help:        strings.TrimSpace(backendHelp),
+		BackendType: logical.TypeLogical,
+		PathsSpecial: &logical.Paths{
+			SealWrapStorage: []string{
+				configStoragePath,
+				accountStoragePrefix,
+				roleStoragePrefix,
+				jwtKeyStoragePath,
+				rotationConfigStoragePath,
+				framework.WALPrefix,
+			},
+			LocalStorage: []string{
+				framework.WALPrefix,
+			},
+		},
+		Paths: framework.PathAppend(
+			pathConfig(b),
+			pathAccounts(b),
+			pathCreds(b),
+			pathRoles(b),
+			pathToken(b),
+			pathJWTKey(b),
+			pathRotate(b),
+			pathConfigRotation(b),
+			pathSecurityToken(b),
+			pathDiagnose(b),
+		),
+		Secrets:           []*framework.Secret{secretAccessToken(b)},
+		Invalidate:        b.invalidate,
+		Clean:             b.clean,
+		InitializeFunc:    b.initializeRotation,
+		WALRollback:       b.walRollback,
+		WALRollbackMinAge: walRollbackMinAge,
+		RunningVersion:    Version,
+	}
+	return b
+}
+
+// invalidate runs on every node when another node changes a key.
+func (b *backend) invalidate(ctx context.Context, key string) {
+	if key == configStoragePath {
+		b.resetClient()
+	}
+	// Cached OAuth tokens (token_cache.go) follow what they were minted from.
+	switch {
+	case key == configStoragePath:
+		b.invalidateAllTokens()
+	case key == jwtKeyStoragePath:
+		b.invalidateTokensForJWTKey()
+	case strings.HasPrefix(key, roleStoragePrefix):
+		b.invalidateTokensForRole(strings.TrimPrefix(key, roleStoragePrefix))
+	case strings.HasPrefix(key, accountStoragePrefix):
+		b.invalidateTokensForAccount(strings.TrimPrefix(key, accountStoragePrefix))
+	}
+}
+
+// clean runs when the mount is unloaded.
+func (b *backend) clean(ctx context.Context) {
+	b.cleanRotation()
+	b.resetClient()
+}
+
+// resetClient drops the cached client so the next call rebuilds it from
+// the stored config.
+func (b *backend) resetClient() {
+	b.clientMu.Lock()
+	b.client = nil
+	b.clientMu.Unlock()
+	b.admin.drop()
+}
+
+// getClient returns the client for the stored config, building it once.
+func (b *backend) getClient(ctx context.Context, s logical.Storage) (Client, *salesforceConfig, error) {
+	cfg, err := readConfig(ctx, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg == nil {
+		return nil, nil, errConfigMissing
+	}
+	b.clientMu.RLock()
+	c := b.client
+	b.clientMu.RUnlock()
+	if c != nil {
+		return c, cfg, nil
+	}
+
+	b.clientMu.Lock()
+	defer b.clientMu.Unlock()
+	if b.client != nil {
+		return b.client, cfg, nil
+	}
+	cc, err := cfg.clientConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err = b.newClient(cc)
+	if err != nil {
+		return nil, nil, err
+	}
+	b.client = c
+	return c, cfg, nil
+}

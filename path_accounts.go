@@ -1,0 +1,562 @@
+package salesforce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// accountNameSegmentChars are the characters of one '/'-separated part of
+// an account name (\w in Go's regexp is ASCII-only).
+const accountNameSegmentChars = `0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_.@-`
+
+// reservedAccountSubpaths are paths other parts of the engine serve below
+// accounts/<name>/. A name made of several parts may not end in one of them,
+// or accounts/<name> would swallow those paths (the framework routes to the
+// first matching pattern, and Go's regexp has no lookahead).
+var reservedAccountSubpaths = []string{"security-token", "diagnose"}
+
+var (
+	accountSegmentRegex = charClass[struct{}](accountNameSegmentChars, nil) + "+"
+	// accountNameRegex matches one part, or several parts whose last one is
+	// not reserved.
+	accountNameRegex = "(?:" + accountSegmentRegex + "|(?:" + accountSegmentRegex + "/)+" +
+		segmentExcept(accountNameSegmentChars, reservedAccountSubpaths) + ")"
+	accountNameMatcher = regexp.MustCompile("^" + accountNameRegex + "$")
+)
+
+// segmentExcept builds a regexp matching every non-empty string over chars
+// except the given words, by walking the trie of the words: at each node a
+// string may stop (unless the node ends a word), continue with a character
+// that leaves the trie, or follow a child.
+func segmentExcept(chars string, words []string) string {
+	type node struct {
+		children map[byte]*node
+		end      bool
+	}
+	newNode := func() *node { return &node{children: map[byte]*node{}} }
+	root := newNode()
+	for _, w := range words {
+		n := root
+		for i := 0; i < len(w); i++ {
+			next, ok := n.children[w[i]]
+			if !ok {
+				next = newNode()
+				n.children[w[i]] = next
+			}
+			n = next
+		}
+		n.end = true
+	}
+	anyChar := charClass[*node](chars, nil)
+	var build func(n *node, isRoot bool) string
+	build = func(n *node, isRoot bool) string {
+		var alts []string
+		if !isRoot && !n.end {
+			alts = append(alts, "")
+		}
+		if len(n.children) < len(chars) {
+			alts = append(alts, charClass(chars, n.children)+anyChar+"*")
+		}
+		keys := make([]int, 0, len(n.children))
+		for c := range n.children {
+			keys = append(keys, int(c))
+		}
+		sort.Ints(keys)
+		for _, c := range keys {
+			alts = append(alts, regexp.QuoteMeta(string(rune(c)))+build(n.children[byte(c)], false))
+		}
+		return "(?:" + strings.Join(alts, "|") + ")"
+	}
+	return build(root, true)
+}
+
+// charClass is a compact regexp class of chars without the excluded ones,
+// written as ranges (0-9A-Z...) so path-help stays readable.
+func charClass[V any](chars string, excluded map[byte]V) string {
+	var set []byte
+	for i := 0; i < len(chars); i++ {
+		if _, ok := excluded[chars[i]]; !ok {
+			set = append(set, chars[i])
+		}
+	}
+	sort.Slice(set, func(i, j int) bool { return set[i] < set[j] })
+	escape := func(c byte) string {
+		switch c {
+		case '-', ']', '\\', '^', '[':
+			return `\` + string(c)
+		}
+		return string(c)
+	}
+	var sb strings.Builder
+	sb.WriteByte('[')
+	for i := 0; i < len(set); {
+		j := i
+		for j+1 < len(set) && set[j+1] == set[j]+1 {
+			j++
+		}
+		switch {
+		case j-i >= 2:
+			sb.WriteString(escape(set[i]) + "-" + escape(set[j]))
+		case j-i == 1:
+			sb.WriteString(escape(set[i]) + escape(set[j]))
+		default:
+			sb.WriteString(escape(set[i]))
+		}
+		i = j + 1
+	}
+	sb.WriteByte(']')
+	return sb.String()
+}
+
+// validateAccountName rejects names the pattern lets through but storage
+// should not hold.
+func validateAccountName(name string) error {
+	if !accountNameMatcher.MatchString(name) {
+		return fmt.Errorf("name %q is not a valid account name: use letters, digits and _ . @ -, with / between parts", name)
+	}
+	for _, part := range strings.Split(name, "/") {
+		if strings.Trim(part, ".") == "" {
+			return fmt.Errorf("name %q is not a valid account name: a part may not be . or ..", name)
+		}
+	}
+	return nil
+}
+
+const (
+	maxDescriptionLength = 1024
+)
+
+func pathAccounts(b *backend) []*framework.Path {
+	fields := map[string]*framework.FieldSchema{
+		"name": {
+			Type:        framework.TypeString,
+			Description: "Name of the account in Vault; may contain '/' to group accounts, e.g. team-a/etl.",
+			Required:    true,
+		},
+		"username": {
+			Type: framework.TypeString,
+			Description: "Salesforce username of the integration user (email format). Required when the account is created; " +
+				"it cannot be changed afterwards (delete and re-create the account instead).",
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name: "Username",
+			},
+		},
+		"password": {
+			Type: framework.TypeString,
+			Description: "Current Salesforce password of the user. Required when the account is created; write it again to " +
+				"replace it. Write-only: it is served by creds/<name>, never by reads of this path.",
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name:      "Password",
+				Sensitive: true,
+			},
+		},
+		"security_token": {
+			Type: framework.TypeString,
+			Description: "The user's security token (letters and digits), which Salesforce requires after the password for " +
+				"API logins from outside trusted IP ranges. Optional: leave it out for users whose profile's login IP ranges " +
+				"cover Vault's address; write an empty value to remove a stored token. Write-only: reads show security_token_set.",
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name:      "Security token",
+				Sensitive: true,
+			},
+		},
+		"description": {
+			Type:        framework.TypeString,
+			Description: "Free text for operators, e.g. which integration uses this user (at most 1024 characters).",
+		},
+		"verify": {
+			Type: framework.TypeBool,
+			Description: "Check a new or changed password and security token by logging in to Salesforce with them before " +
+				"storing them (default true): SOAP login() where the org allows it, else the OAuth username-password flow " +
+				"through the configured connected app. A rejected credential returns Salesforce's error code and stores nothing.",
+			Default: true,
+		},
+	}
+	for k, v := range accountRotationFields() {
+		if _, taken := fields[k]; !taken {
+			fields[k] = v
+		}
+	}
+
+	return []*framework.Path{
+		{
+			Pattern: "accounts(?:/(?P<prefix>(?:" + accountSegmentRegex + "/)*))?$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "salesforce",
+				OperationSuffix: "accounts",
+			},
+			Fields: map[string]*framework.FieldSchema{
+				"prefix": {
+					Type:        framework.TypeString,
+					Description: "Folder to list, e.g. team-a/ for the accounts named team-a/<something>.",
+				},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ListOperation: &framework.PathOperation{
+					Callback: b.pathAccountsList,
+					Summary:  "List stored accounts; names ending in / are folders of nested accounts.",
+				},
+			},
+			HelpSynopsis:    "List the stored Salesforce accounts.",
+			HelpDescription: "Lists account names at the top level, or below a folder such as accounts/team-a/. A key ending in '/' is a folder that holds more accounts.",
+		},
+		{
+			Pattern: "accounts/(?P<name>" + accountNameRegex + ")$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "salesforce",
+				OperationSuffix: "account",
+			},
+			Fields:         fields,
+			ExistenceCheck: b.pathAccountExists,
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{
+					Callback: b.pathAccountRead,
+					Summary:  "Read an account's settings and status (never its password or security token).",
+				},
+				logical.CreateOperation: &framework.PathOperation{
+					Callback:                    b.pathAccountWrite,
+					Summary:                     "Store a Salesforce integration user's credential, checked by logging in.",
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+				},
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback:                    b.pathAccountWrite,
+					Summary:                     "Update an account; omitted fields keep their values.",
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+				},
+				logical.DeleteOperation: &framework.PathOperation{
+					Callback:                    b.pathAccountDelete,
+					Summary:                     "Forget an account (Salesforce is not changed).",
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+				},
+			},
+			HelpSynopsis:    strings.TrimSpace(accountHelpSynopsis),
+			HelpDescription: strings.TrimSpace(accountHelpDescription),
+		},
+	}
+}
+
+func (b *backend) pathAccountExists(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
+	acct, err := readAccount(ctx, req.Storage, d.Get("name").(string))
+	if err != nil {
+		return false, err
+	}
+	return acct != nil, nil
+}
+
+func (b *backend) pathAccountsList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	prefix := d.Get("prefix").(string)
+	if prefix != "" {
+		if err := validateAccountName(strings.TrimSuffix(prefix, "/")); err != nil {
+			return logical.ErrorResponse("prefix %q is not a valid folder of accounts: %s", prefix, err), nil
+		}
+		prefix = strings.TrimSuffix(prefix, "/") + "/"
+	}
+	keys, err := req.Storage.List(ctx, accountStoragePrefix+prefix)
+	if err != nil {
+		return nil, fmt.Errorf("listing accounts: %w", err)
+	}
+	return logical.ListResponse(keys), nil
+}
+
+func (b *backend) pathAccountRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	acct, err := readAccount(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	if acct == nil {
+		return nil, nil
+	}
+	data := map[string]interface{}{
+		"username":           acct.Username,
+		"description":        acct.Description,
+		"security_token_set": acct.SecurityToken != "",
+		"user_id":            acct.UserID,
+		"created_at":         formatTime(acct.CreatedAt),
+		"last_updated":       formatTime(acct.LastUpdated),
+	}
+	b.addAccountRotationStatus(acct, data)
+	// The rotation hook must not put a secret into a read of this path.
+	delete(data, "password")
+	delete(data, "security_token")
+	return &logical.Response{Data: data}, nil
+}
+
+// lockAccount serialises changes of one account with its rotation (the
+// rotation code takes the same per-account lock), so neither overwrites
+// the other's password.
+func (b *backend) lockAccount(name string) (unlock func()) {
+	lock := locksutil.LockForKey(b.rot.locks, name)
+	lock.Lock()
+	return lock.Unlock
+}
+
+func (b *backend) pathAccountWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	if err := validateAccountName(name); err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	defer b.lockAccount(name)()
+	existing, err := readAccount(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	isCreate := existing == nil
+	acct := &account{}
+	if !isCreate {
+		copied := *existing
+		acct = &copied
+	}
+
+	credentialChanged := isCreate
+	if v, ok := d.GetOk("username"); ok {
+		username := strings.TrimSpace(v.(string))
+		if err := validateUsername("username", username); err != nil {
+			return logical.ErrorResponse(err.Error()), nil
+		}
+		if !isCreate && username != existing.Username {
+			return logical.ErrorResponse("username cannot be changed (account %q manages %s); delete the account and create a new one for another user", name, existing.Username), nil
+		}
+		acct.Username = username
+	} else if isCreate {
+		return logical.ErrorResponse("username is required when creating an account"), nil
+	}
+
+	if v, ok := d.GetOk("password"); ok {
+		password := v.(string)
+		if password == "" {
+			return logical.ErrorResponse("password must not be empty"), nil
+		}
+		if strings.ContainsFunc(password, isControl) {
+			return logical.ErrorResponse("password must not contain control characters such as newlines"), nil
+		}
+		credentialChanged = credentialChanged || password != acct.Password
+		acct.Password = password
+	} else if isCreate {
+		return logical.ErrorResponse("password is required when creating an account"), nil
+	}
+
+	if v, ok := d.GetOk("security_token"); ok {
+		token := strings.TrimSpace(v.(string))
+		if err := validateSecurityToken("security_token", token); err != nil {
+			return logical.ErrorResponse(err.Error()), nil
+		}
+		credentialChanged = credentialChanged || token != acct.SecurityToken
+		acct.SecurityToken = token
+	}
+
+	if v, ok := d.GetOk("description"); ok {
+		description := v.(string)
+		if len(description) > maxDescriptionLength {
+			return logical.ErrorResponse("description must be at most %d characters", maxDescriptionLength), nil
+		}
+		if strings.ContainsFunc(description, func(r rune) bool { return isControl(r) && r != '\n' && r != '\t' }) {
+			return logical.ErrorResponse("description must not contain control characters"), nil
+		}
+		acct.Description = description
+	}
+
+	cfg, err := readConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	if cfg != nil && cfg.Username != "" && strings.EqualFold(cfg.Username, acct.Username) {
+		return logical.ErrorResponse("username %s is the admin user of config; the engine's admin identity cannot also be managed as an ordinary account", acct.Username), nil
+	}
+	if isCreate {
+		other, err := accountWithUsername(ctx, req.Storage, acct.Username)
+		if err != nil {
+			return nil, err
+		}
+		if other != "" {
+			return logical.ErrorResponse("username %s is already managed by account %q; one Salesforce user can be stored only once", acct.Username, other), nil
+		}
+	}
+
+	var warnings []string
+	if credentialChanged && d.Get("verify").(bool) {
+		if cfg == nil {
+			return logical.ErrorResponse("%s; or write the account with verify=false to store it unchecked", errConfigMissing), nil
+		}
+		sess, resp, err := b.verifyAccountCredential(ctx, req.Storage, name, acct)
+		if resp != nil || err != nil {
+			return resp, err
+		}
+		if sess.UserID != "" {
+			acct.UserID = sess.UserID
+		}
+		if sess.PasswordExpired {
+			warnings = append(warnings, "Salesforce reports that this password has expired: until it is changed, only setting a new password works. Rotate the account.")
+		}
+	} else if credentialChanged {
+		warnings = append(warnings, "the credential was stored without checking it against Salesforce (verify=false)")
+	}
+
+	rotationWarnings, err := b.applyAccountRotation(ctx, req, d, name, acct, isCreate)
+	if err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	warnings = append(warnings, rotationWarnings...)
+
+	now := time.Now().UTC()
+	if isCreate {
+		acct.CreatedAt = now
+	}
+	// last_updated tells consumers when the credential changed, as
+	// rotation does; a description change is not one.
+	if credentialChanged {
+		acct.LastUpdated = now
+	}
+	if err := writeAccount(ctx, req.Storage, name, acct); err != nil {
+		return nil, err
+	}
+	b.scheduleAccount(ctx, req, name, acct)
+	b.invalidateTokensForAccount(name)
+
+	if len(warnings) == 0 {
+		return nil, nil
+	}
+	return &logical.Response{Warnings: warnings}, nil
+}
+
+// soapLoginUnavailable lists the codes with which Salesforce refuses SOAP
+// login() itself, as opposed to the credential: a retired API version, the
+// org's "SOAP API login()" switch being off, or the user lacking the
+// permission login() needs.
+var soapLoginUnavailable = map[string]bool{
+	"UNSUPPORTED_API_VERSION":   true,
+	"API_CURRENTLY_DISABLED":    true,
+	"SOAP_LOGIN_DISABLED":       true,
+	"INSUFFICIENT_ACCESS":       true,
+	"INVALID_OPERATION":         true,
+	"FUNCTIONALITY_NOT_ENABLED": true,
+}
+
+// verifyAccountCredential logs in with the account's own credential. It
+// never uses or touches the admin session. It returns the session, or a
+// response/error for the caller to return as is.
+func (b *backend) verifyAccountCredential(ctx context.Context, s logical.Storage, name string, acct *account) (*Session, *logical.Response, error) {
+	client, cfg, err := b.getClient(ctx, s)
+	if err != nil {
+		if errors.Is(err, errConfigMissing) {
+			return nil, logical.ErrorResponse(err.Error()), nil
+		}
+		return nil, nil, err
+	}
+	method := "SOAP login()"
+	sess, err := client.SOAPLogin(ctx, acct.Username, acct.passwordWithToken())
+	if err != nil && soapLoginUnavailable[ErrorCode(err)] && cfg.ClientID != "" {
+		// login() is not available: the OAuth username-password flow checks
+		// the same credential. A rejected credential never gets here, so a
+		// wrong password costs one failed login, not two.
+		b.logger.Debug("SOAP login unavailable, checking the credential with the username-password flow", "account", name, "code", ErrorCode(err))
+		method = "the OAuth username-password flow"
+		sess, err = client.PasswordGrant(ctx, acct.Username, acct.passwordWithToken())
+	}
+	if err == nil {
+		// The session is deliberately not logged out: Salesforce may share
+		// one session among logins of the same user, and logout would end
+		// the integration's own session.
+		return sess, nil, nil
+	}
+
+	code := ErrorCode(err)
+	b.logger.Info("account credential check failed", "account", name, "username", acct.Username, "method", method, "code", code, "error", err)
+	if IsTransient(err) {
+		return nil, nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf(
+			"checking the credential of account %q: Salesforce could not be reached (%s); nothing was stored. Try again, or write with verify=false", name, err))
+	}
+	msg := fmt.Sprintf("Salesforce rejected the credential of account %q (%s) with %s", name, acct.Username, method)
+	if code != "" {
+		msg += ": " + code
+	}
+	msg += fmt.Sprintf(" (%s); nothing was stored", err)
+	if hint := credentialHint(code, acct); hint != "" {
+		msg += ". Hint: " + hint
+	}
+	return nil, logical.ErrorResponse(msg), nil
+}
+
+// credentialHint explains a login failure code in the operator's terms.
+func credentialHint(code string, acct *account) string {
+	switch code {
+	case "LOGIN_MUST_USE_SECURITY_TOKEN":
+		if acct.SecurityToken == "" {
+			return "Salesforce needs the user's security token for logins from Vault's address: set security_token, or add Vault's address to the profile's login IP ranges"
+		}
+		return "the security_token does not match; the user gets a new one by email after each password change"
+	case "INVALID_LOGIN":
+		return "check username, password and security_token; Salesforce gives the same answer for a locked-out user (accounts lock after repeated failures)"
+	case "invalid_grant":
+		return "wrong password or security_token, a locked or inactive user, an IP restriction, or the username-password flow is blocked in this org"
+	case "PASSWORD_LOCKOUT":
+		return "the user is locked out after too many failed logins; wait for the lockout to end or unlock the user in Setup"
+	case "INACTIVE_OWNER_OR_USER", "inactive_user":
+		return "the Salesforce user is inactive"
+	case "API_DISABLED_FOR_ORG":
+		return "the org or the user's profile has no API access (API Enabled permission)"
+	case "INSUFFICIENT_ACCESS":
+		return "the user lacks a permission SOAP login() needs (Use Any API Auth) and no connected app is configured to fall back on"
+	case "UNSUPPORTED_API_VERSION":
+		return "SOAP login() is not served at config's soap_api_version; set it to 64.0 or lower, or configure client_id and client_secret to use the username-password flow"
+	}
+	return ""
+}
+
+func (b *backend) pathAccountDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	defer b.lockAccount(name)()
+	if err := req.Storage.Delete(ctx, accountStoragePrefix+name); err != nil {
+		return nil, fmt.Errorf("deleting account %q: %w", name, err)
+	}
+	b.unscheduleAccount(ctx, req, name)
+	b.invalidateTokensForAccount(name)
+	return nil, nil
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+const accountHelpSynopsis = `Store a Salesforce integration user's username, password and security token.`
+
+const accountHelpDescription = `
+Each account is one Salesforce user whose credential Vault keeps. Applications read the
+composed credential from creds/<name> (or OAuth tokens through roles) instead of keeping
+the password themselves.
+
+  username        the Salesforce username; required on create, cannot change
+  password        the current password; required on create; write-only
+  security_token  optional; needed for API logins from outside trusted IP ranges; write-only
+  description     free text
+
+A write that sets or changes the password or token logs in to Salesforce with them first
+(SOAP login() where the org still allows it, else the OAuth username-password flow through
+the configured connected app). If Salesforce rejects the credential the write fails with
+Salesforce's code (INVALID_LOGIN, LOGIN_MUST_USE_SECURITY_TOKEN, ...) and nothing is stored.
+Set verify=false to store a credential without that login.
+
+Reads show the username, whether a security token is stored, the Salesforce user id and
+timestamps; never the password or the token. The admin user of config cannot be an
+account. Names may contain '/' (team-a/etl); list them with "vault list <mount>/accounts/".
+
+Example:
+
+  vault write salesforce/accounts/etl username=etl@acme.com password=... security_token=...
+`

@@ -1,0 +1,411 @@
+package salesforce
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/automatedrotationutil"
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/hashicorp/vault/sdk/rotation"
+)
+
+// minRotationPeriod is the queue's resolution; shorter periods cannot be
+// honoured.
+const minRotationPeriod = 5 * time.Second
+
+// accountRotationFields are the rotation fields of accounts/<name>.
+func accountRotationFields() map[string]*framework.FieldSchema {
+	fields := map[string]*framework.FieldSchema{
+		"rotation_method": {
+			Type:          framework.TypeString,
+			AllowedValues: []interface{}{rotationMethodAdmin, rotationMethodSelf},
+			Description: "How the password is changed: admin (default; the config's admin session sets it through REST) or " +
+				"self (the account logs in and changes its own password with SOAP changeOwnPassword, for orgs that grant the engine no admin).",
+		},
+		"password_policy": {
+			Type:        framework.TypeString,
+			Description: "Vault password policy for this account's new passwords; default: config/rotation's, else the built-in generator.",
+		},
+		"security_token_mode": {
+			Type:          framework.TypeString,
+			AllowedValues: []interface{}{tokenModeNotRequired, tokenModeRequired},
+			Description: "not_required: the user logs in from trusted IP ranges without a token (checked on write), so it rotates freely. " +
+				"required: logins need the security token, which Salesforce only emails after a password change. " +
+				"Default: required when a security_token is stored, else not_required.",
+		},
+		"allow_scheduled_rotation_with_token": {
+			Type: framework.TypeBool,
+			Description: "Opt in to scheduled rotation of a security_token_mode=required account. Each rotation leaves the stored " +
+				"token stale until the emailed one is written to accounts/<name>/security-token.",
+		},
+		"skip_import_rotation": {
+			Type:        framework.TypeBool,
+			Description: "On create: do not rotate right away (default true, or config/rotation's default). Rotating on import invalidates the stored security token.",
+		},
+		"next_rotation": {
+			Type:        framework.TypeString,
+			Description: "Explicit time (RFC 3339) of the next scheduled rotation, e.g. to stagger accounts; later rotations follow the period or schedule.",
+		},
+		"validation_query": {
+			Type:        framework.TypeString,
+			Description: "SOQL the integration depends on, run with the new credential after each rotation (SELECT ...).",
+		},
+		"validation_webhook": {
+			Type:        framework.TypeString,
+			Description: "URL told after each rotation; a non-2xx answer is reported as a failed validation.",
+		},
+		"pre_rotation_webhook": {
+			Type:        framework.TypeString,
+			Description: "URL asked before each rotation; a non-2xx answer postpones the rotation.",
+		},
+		"unlock_after_rotation": {
+			Type:        framework.TypeBool,
+			Description: "After a rotation, unlock the user's login if integrations still holding the old password locked it.",
+		},
+		"webhook_url": {
+			Type:        framework.TypeString,
+			Description: "URL that receives a signed JSON event after each rotation and failure; default: config/rotation's webhook_url.",
+		},
+	}
+	automatedrotationutil.AddAutomatedRotationFields(fields)
+	// The rotation manager's retry policy is Enterprise-only; the engine
+	// runs its own queue.
+	delete(fields, "rotation_policy")
+	return fields
+}
+
+// applyAccountRotation validates and applies the rotation fields of a
+// write to acct before it is stored. A returned error is the caller's fault
+// (HTTP 400) and names the field.
+func (b *backend) applyAccountRotation(ctx context.Context, req *logical.Request, d *framework.FieldData, name string, acct *account, isCreate bool) (warnings []string, err error) {
+	rcfg, err := readRotationConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	now := b.rot.now()
+
+	before := acct.AutomatedRotationParams
+	p := acct.AutomatedRotationParams
+	if err := p.ParseAutomatedRotationFields(d); err != nil {
+		return nil, err
+	}
+	// An update that switches between period and schedule drops the other.
+	if v, ok := d.GetOk("rotation_schedule"); ok && v.(string) != "" {
+		if _, set := d.GetOk("rotation_period"); !set {
+			p.RotationPeriod = 0
+		}
+	}
+	if v, ok := d.GetOk("rotation_period"); ok && v.(int) != 0 {
+		if _, set := d.GetOk("rotation_schedule"); !set {
+			p.RotationSchedule = ""
+			p.RotationWindow = 0
+		}
+	}
+	if p.RotationSchedule != "" && p.RotationPeriod != 0 {
+		return nil, automatedrotationutil.ErrRotationMutuallyExclusiveFields
+	}
+	if p.RotationPeriod < 0 || (p.RotationPeriod > 0 && p.RotationPeriod < minRotationPeriod) {
+		return nil, fmt.Errorf("rotation_period must be at least %s", minRotationPeriod)
+	}
+	if p.RotationWindow != 0 {
+		if p.RotationSchedule == "" {
+			return nil, fmt.Errorf("rotation_window needs rotation_schedule")
+		}
+		if err := rotation.DefaultScheduler.ValidateRotationWindow(int(p.RotationWindow.Seconds())); err != nil {
+			return nil, err
+		}
+	}
+	acct.AutomatedRotationParams = p
+
+	if v, ok := d.GetOk("rotation_method"); ok {
+		acct.RotationMethod = v.(string)
+	}
+	if acct.RotationMethod == "" {
+		acct.RotationMethod = rotationMethodAdmin
+	}
+	if v, ok := d.GetOk("password_policy"); ok {
+		policy := v.(string)
+		if policy != "" {
+			if _, err := b.System().GeneratePasswordFromPolicy(ctx, policy); err != nil {
+				return nil, fmt.Errorf("password_policy %q cannot generate passwords: %v", policy, err)
+			}
+		}
+		acct.PasswordPolicy = policy
+	}
+
+	_, tokenWritten := d.GetOk("security_token")
+	_, passwordWritten := d.GetOk("password")
+	modeChanged := false
+	if v, ok := d.GetOk("security_token_mode"); ok {
+		modeChanged = acct.SecurityTokenMode != v.(string)
+		acct.SecurityTokenMode = v.(string)
+	} else if tokenWritten {
+		// Without an explicit mode, the mode follows whether a token is
+		// stored.
+		acct.SecurityTokenMode = ""
+	}
+	if acct.SecurityTokenMode == "" {
+		acct.SecurityTokenMode = tokenModeNotRequired
+		if acct.SecurityToken != "" {
+			acct.SecurityTokenMode = tokenModeRequired
+		}
+		modeChanged = true
+	}
+	if acct.SecurityTokenMode == tokenModeRequired && acct.SecurityToken == "" {
+		return nil, fmt.Errorf("security_token_mode=required needs a security_token")
+	}
+	if tokenWritten || passwordWritten || isCreate {
+		// The core checked the new credential by logging in (unless
+		// verify=false): whatever blocked rotation is the operator's fixed.
+		acct.SecurityTokenStatus = tokenStatusCurrent
+		acct.RotationBlocked = ""
+		acct.ConsecutiveFailures = 0
+	}
+	// Without a stored token the core's login check already logged in
+	// without one; with a token stored, not_required needs its own proof.
+	if acct.SecurityTokenMode == tokenModeNotRequired && acct.SecurityToken != "" &&
+		(modeChanged || tokenWritten || passwordWritten) && verifyRequested(d) {
+		if err := b.checkLoginWithoutToken(ctx, req.Storage, name, acct, rcfg); err != nil {
+			return nil, err
+		}
+	}
+
+	for _, f := range []struct {
+		field string
+		dst   *string
+	}{
+		{"validation_webhook", &acct.ValidationWebhook},
+		{"pre_rotation_webhook", &acct.PreRotationWebhook},
+		{"webhook_url", &acct.WebhookURL},
+	} {
+		if v, ok := d.GetOk(f.field); ok {
+			u := strings.TrimSpace(v.(string))
+			if u != "" {
+				if err := validateWebhookURL(u); err != nil {
+					return nil, fmt.Errorf("%s %w", f.field, err)
+				}
+			}
+			*f.dst = u
+		}
+	}
+	if v, ok := d.GetOk("validation_query"); ok {
+		q := strings.TrimSpace(v.(string))
+		if q != "" && !strings.HasPrefix(strings.ToUpper(q), "SELECT ") {
+			return nil, fmt.Errorf("validation_query must be a SOQL SELECT statement")
+		}
+		acct.ValidationQuery = q
+	}
+	if v, ok := d.GetOk("unlock_after_rotation"); ok {
+		acct.UnlockAfterRotation = v.(bool)
+	}
+	if v, ok := d.GetOk("allow_scheduled_rotation_with_token"); ok {
+		acct.AllowScheduledRotationWithToken = v.(bool)
+	}
+	if isCreate {
+		acct.SkipImportRotation = rcfg.SkipImportRotation
+	}
+	if v, ok := d.GetOk("skip_import_rotation"); ok {
+		if isCreate {
+			acct.SkipImportRotation = v.(bool)
+		} else if v.(bool) != acct.SkipImportRotation {
+			warnings = append(warnings, "skip_import_rotation only applies when an account is created; ignored")
+		}
+	}
+
+	if acct.scheduled() && acct.SecurityTokenMode == tokenModeRequired && !acct.AllowScheduledRotationWithToken {
+		return nil, fmt.Errorf("scheduled rotation of an account with security_token_mode=required is refused: " +
+			"every password change makes Salesforce email a new security token that no API returns, so after each " +
+			"scheduled rotation the stored token is stale and integrations using password+token fail until someone writes " +
+			"the emailed token to accounts/<name>/security-token. Prefer an OAuth role (JWT bearer or client credentials, " +
+			"no password needed) or add Vault's address to the trusted IP ranges and set security_token_mode=not_required; " +
+			"or opt in with allow_scheduled_rotation_with_token=true")
+	}
+	if acct.method() == rotationMethodSelf && acct.scheduled() && rcfg.MinPasswordLifetime {
+		if gap := shortestRotationGap(acct, now); gap < 24*time.Hour {
+			return nil, fmt.Errorf("rotation_method=self with the org's one-day minimum password lifetime needs at least 24h between rotations (this setting allows %s); "+
+				"use rotation_method=admin, a longer period, or set min_password_lifetime=false in config/rotation if the org does not enforce it", gap)
+		}
+	}
+
+	if acct.scheduled() && acct.SecurityTokenMode == tokenModeRequired {
+		warnings = append(warnings, "each scheduled rotation leaves the security token stale until the emailed token is written to accounts/"+name+"/security-token")
+	}
+	if acct.scheduled() && acct.RotationPeriod > 0 && acct.RotationPeriod < time.Hour {
+		warnings = append(warnings, "rotation_period is under an hour; every rotation uses logins from the account's hourly login budget")
+	}
+
+	// The next rotation is stored explicitly, so restarts never rotate
+	// anything that is not due.
+	nextRaw, nextSet := d.GetOk("next_rotation")
+	switch {
+	case !acct.scheduled():
+		if nextSet && nextRaw.(string) != "" {
+			return nil, fmt.Errorf("next_rotation needs rotation_period or rotation_schedule")
+		}
+		acct.NextVaultRotation = time.Time{}
+	case nextSet && nextRaw.(string) != "":
+		t, err := time.Parse(time.RFC3339, nextRaw.(string))
+		if err != nil {
+			return nil, fmt.Errorf("next_rotation must be an RFC 3339 time such as 2030-01-02T15:04:05Z")
+		}
+		acct.NextVaultRotation = t.UTC()
+	case isCreate && !acct.SkipImportRotation:
+		acct.NextVaultRotation = now.UTC()
+	case isCreate || acct.NextVaultRotation.IsZero() || before != acct.AutomatedRotationParams:
+		base := now
+		if acct.RotationPeriod > 0 && !acct.LastVaultRotation.IsZero() {
+			base = acct.LastVaultRotation
+		}
+		next := nextRotation(acct, base)
+		if next.Before(now) {
+			next = now.UTC()
+		}
+		acct.NextVaultRotation = next
+	}
+	return warnings, nil
+}
+
+// verifyRequested reads the core's verify field (default true).
+func verifyRequested(d *framework.FieldData) bool {
+	v, ok := d.GetOk("verify")
+	if !ok {
+		return true
+	}
+	b, _ := v.(bool)
+	return b
+}
+
+// checkLoginWithoutToken proves that security_token_mode=not_required
+// holds: the account logs in from Vault's address without a token.
+func (b *backend) checkLoginWithoutToken(ctx context.Context, s logical.Storage, name string, acct *account, rcfg *rotationConfig) error {
+	client, _, err := b.getClient(ctx, s)
+	if err != nil {
+		return err
+	}
+	res, err := b.probeLogin(ctx, client, name, acct, acct.Password, false, rcfg)
+	if err != nil {
+		return fmt.Errorf("could not check that the account logs in without a security token: %v", err)
+	}
+	switch res.verdict {
+	case loginOK, loginExpired:
+		return nil
+	case loginPasswordOnly:
+		return fmt.Errorf("security_token_mode=not_required, but Salesforce asks for a security token when Vault logs in as %s: "+
+			"add Vault's address to the org's trusted IP ranges or the profile's login IP ranges, or use security_token_mode=required", acct.Username)
+	default:
+		return fmt.Errorf("security_token_mode=not_required, but logging in without a security token failed: %v", res.cause)
+	}
+}
+
+// shortestRotationGap is the shortest time between two scheduled
+// rotations of acct.
+func shortestRotationGap(acct *account, now time.Time) time.Duration {
+	if acct.RotationSchedule == "" {
+		return acct.RotationPeriod
+	}
+	sched, err := rotation.DefaultScheduler.Parse(acct.RotationSchedule)
+	if err != nil {
+		return 0
+	}
+	shortest := time.Duration(1<<63 - 1)
+	t := sched.Next(now)
+	// A year of fires covers every cron pattern's gaps (weekday, monthly).
+	for i := 0; i < 400; i++ {
+		n := sched.Next(t)
+		if n.IsZero() {
+			break
+		}
+		if g := n.Sub(t); g < shortest {
+			shortest = g
+		}
+		if shortest < 24*time.Hour {
+			break
+		}
+		t = n
+	}
+	return shortest
+}
+
+// scheduleAccount runs after an account was stored.
+func (b *backend) scheduleAccount(ctx context.Context, req *logical.Request, name string, acct *account) {
+	b.pushSchedule(name, acct)
+}
+
+// unscheduleAccount runs after an account was deleted.
+func (b *backend) unscheduleAccount(ctx context.Context, req *logical.Request, name string) {
+	b.pushSchedule(name, nil)
+	b.rot.budget.forget(name)
+}
+
+// rotationStatus sums up an account's rotation state for reads.
+func rotationStatus(acct *account) string {
+	switch {
+	case acct.RotationBlocked != "":
+		return "blocked"
+	case acct.ConsecutiveFailures > 0:
+		return "failing"
+	case !acct.MissedRotationAt.IsZero():
+		return "missed_window"
+	case acct.scheduled():
+		return "scheduled"
+	default:
+		return "manual"
+	}
+}
+
+// addAccountRotationStatus adds rotation status to an accounts/<name> read.
+func (b *backend) addAccountRotationStatus(acct *account, data map[string]interface{}) {
+	data["rotation_schedule"] = acct.RotationSchedule
+	data["rotation_window"] = int64(acct.RotationWindow.Seconds())
+	data["rotation_period"] = int64(acct.RotationPeriod.Seconds())
+	data["disable_automated_rotation"] = acct.DisableAutomatedRotation
+	data["rotation_method"] = acct.method()
+	data["password_policy"] = acct.PasswordPolicy
+	data["security_token_mode"] = acct.SecurityTokenMode
+	data["security_token_status"] = tokenStatusOf(acct)
+	data["allow_scheduled_rotation_with_token"] = acct.AllowScheduledRotationWithToken
+	data["skip_import_rotation"] = acct.SkipImportRotation
+	data["validation_query"] = acct.ValidationQuery
+	data["validation_webhook"] = acct.ValidationWebhook
+	data["pre_rotation_webhook"] = acct.PreRotationWebhook
+	data["unlock_after_rotation"] = acct.UnlockAfterRotation
+	data["webhook_url"] = acct.WebhookURL
+
+	data["version"] = acct.Version
+	data["rotation_status"] = rotationStatus(acct)
+	data["last_vault_rotation"] = formatTime(acct.LastVaultRotation)
+	data["next_vault_rotation"] = formatTime(acct.NextVaultRotation)
+	data["last_rotation_error"] = acct.LastRotationError
+	data["last_rotation_error_at"] = formatTime(acct.LastRotationErrorAt)
+	data["consecutive_failures"] = acct.ConsecutiveFailures
+	data["rotation_blocked"] = acct.RotationBlocked
+	data["missed_rotation_at"] = formatTime(acct.MissedRotationAt)
+}
+
+// addCredsRotationStatus adds version, ttl and token status to a creds read.
+func (b *backend) addCredsRotationStatus(acct *account, data map[string]interface{}, resp *logical.Response) {
+	data["version"] = acct.Version
+	data["last_vault_rotation"] = formatTime(acct.LastVaultRotation)
+	if acct.needsToken() {
+		data["security_token_status"] = tokenStatusOf(acct)
+	}
+	if acct.scheduled() && !acct.NextVaultRotation.IsZero() {
+		ttl := int64(acct.NextVaultRotation.Sub(b.rot.now()).Seconds())
+		if ttl < 0 {
+			ttl = 0
+		}
+		data["ttl"] = ttl
+		data["next_vault_rotation"] = formatTime(acct.NextVaultRotation)
+	}
+	if acct.needsToken() && acct.SecurityTokenStatus == tokenStatusStale {
+		resp.AddWarning(fmt.Sprintf("security_token is stale: the password was rotated at %s and Salesforce emailed a new "+
+			"security token to the user; password_with_token will not log in until the new token is written to accounts/<name>/security-token",
+			formatTime(acct.PasswordChangedAt)))
+	}
+	if rotationStatus(acct) == "failing" || rotationStatus(acct) == "blocked" {
+		resp.AddWarning("the last rotation of this account failed: " + acct.LastRotationError)
+	}
+}

@@ -1,0 +1,137 @@
+package salesforce
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+func pathCreds(b *backend) []*framework.Path {
+	sensitive := &framework.DisplayAttributes{Sensitive: true}
+	responseFields := map[string]*framework.FieldSchema{
+		"username": {
+			Type:        framework.TypeString,
+			Description: "Salesforce username.",
+		},
+		"password": {
+			Type:         framework.TypeString,
+			Description:  "Current password.",
+			DisplayAttrs: sensitive,
+		},
+		"security_token": {
+			Type:         framework.TypeString,
+			Description:  "Security token; empty when the user logs in from trusted IP ranges without one.",
+			DisplayAttrs: sensitive,
+		},
+		"password_with_token": {
+			Type:         framework.TypeString,
+			Description:  "Password followed by the security token: the exact string SOAP login() and the OAuth username-password flow expect as the password.",
+			DisplayAttrs: sensitive,
+		},
+		"login_url": {
+			Type:        framework.TypeString,
+			Description: "Where to log in, from config.",
+		},
+		"user_id": {
+			Type:        framework.TypeString,
+			Description: "Salesforce user id (005...), learned when the credential was last checked.",
+		},
+		"last_updated": {
+			Type:        framework.TypeString,
+			Description: "When the stored credential last changed (RFC 3339).",
+		},
+	}
+
+	return []*framework.Path{
+		{
+			Pattern: "creds/(?P<name>" + accountNameRegex + ")$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "salesforce",
+				OperationSuffix: "credentials",
+			},
+			Fields: map[string]*framework.FieldSchema{
+				"name": {
+					Type:        framework.TypeString,
+					Description: "Name of the account (as stored under accounts/<name>).",
+					Required:    true,
+				},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{
+					Callback: b.pathCredsRead,
+					Summary:  "Read an account's current credential: username, password, security token and both composed.",
+					Responses: map[int][]framework.Response{
+						http.StatusOK: {{
+							Description: "OK",
+							Fields:      responseFields,
+						}},
+					},
+				},
+			},
+			HelpSynopsis:    strings.TrimSpace(credsHelpSynopsis),
+			HelpDescription: strings.TrimSpace(credsHelpDescription),
+		},
+	}
+}
+
+func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	if err := validateAccountName(name); err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	acct, err := readAccount(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	if acct == nil {
+		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("account %q does not exist: write accounts/%s first", name, name))
+	}
+	loginURL := configDefaultLoginURL
+	cfg, err := readConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	if cfg != nil {
+		loginURL = cfg.LoginURL
+	}
+	resp := &logical.Response{
+		Data: map[string]interface{}{
+			"username":            acct.Username,
+			"password":            acct.Password,
+			"security_token":      acct.SecurityToken,
+			"password_with_token": acct.passwordWithToken(),
+			"login_url":           loginURL,
+			"user_id":             acct.UserID,
+			"last_updated":        formatTime(acct.LastUpdated),
+		},
+	}
+	b.addCredsRotationStatus(acct, resp.Data, resp)
+	return resp, nil
+}
+
+const credsHelpSynopsis = `Read the current credential of a stored Salesforce account.`
+
+const credsHelpDescription = `
+Returns what an application needs to log in as the account's Salesforce user:
+
+  username             the Salesforce username
+  password             the current password
+  security_token       the security token (empty if none is stored)
+  password_with_token  password and token concatenated: pass this as the password to SOAP
+                       login() or the OAuth username-password flow
+  login_url            where to log in
+  user_id              the Salesforce user id
+  last_updated         when the credential last changed
+
+The response is not a lease: the credential stays valid until it is rotated or changed.
+Grant read on this path only to the applications that use the account; applications that
+only need an access token should use an OAuth role instead, so the password never leaves Vault.
+
+Example:
+
+  vault read salesforce/creds/etl
+`

@@ -1,0 +1,206 @@
+package salesforce
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+func pathDiagnose(b *backend) []*framework.Path {
+	return []*framework.Path{{
+		Pattern: "accounts/(?P<name>" + accountNameRegex + ")/diagnose$",
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: "salesforce",
+			OperationVerb:   "diagnose",
+			OperationSuffix: "account",
+		},
+		Fields: map[string]*framework.FieldSchema{
+			"name": {
+				Type:        framework.TypeString,
+				Description: "Name of the account.",
+				Required:    true,
+			},
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{
+				Callback: b.pathDiagnoseRead,
+			},
+		},
+		HelpSynopsis: "Explain why an account's credential does or does not log in.",
+		HelpDescription: "Looks at the user with the admin session (active, locked out, password expired), then makes one login " +
+			"with the stored credential (within the account's login budget) and explains the answer: wrong password or token, " +
+			"security token needed, login rate exceeded, username-password flow blocked.",
+	}}
+}
+
+func (b *backend) pathDiagnoseRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	lock := locksutil.LockForKey(b.rot.locks, name)
+	lock.Lock()
+	defer lock.Unlock()
+
+	acct, err := readAccount(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	if acct == nil {
+		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("account %q does not exist", name))
+	}
+	rcfg, err := readRotationConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	client, cfg, err := b.getClient(ctx, req.Storage)
+	if err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	run := &rotationRun{b: b, storage: req.Storage, name: name, acct: acct, cfg: cfg, rcfg: rcfg, client: client}
+	var findings []string
+	data := map[string]interface{}{
+		"account":               name,
+		"username":              acct.Username,
+		"security_token_mode":   acct.SecurityTokenMode,
+		"security_token_status": tokenStatusOf(acct),
+	}
+
+	// What the admin can see, without touching the user's login.
+	if admin, err := run.admin(ctx); err != nil {
+		findings = append(findings, fmt.Sprintf("the admin login failed, so the user's state could not be read: %v", err))
+	} else {
+		u, err := client.LookupUser(ctx, admin, acct.Username)
+		switch {
+		case KindOf(err) == KindNotFound:
+			findings = append(findings, "no Salesforce user has this username (renamed or deleted?)")
+		case err != nil:
+			findings = append(findings, fmt.Sprintf("looking up the user failed: %v", err))
+		default:
+			data["user_id"] = u.ID
+			data["user_active"] = u.IsActive
+			if acct.UserID == "" {
+				acct.UserID = u.ID
+			}
+			if !u.IsActive {
+				findings = append(findings, "the user is inactive: activate it in Setup")
+			}
+			if locked, _, err := client.LoginLocked(ctx, admin, u.ID); err == nil {
+				data["login_locked"] = locked
+				if locked {
+					findings = append(findings, "the user is locked out after too many failed logins: unlock it in Setup, or wait for the lockout interval")
+				}
+			}
+			if expired, err := client.PasswordExpired(ctx, admin, u.ID); err == nil {
+				data["password_expired"] = expired
+				if expired {
+					findings = append(findings, fmt.Sprintf("the password has expired: rotate the account (vault write -f <mount>/rotate/%s) to set a new one", name))
+				}
+			}
+		}
+	}
+
+	// One login with the stored credential.
+	res, err := b.probeLogin(ctx, client, name, acct, acct.Password, acct.tokenUsable(), rcfg)
+	switch {
+	case err != nil && isBudgetError(err):
+		data["login"] = "not tried"
+		findings = append(findings, err.Error())
+	case err != nil:
+		data["login"] = "error"
+		findings = append(findings, loginFinding(ErrorCode(err), err, acct))
+	default:
+		switch res.verdict {
+		case loginOK:
+			data["login"] = "ok"
+		case loginExpired:
+			data["login"] = "ok, password expired"
+		case loginPasswordOnly:
+			data["login"] = "security token needed"
+			findings = append(findings, loginFinding("LOGIN_MUST_USE_SECURITY_TOKEN", res.cause, acct))
+		default:
+			data["login"] = "rejected"
+			data["login_error_code"] = ErrorCode(res.cause)
+			findings = append(findings, loginFinding(ErrorCode(res.cause), res.cause, acct))
+		}
+	}
+	// The OAuth username-password flow answers some questions SOAP login()
+	// cannot: whether the flow is blocked, whether the login rate is
+	// exceeded. It costs one more login, so only when it can tell something.
+	if cfg != nil && cfg.ClientID != "" && cfg.ClientSecret != "" && res != nil &&
+		(res.verdict == loginOK || (res.verdict == loginRejected && ErrorCode(res.cause) == "INVALID_LOGIN")) {
+		if finding, flow := b.diagnosePasswordFlow(ctx, client, name, acct, rcfg, res.verdict == loginOK); flow != "" {
+			data["password_flow"] = flow
+			if finding != "" {
+				findings = append(findings, finding)
+			}
+		}
+	}
+	if acct.SecurityTokenStatus == tokenStatusStale {
+		findings = append(findings, fmt.Sprintf("the stored security token is stale since the last rotation: write the emailed token to accounts/%s/security-token", name))
+	}
+	if len(findings) == 0 {
+		findings = append(findings, "the stored credential logs in")
+	}
+	data["findings"] = findings
+	return &logical.Response{Data: data}, nil
+}
+
+// loginFinding explains a login failure code.
+func loginFinding(code string, err error, acct *account) string {
+	switch code {
+	case "LOGIN_MUST_USE_SECURITY_TOKEN":
+		if acct.SecurityTokenStatus == tokenStatusStale {
+			return "the password is right but the security token is stale (the password changed); write the emailed token to accounts/<name>/security-token"
+		}
+		if acct.SecurityToken == "" || !acct.needsToken() {
+			return "the password is right but Salesforce needs a security token from Vault's address: store the token (security_token_mode=required) or add Vault's address to the trusted IP ranges"
+		}
+		return "the password is right but the security token is wrong: write the token from the user's latest email to accounts/<name>/security-token"
+	case "INVALID_LOGIN", "invalid_grant":
+		return "Salesforce rejected the username, password or security token (it gives the same answer for a locked-out user, a login from outside the profile's login IP ranges, and an exceeded login rate); the password may have been changed outside Vault"
+	case "LOGIN_RATE_EXCEEDED", "rate_limit_exceeded":
+		return "the user's login rate (3,600 per hour) is exceeded: find the integration that logs in in a loop"
+	case "PASSWORD_LOCKOUT":
+		return "the user is locked out after too many failed logins"
+	case "INACTIVE_OWNER_OR_USER", "inactive_user":
+		return "the user is inactive"
+	case "API_DISABLED_FOR_ORG":
+		return "the user's profile or the org has no API access"
+	case "INVALID_OPERATION", "UNSUPPORTED_API_VERSION", "API_CURRENTLY_DISABLED":
+		return "SOAP login() is unavailable in this org or at this API version; the username-password flow may be blocked too (orgs from Summer '23 block it by default)"
+	}
+	if err != nil {
+		return fmt.Sprintf("the login failed: %v", err)
+	}
+	return "the login failed"
+}
+
+// diagnosePasswordFlow logs in once through the OAuth username-password
+// flow. soapWorked says whether SOAP login() accepted the credential.
+func (b *backend) diagnosePasswordFlow(ctx context.Context, client Client, name string, acct *account, rcfg *rotationConfig, soapWorked bool) (finding, flow string) {
+	if ok, _ := b.rot.budget.take(name, rcfg.LoginBudgetPerHour, b.rot.now()); !ok {
+		return "", ""
+	}
+	secret := acct.Password
+	if acct.tokenUsable() {
+		secret += acct.SecurityToken
+	}
+	_, err := client.PasswordGrant(ctx, acct.Username, secret)
+	switch code := ErrorCode(err); {
+	case err == nil:
+		return "", "ok"
+	case code == "rate_limit_exceeded":
+		return "the user's login rate is exceeded (Salesforce allows 3,600 logins per user and hour): find the integration that logs in in a loop", "rate limited"
+	case code == "inactive_user":
+		return "the user is inactive", "inactive user"
+	case code == "invalid_grant" && soapWorked:
+		return "SOAP login() accepts the credential but the OAuth username-password flow does not: the flow is likely blocked in this org " +
+			"(the default for orgs created in Summer '23 or later) or for the connected app; OAuth roles with grant_type=password cannot work", "blocked"
+	case IsTransient(err):
+		return "", ""
+	default:
+		return "", "rejected"
+	}
+}

@@ -1,0 +1,226 @@
+package salesforce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+func pathRotate(b *backend) []*framework.Path {
+	return []*framework.Path{
+		{
+			Pattern: "rotate/(?P<name>" + accountNameRegex + ")$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "salesforce",
+				OperationVerb:   "rotate",
+				OperationSuffix: "account",
+			},
+			Fields: map[string]*framework.FieldSchema{
+				"name": {
+					Type:        framework.TypeString,
+					Description: "Name of the account to rotate.",
+					Required:    true,
+				},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback: b.pathRotateWrite,
+					// Standbys and secondaries cannot write storage: the
+					// rotation runs where it can, and its error comes back.
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+				},
+			},
+			HelpSynopsis:    "Rotate an account's password now.",
+			HelpDescription: strings.TrimSpace(rotateHelp),
+		},
+		{
+			Pattern: "rotate-root$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "salesforce",
+				OperationVerb:   "rotate",
+				OperationSuffix: "root",
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback:                    b.pathRotateRootWrite,
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+				},
+			},
+			HelpSynopsis:    "Rotate the secret the config logs in with, where Salesforce lets the engine change it.",
+			HelpDescription: strings.TrimSpace(rotateRootHelp),
+		},
+	}
+}
+
+func (b *backend) pathRotateWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	res, err := b.rotateAccount(ctx, req.Storage, name, triggerManual)
+	if err != nil {
+		return rotationErrorResponse(name, res, err)
+	}
+	data := map[string]interface{}{
+		"account": res.Account,
+		"outcome": res.Outcome,
+		"version": res.Version,
+	}
+	if res.TokenStatus != "" {
+		data["security_token_status"] = res.TokenStatus
+	}
+	resp := &logical.Response{Data: data}
+	for _, w := range res.Warnings {
+		resp.AddWarning(w)
+	}
+	if res.TokenStatus == tokenStatusStale {
+		resp.AddWarning(fmt.Sprintf("Salesforce emailed a new security token to the user; the stored one is stale until it is written to accounts/%s/security-token", name))
+	}
+	return resp, nil
+}
+
+// rotationErrorResponse reports a failed rotation: never as success, with
+// a status that says whose fault it is.
+func rotationErrorResponse(name string, res *rotationResult, err error) (*logical.Response, error) {
+	var re *rotationError
+	if errors.As(err, &re) {
+		switch {
+		case re.code == "not_found":
+			return nil, logical.CodedError(http.StatusNotFound, err.Error())
+		case re.code == "storage":
+			return nil, err
+		case re.postponed:
+			return nil, logical.CodedError(http.StatusConflict, fmt.Sprintf("rotation of %q postponed: %v", name, err))
+		}
+		if inner := re.err; inner != nil && IsTransient(inner) {
+			return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf("rotation of %q failed: %v", name, err))
+		}
+		return logical.ErrorResponse("rotation of %q failed: %v", name, err), nil
+	}
+	if errors.Is(err, errConfigMissing) {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	if IsTransient(err) {
+		return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf("rotation of %q failed: %v", name, err))
+	}
+	return nil, fmt.Errorf("rotation of %q failed: %w", name, err)
+}
+
+const rotateHelp = `
+Changes the account's password in Salesforce now and stores the new one. The response
+holds the outcome and the new version; a failure is always returned as an error.
+
+The rotation checks first that the stored credential still logs in (a password changed
+outside Vault is reported as drift, not overwritten), writes the new password to a
+write-ahead log, changes it (rotation_method admin or self), stores it and then checks
+that it logs in. A password Salesforce rejects is never sent again; a fresh one is tried.
+
+For accounts with security_token_mode=required the stored token is stale afterwards:
+Salesforce emails a new one to the user. Write it to accounts/<name>/security-token.
+
+A manual rotation also restarts the account's schedule: the next scheduled rotation is
+one rotation_period after it, or the next rotation_schedule time.
+`
+
+const rotateRootHelp = `
+Rotates the secret the engine's config logs in with, where Salesforce lets an API change it:
+
+  grant_type=password            the admin user's password is changed with changeOwnPassword
+                                 and stored in config (crash safe: a write-ahead log entry is
+                                 settled by logging in). Refused while config holds a security
+                                 token: the new token is only emailed, and the engine could not
+                                 log in until it is written to config (use trusted IP ranges).
+  grant_type=jwt_bearer          not possible: the certificate lives in the connected app; create
+                                 a new key pair, upload the certificate, then write private_key.
+  grant_type=client_credentials  not possible: Salesforce has no API to rotate a connected app's
+                                 consumer secret; rotate it in Setup and write client_secret.
+`
+
+func (b *backend) pathRotateRootWrite(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	b.rot.rootMu.Lock()
+	defer b.rot.rootMu.Unlock()
+
+	cfg, err := readConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	if cfg == nil {
+		return logical.ErrorResponse(errConfigMissing.Error()), nil
+	}
+	switch cfg.GrantType {
+	case adminGrantPassword:
+	case adminGrantJWTBearer:
+		return logical.ErrorResponse("rotate-root cannot rotate a jwt_bearer config: the certificate lives in the connected app and Salesforce has no API to replace it. " +
+			"Create a new key pair, upload its certificate to the connected app, then write the private key to config (or generate one with config/jwt-key)"), nil
+	case adminGrantClientCredentials:
+		return logical.ErrorResponse("rotate-root cannot rotate a client_credentials config: Salesforce has no API to rotate a connected app's consumer secret. " +
+			"Rotate it in Setup and write the new client_secret to config"), nil
+	default:
+		return logical.ErrorResponse("rotate-root does not support grant_type %q", cfg.GrantType), nil
+	}
+	if cfg.SecurityToken != "" {
+		return logical.ErrorResponse("rotate-root refuses to change the admin password while config holds a security token: Salesforce would email a new token " +
+			"that no API returns, and the engine could not log in until someone writes it to config. Add Vault's address to the trusted IP ranges " +
+			"(and remove security_token from config) or use the jwt_bearer grant"), nil
+	}
+	rcfg, err := readRotationConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	client, _, err := b.getClient(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := b.adminSession(ctx, req.Storage)
+	if err != nil {
+		return logical.ErrorResponse("rotate-root: the admin login failed, nothing was changed: %v", err), nil
+	}
+	policyAcct := &account{}
+	rejected := map[string]bool{}
+	var lastErr error
+	for attempt := 0; attempt < rcfg.MaxNewPasswordAttempts; attempt++ {
+		candidate, _, err := b.newCandidate(ctx, policyAcct, rcfg, rejected)
+		if err != nil {
+			return nil, err
+		}
+		walID, err := framework.PutWAL(ctx, req.Storage, rootRotationWALKind, &rootRotationWAL{Username: cfg.Username, Candidate: candidate})
+		if err != nil {
+			return nil, fmt.Errorf("writing the rotate-root WAL: %w", err)
+		}
+		if err := b.step(stepRootWALWritten); err != nil {
+			return nil, err
+		}
+		err = client.ChangeOwnPassword(ctx, sess, cfg.Password, candidate)
+		if err != nil && !IsTransient(err) && KindOf(err) != KindOther {
+			// Refused: nothing changed.
+			b.deleteWAL(ctx, req.Storage, walID)
+		}
+		if KindOf(err) == KindPassword && ErrorCode(err) != "INVALID_OLD_PASSWORD" {
+			rejected[candidate] = true
+			lastErr = err
+			continue
+		}
+		if err != nil {
+			return rotationErrorResponse("rotate-root", nil, err)
+		}
+		if err := b.step(stepRootPasswordChanged); err != nil {
+			return nil, err
+		}
+		cfg.Password = candidate
+		if err := writeConfig(ctx, req.Storage, cfg); err != nil {
+			b.logger.Error("rotate-root: Salesforce has the new admin password but storing it failed; the WAL keeps it", "error", err)
+			return nil, fmt.Errorf("rotate-root changed the admin password but could not store it (it is kept in the WAL and stored on recovery): %w", err)
+		}
+		b.deleteWAL(ctx, req.Storage, walID)
+		b.resetClient()
+		b.dropAdminSession()
+		b.invalidateAllTokens()
+		b.logger.Info("rotated the admin password of config")
+		return &logical.Response{Data: map[string]interface{}{"outcome": outcomeRotated}}, nil
+	}
+	return logical.ErrorResponse("rotate-root: Salesforce rejected %d new passwords in a row (last: %v)", rcfg.MaxNewPasswordAttempts, lastErr), nil
+}

@@ -1,0 +1,237 @@
+package salesforce
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/emulator"
+)
+
+// A required-token account rotated by hand: the version goes up, Salesforce
+// has the new password, the stored token is reported stale until the
+// emailed one is written back, and then what Vault serves logs in.
+func TestRotate_RequiredAccount_TokenReentry(t *testing.T) {
+	e := newRotEnv(t)
+	e.addIntegration("etl", nil)
+	if got := e.account("etl")["security_token_mode"]; got != tokenModeRequired {
+		t.Fatalf("security_token_mode = %v, want required (a token is stored)", got)
+	}
+
+	resp := e.mustRotate("etl")
+	if resp.Data["outcome"] != outcomeRotated || resp.Data["version"] != 1 {
+		t.Fatalf("rotate response = %v, want outcome rotated, version 1", resp.Data)
+	}
+	if resp.Data["security_token_status"] != tokenStatusStale {
+		t.Errorf("security_token_status = %v, want stale", resp.Data["security_token_status"])
+	}
+
+	creds := e.creds("etl")
+	newPassword := creds["password"].(string)
+	if newPassword == rotIntegPassword {
+		t.Fatal("creds still serve the old password")
+	}
+	if got := e.srv.Password(rotIntegUser); got != newPassword {
+		t.Fatal("Salesforce's password differs from the one Vault serves")
+	}
+	if creds["version"] != 1 || creds["security_token_status"] != tokenStatusStale {
+		t.Errorf("creds version/status = %v/%v, want 1/stale", creds["version"], creds["security_token_status"])
+	}
+	credsResp, _ := request(t, e.b, e.s, logical.ReadOperation, "creds/etl", nil)
+	if !strings.Contains(strings.Join(credsResp.Warnings, " "), "stale") {
+		t.Errorf("creds warnings = %v, want a stale-token warning", credsResp.Warnings)
+	}
+	if wals, _ := framework.ListWAL(context.Background(), e.s); len(wals) != 0 {
+		t.Errorf("%d WAL entries left after a finished rotation", len(wals))
+	}
+
+	// A wrong token is refused and nothing is stored.
+	resp2, err := request(t, e.b, e.s, logical.UpdateOperation, "accounts/etl/security-token", map[string]interface{}{"security_token": rotIntegToken})
+	if respErr(resp2, err) == nil {
+		t.Fatal("the old (invalidated) token was accepted")
+	}
+	assertNoSecrets(t, "token rejection", responseText(resp2, err), rotIntegToken, newPassword)
+	if e.creds("etl")["security_token"] != rotIntegToken {
+		t.Fatal("a rejected token replaced the stored one")
+	}
+
+	emailed := e.srv.LatestSecurityToken(rotIntegUser)
+	if emailed == "" || emailed == rotIntegToken {
+		t.Fatalf("the org emailed no new token (%q)", emailed)
+	}
+	out := mustWrite(t, e.b, e.s, "accounts/etl/security-token", map[string]interface{}{"security_token": emailed})
+	if out.Data["security_token_status"] != tokenStatusCurrent {
+		t.Errorf("re-entry response = %v", out.Data)
+	}
+	if got := e.account("etl")["security_token_status"]; got != tokenStatusCurrent {
+		t.Errorf("status after re-entry = %v, want current", got)
+	}
+	e.assertServedCredentialLogsIn("etl")
+	e.assertNoSecretsLogged(rotIntegPassword, newPassword, rotIntegToken, emailed)
+	acct := e.account("etl")
+	assertNoSecrets(t, "account read", fmt.Sprint(acct), newPassword, emailed)
+}
+
+// A token-free account (trusted IP range) rotates and logs in right away.
+func TestRotate_NotRequiredAccount(t *testing.T) {
+	e := newRotEnv(t)
+	e.addTrusted("trusted", nil)
+	if got := e.account("trusted")["security_token_mode"]; got != tokenModeNotRequired {
+		t.Fatalf("security_token_mode = %v, want not_required", got)
+	}
+	resp := e.mustRotate("trusted")
+	if _, ok := resp.Data["security_token_status"]; ok {
+		t.Errorf("a not_required account reports a token status: %v", resp.Data)
+	}
+	e.assertServedCredentialLogsIn("trusted")
+	if e.creds("trusted")["version"] != 1 {
+		t.Error("version not bumped")
+	}
+	e.mustRotate("trusted")
+	if e.creds("trusted")["version"] != 2 {
+		t.Error("second rotation did not bump the version")
+	}
+	e.assertServedCredentialLogsIn("trusted")
+}
+
+func TestRotate_UnknownAccount(t *testing.T) {
+	e := newRotEnv(t)
+	resp, err := e.rotate("nope")
+	if statusOf(resp, err) != http.StatusNotFound {
+		t.Fatalf("status = %d (%v), want 404", statusOf(resp, err), respErr(resp, err))
+	}
+}
+
+// Writing not_required for a user that needs a token from Vault's address
+// is refused by a real login.
+func TestAccount_NotRequiredModeChecked(t *testing.T) {
+	e := newRotEnv(t)
+	resp, err := request(t, e.b, e.s, logical.UpdateOperation, "accounts/etl", map[string]interface{}{
+		"username": rotIntegUser, "password": rotIntegPassword, "security_token": rotIntegToken,
+		"security_token_mode": tokenModeNotRequired,
+	})
+	if err := respErr(resp, err); err == nil || !strings.Contains(err.Error(), "trusted IP") {
+		t.Fatalf("err = %v, want a refusal that points to trusted IP ranges", err)
+	}
+}
+
+// Scheduled rotation of a required-token account needs an explicit opt-in.
+func TestAccount_ScheduledRequiredNeedsOptIn(t *testing.T) {
+	e := newRotEnv(t)
+	resp, err := request(t, e.b, e.s, logical.UpdateOperation, "accounts/etl", map[string]interface{}{
+		"username": rotIntegUser, "password": rotIntegPassword, "security_token": rotIntegToken,
+		"rotation_period": "720h",
+	})
+	err = respErr(resp, err)
+	if err == nil || !rotContainsAll(err.Error(), "email", "OAuth role", "trusted IP", "allow_scheduled_rotation_with_token") {
+		t.Fatalf("err = %v, want the explanation", err)
+	}
+	e.addIntegration("etl", map[string]interface{}{"rotation_period": "720h", "allow_scheduled_rotation_with_token": true})
+	if got := e.account("etl")["rotation_status"]; got != "scheduled" {
+		t.Errorf("rotation_status = %v", got)
+	}
+}
+
+// rotate-root changes the admin password of a password-grant config where
+// no security token is needed, and explains why it cannot for the others.
+func TestRotateRoot(t *testing.T) {
+	e := newRotEnv(t)
+	resp, err := request(t, e.b, e.s, logical.UpdateOperation, "rotate-root", nil)
+	if err := respErr(resp, err); err == nil || !strings.Contains(err.Error(), "client_secret") {
+		t.Errorf("client_credentials: err = %v, want an explanation", err)
+	}
+
+	// The admin needs a token from 127.0.0.1: refused, nothing changes.
+	mustWrite(t, e.b, e.s, "config", map[string]interface{}{
+		"grant_type": "password", "username": "admin@acme.demo",
+		"password": "Admin-Pass-1234", "security_token": "ADMINTOKEN0000000000000000",
+	})
+	resp, err = request(t, e.b, e.s, logical.UpdateOperation, "rotate-root", nil)
+	if err := respErr(resp, err); err == nil || !strings.Contains(err.Error(), "email") {
+		t.Fatalf("err = %v, want the token explanation", err)
+	}
+	if e.srv.Password("admin@acme.demo") != "Admin-Pass-1234" {
+		t.Fatal("refused rotate-root changed the password")
+	}
+
+	// With Vault's address trusted, it rotates and the engine keeps working.
+	e.srv.SetOrg(func(o *emulator.Org) { o.TrustedIPRanges = []string{"127.0.0.0/8"} })
+	mustWrite(t, e.b, e.s, "config", map[string]interface{}{"security_token": ""})
+	mustWrite(t, e.b, e.s, "rotate-root", nil)
+	cfg, err := readConfig(context.Background(), e.s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Password == "Admin-Pass-1234" || cfg.Password != e.srv.Password("admin@acme.demo") {
+		t.Fatal("config does not hold the admin password Salesforce has")
+	}
+	e.addTrusted("trusted", nil)
+	e.mustRotate("trusted") // uses a fresh admin session
+	if data := mustRead(t, e.b, e.s, "config"); strings.Contains(fmt.Sprint(data), cfg.Password) {
+		t.Error("config read shows the rotated password")
+	}
+	e.assertNoSecretsLogged(cfg.Password)
+}
+
+// rotate-root is crash safe: a crash after Salesforce took the new admin
+// password is completed at start-up; one before is discarded.
+func TestRotateRoot_CrashSafety(t *testing.T) {
+	for _, tc := range []struct {
+		step    string
+		changed bool
+	}{
+		{stepRootWALWritten, false},
+		{stepRootPasswordChanged, true},
+	} {
+		t.Run(tc.step, func(t *testing.T) {
+			e := newRotEnv(t)
+			e.srv.SetOrg(func(o *emulator.Org) { o.TrustedIPRanges = []string{"127.0.0.0/8"} })
+			mustWrite(t, e.b, e.s, "config", map[string]interface{}{
+				"grant_type": "password", "username": "admin@acme.demo", "password": "Admin-Pass-1234",
+			})
+			e.crashAt(tc.step)
+			if resp, err := request(t, e.b, e.s, logical.UpdateOperation, "rotate-root", nil); respErr(resp, err) == nil {
+				t.Fatal("crashed rotate-root reported success")
+			}
+			e.restart()
+			if e.walCount() != 0 {
+				t.Error("rotate-root WAL left after recovery")
+			}
+			cfg, err := readConfig(context.Background(), e.s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Password != e.srv.Password("admin@acme.demo") {
+				t.Fatal("config does not hold the admin password Salesforce has")
+			}
+			if changed := cfg.Password != "Admin-Pass-1234"; changed != tc.changed {
+				t.Errorf("changed = %v, want %v", changed, tc.changed)
+			}
+			e.addTrusted("trusted", nil)
+			e.mustRotate("trusted") // the admin session works
+		})
+	}
+}
+
+// OAuth tokens minted with the account's old password are dropped.
+func TestRotate_DropsCachedTokens(t *testing.T) {
+	e := newRotEnv(t)
+	e.addTrusted("trusted", nil)
+	e.b.tokens.mu.Lock()
+	e.b.tokens.entries["role-of-trusted"] = &cachedToken{role: "r", account: "trusted", grantType: "password", session: &Session{AccessToken: "x"}}
+	e.b.tokens.entries["role-of-other"] = &cachedToken{role: "o", account: "other", grantType: "password", session: &Session{AccessToken: "y"}}
+	e.b.tokens.mu.Unlock()
+	e.mustRotate("trusted")
+	e.b.tokens.mu.Lock()
+	defer e.b.tokens.mu.Unlock()
+	if _, ok := e.b.tokens.entries["role-of-trusted"]; ok {
+		t.Error("a token of the rotated account is still cached")
+	}
+	if _, ok := e.b.tokens.entries["role-of-other"]; !ok {
+		t.Error("a token of another account was dropped")
+	}
+}

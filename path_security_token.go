@@ -1,0 +1,125 @@
+package salesforce
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+func pathSecurityToken(b *backend) []*framework.Path {
+	return []*framework.Path{{
+		Pattern: "accounts/(?P<name>" + accountNameRegex + ")/security-token$",
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: "salesforce",
+			OperationVerb:   "write",
+			OperationSuffix: "security-token",
+		},
+		Fields: map[string]*framework.FieldSchema{
+			"name": {
+				Type:        framework.TypeString,
+				Description: "Name of the account.",
+				Required:    true,
+			},
+			"security_token": {
+				Type:        framework.TypeString,
+				Description: "The security token Salesforce emailed to the user after the last password change.",
+				Required:    true,
+				DisplayAttrs: &framework.DisplayAttributes{
+					Sensitive: true,
+				},
+			},
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.UpdateOperation: &framework.PathOperation{
+				Callback:                    b.pathSecurityTokenWrite,
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+			},
+		},
+		HelpSynopsis: "Store the security token Salesforce emailed after a rotation.",
+		HelpDescription: "After each password change Salesforce emails the user a new security token; no API returns it. " +
+			"Write it here: the engine logs in with the stored password and this token, and stores the token only if that login works. " +
+			"The account's validation_query runs with that session.",
+	}}
+}
+
+func (b *backend) pathSecurityTokenWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	token := strings.TrimSpace(d.Get("security_token").(string))
+	if token == "" {
+		return logical.ErrorResponse("security_token is required"), nil
+	}
+	if err := validateSecurityToken("security_token", token); err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+
+	lock := locksutil.LockForKey(b.rot.locks, name)
+	lock.Lock()
+	defer lock.Unlock()
+
+	acct, err := readAccount(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	if acct == nil {
+		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("account %q does not exist", name))
+	}
+	rcfg, err := readRotationConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	client, _, err := b.getClient(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	candidate := *acct
+	candidate.SecurityToken = token
+	res, err := b.probeLogin(ctx, client, name, &candidate, candidate.Password, true, rcfg)
+	if err != nil {
+		if IsTransient(err) {
+			return nil, logical.CodedError(http.StatusBadGateway, "checking the security token: "+err.Error())
+		}
+		return logical.ErrorResponse("checking the security token: %v; nothing was stored", err), nil
+	}
+	if res.verdict != loginOK && res.verdict != loginExpired {
+		return logical.ErrorResponse("Salesforce did not accept the stored password with this security token (%v); nothing was stored. "+
+			"Use the token from the most recent email: each password change makes the previous one invalid", res.cause), nil
+	}
+
+	acct.SecurityToken = token
+	if acct.SecurityTokenMode == "" {
+		acct.SecurityTokenMode = tokenModeRequired
+	}
+	acct.SecurityTokenStatus = tokenStatusCurrent
+	if acct.RotationBlocked == "token_stale" || acct.RotationBlocked == "drift" {
+		acct.RotationBlocked = ""
+	}
+	acct.LastUpdated = time.Now().UTC()
+	if err := writeAccount(ctx, req.Storage, name, acct); err != nil {
+		return nil, err
+	}
+	b.invalidateTokensForAccount(name)
+
+	resp := &logical.Response{Data: map[string]interface{}{
+		"account":               name,
+		"security_token_status": tokenStatusCurrent,
+		"version":               acct.Version,
+	}}
+	if acct.ValidationQuery != "" && res.session != nil && res.verdict == loginOK {
+		if err := runValidationQuery(ctx, client, res.session, acct.ValidationQuery); err != nil {
+			resp.AddWarning(err.Error())
+		} else {
+			resp.Data["validation_query"] = "ok"
+		}
+	}
+	if res.verdict == loginExpired {
+		resp.AddWarning("the password has expired: rotate the account to repair it")
+	}
+	return resp, nil
+}

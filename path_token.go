@@ -1,0 +1,240 @@
+package salesforce
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// secretAccessTokenType is the lease type of token/<name> reads.
+const secretAccessTokenType = "salesforce_access_token"
+
+func pathToken(b *backend) []*framework.Path {
+	return []*framework.Path{
+		{
+			Pattern: "token/" + framework.GenericNameRegex("name"),
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "salesforce",
+				OperationVerb:   "generate",
+				OperationSuffix: "access-token",
+			},
+			Fields: map[string]*framework.FieldSchema{
+				"name": {
+					Type:        framework.TypeString,
+					Description: "Name of the role.",
+					Required:    true,
+				},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{Callback: b.pathTokenRead},
+			},
+			HelpSynopsis:    "Get a Salesforce OAuth access token for a role, as a lease.",
+			HelpDescription: strings.TrimSpace(tokenHelp),
+		},
+	}
+}
+
+const tokenHelp = `
+Reading token/<role> returns access_token, instance_url, id, token_type,
+scope, issued_at and expires_at as a Vault lease. The lease ends no later
+than the Salesforce session (expires_at) and can be renewed up to then,
+within the role's max_ttl. With revoke_on_lease_end, the end of the last
+lease holding a token revokes it in Salesforce (see the roles help).
+`
+
+func secretAccessToken(b *backend) *framework.Secret {
+	return &framework.Secret{
+		Type: secretAccessTokenType,
+		Fields: map[string]*framework.FieldSchema{
+			"access_token": {Type: framework.TypeString, Description: "Salesforce access token (session id)."},
+			"instance_url": {Type: framework.TypeString, Description: "Base URL for REST calls with the token."},
+			"id":           {Type: framework.TypeString, Description: "Identity URL of the user behind the token."},
+			"token_type":   {Type: framework.TypeString, Description: "Token type, Bearer."},
+			"scope":        {Type: framework.TypeString, Description: "Granted scopes."},
+			"issued_at":    {Type: framework.TypeString, Description: "When Salesforce issued the token (RFC 3339)."},
+			"expires_at":   {Type: framework.TypeString, Description: "When the session ends (RFC 3339)."},
+		},
+		Renew:  b.tokenRenew,
+		Revoke: b.tokenRevoke,
+	}
+}
+
+func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	// The generation is taken before the role is read: a role change after
+	// this point keeps whatever we mint from being cached.
+	gen := b.tokens.generation()
+	r, err := readRole(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	if r == nil {
+		return logical.ErrorResponse("role %q does not exist", name), nil
+	}
+
+	var nonce string
+	if r.RevokeOnLeaseEnd {
+		nonce = rand.Text()
+	}
+	tok, err := b.roleToken(ctx, req.Storage, name, r, gen, nonce)
+	if err != nil {
+		return roleTokenErrorResponse(name, r, err)
+	}
+
+	now := b.tokens.now()
+	ttl, maxTTL, ok := leaseTTLs(b.System(), r, now, now, tok.expiresAt)
+	if !ok {
+		// Only possible with a lifetime shorter than the refresh margin.
+		b.tokens.releaseLease(tok.session.AccessToken, nonce)
+		return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf("role %q: Salesforce issued a token that has already expired", name))
+	}
+	sess := tok.session
+	resp := b.Secret(secretAccessTokenType).Response(map[string]interface{}{
+		"access_token": sess.AccessToken,
+		"instance_url": sess.InstanceURL,
+		"id":           sess.ID,
+		"token_type":   sess.TokenType,
+		"scope":        sess.Scope,
+		"issued_at":    tok.issuedAt.UTC().Format(time.RFC3339),
+		"expires_at":   tok.expiresAt.UTC().Format(time.RFC3339),
+	}, map[string]interface{}{
+		// Revocation needs the token itself; lease internal data is stored
+		// encrypted by Vault and never shown to clients.
+		"access_token": sess.AccessToken,
+		"role":         name,
+		"revoke":       r.RevokeOnLeaseEnd,
+		"lease_nonce":  nonce,
+		"expires_at":   tok.expiresAt.UTC().Format(time.RFC3339Nano),
+	})
+	resp.Secret.TTL = ttl
+	resp.Secret.MaxTTL = maxTTL
+	return resp, nil
+}
+
+// leaseTTLs caps the role's (or the mount's) TTLs at the session's end.
+// ok is false when the session has already ended.
+func leaseTTLs(sys logical.SystemView, r *roleEntry, issued, now, sessionEnd time.Time) (ttl, maxTTL time.Duration, ok bool) {
+	ttl, maxTTL = sys.DefaultLeaseTTL(), sys.MaxLeaseTTL()
+	if r != nil && r.TTL > 0 {
+		ttl = r.TTL
+	}
+	if r != nil && r.MaxTTL > 0 {
+		maxTTL = r.MaxTTL
+	}
+	if untilEnd := sessionEnd.Sub(issued); maxTTL <= 0 || maxTTL > untilEnd {
+		maxTTL = untilEnd
+	}
+	remaining := min(sessionEnd.Sub(now), maxTTL-now.Sub(issued))
+	if ttl <= 0 || ttl > remaining {
+		ttl = remaining
+	}
+	// Vault counts leases in whole seconds.
+	ttl = ttl.Truncate(time.Second)
+	return ttl, maxTTL, ttl > 0
+}
+
+func (b *backend) tokenRenew(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	sessionEnd, err := time.Parse(time.RFC3339Nano, internalString(req.Secret, "expires_at"))
+	if err != nil {
+		return nil, errors.New("lease has no session end; read the token again")
+	}
+	r, err := readRole(ctx, req.Storage, internalString(req.Secret, "role"))
+	if err != nil {
+		return nil, err
+	}
+	issued := req.Secret.IssueTime
+	if issued.IsZero() {
+		issued = b.tokens.now()
+	}
+	ttl, maxTTL, ok := leaseTTLs(b.System(), r, issued, b.tokens.now(), sessionEnd)
+	if !ok {
+		return logical.ErrorResponse("the Salesforce session of this lease has ended; read token/%s again", internalString(req.Secret, "role")), nil
+	}
+	resp := &logical.Response{Secret: req.Secret}
+	resp.Secret.TTL = ttl
+	resp.Secret.MaxTTL = maxTTL
+	return resp, nil
+}
+
+// tokenRevoke ends a lease. With revoke_on_lease_end (as the role was when
+// the lease was issued) the token is revoked in Salesforce once no other
+// lease known to this engine holds it.
+func (b *backend) tokenRevoke(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	role := internalString(req.Secret, "role")
+	token := internalString(req.Secret, "access_token")
+	revoke, _ := req.Secret.InternalData["revoke"].(bool)
+	if !revoke || token == "" {
+		return nil, nil
+	}
+	if !b.tokens.releaseLease(token, internalString(req.Secret, "lease_nonce")) {
+		b.logger.Debug("lease ended; token still held by other leases, not revoked yet", "role", role)
+		return nil, nil
+	}
+	client, _, err := b.getClient(ctx, req.Storage)
+	if err != nil {
+		if errors.Is(err, errConfigMissing) {
+			// Nothing to reach Salesforce with; the session ends on its own.
+			b.logger.Warn("cannot revoke token at lease end: engine not configured", "role", role)
+			return nil, nil
+		}
+		return nil, err
+	}
+	err = withRetry(ctx, func(ctx context.Context) error { return client.Revoke(ctx, token) })
+	switch {
+	case err == nil:
+		return nil, nil
+	case IsTransient(err):
+		// Vault retries the revocation later.
+		return nil, fmt.Errorf("revoking the token of role %q: %w", role, err)
+	default:
+		// invalid_token: already revoked or expired, which is the goal.
+		b.logger.Debug("Salesforce did not revoke the token; treating it as already ended", "role", role, "code", ErrorCode(err))
+		return nil, nil
+	}
+}
+
+func internalString(s *logical.Secret, key string) string {
+	if s == nil {
+		return ""
+	}
+	v, _ := s.InternalData[key].(string)
+	return v
+}
+
+// roleTokenErrorResponse turns a mint failure into what the caller should
+// see: a 400 naming the role and Salesforce's code for anything retrying
+// cannot fix, a 503 for an outage that outlasted the retries.
+func roleTokenErrorResponse(name string, r *roleEntry, err error) (*logical.Response, error) {
+	var sfErr *Error
+	var setupErr *roleSetupError
+	switch {
+	case errors.As(err, &setupErr):
+		return logical.ErrorResponse("role %q: %s", name, setupErr.msg), nil
+	case errors.Is(err, errConfigMissing):
+		return logical.ErrorResponse("role %q: %s", name, err.Error()), nil
+	case errors.Is(err, errSignatureMismatch), errors.Is(err, errInactiveToken), ErrorCode(err) == "invalid_signature":
+		return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf("role %q: %s", name, err.Error()))
+	case errors.As(err, &sfErr):
+		switch sfErr.Kind {
+		case KindTransient:
+			return nil, logical.CodedError(http.StatusServiceUnavailable,
+				fmt.Sprintf("role %q: Salesforce is unavailable, gave up after retrying: %s", name, sfErr.Error()))
+		case KindOther:
+			return nil, fmt.Errorf("role %q: %w", name, err)
+		default:
+			code := sfErr.Code
+			if code == "" {
+				code = "unknown"
+			}
+			return logical.ErrorResponse("role %q: Salesforce refused the %s grant (%s): %s", name, r.GrantType, code, sfErr.Message), nil
+		}
+	}
+	return nil, fmt.Errorf("role %q: %w", name, err)
+}

@@ -1,0 +1,371 @@
+package salesforce
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/helper/consts"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/hashicorp/vault/sdk/queue"
+	"golang.org/x/sync/errgroup"
+)
+
+// rotationState is the backend's rotation machinery: the queue of
+// scheduled rotations, per-account locks, the login budget and the
+// background goroutines.
+type rotationState struct {
+	// locks serialise rotations, token re-entry and WAL reconciliation per
+	// account.
+	locks  []*locksutil.LockEntry
+	budget *loginBudget
+
+	mu sync.Mutex
+	// queue orders accounts by their next rotation (unix seconds); nil
+	// while this node does not run scheduled rotations.
+	queue   *queue.PriorityQueue
+	storage logical.Storage
+	cancel  context.CancelFunc
+	// bgCtx lives until clean(); webhooks and the ticker use it.
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	wg       sync.WaitGroup
+
+	// nextStart spaces rotation starts to honour requests_per_minute.
+	// eventsOnce decides eventsOK: whether the server takes plugin events.
+	eventsOnce sync.Once
+	eventsOK   bool
+
+	// rootMu serialises rotate-root.
+	rootMu sync.Mutex
+
+	startMu   sync.Mutex
+	nextStart time.Time
+
+	now               func() time.Time
+	tickInterval      time.Duration
+	webhookRetryDelay time.Duration
+	httpClient        *http.Client
+	// testStep, when set, runs between the steps of a rotation; an error
+	// simulates a crash at that point.
+	testStep func(step string) error
+}
+
+func newRotationState() *rotationState {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &rotationState{
+		locks:             locksutil.CreateLocks(),
+		budget:            newLoginBudget(),
+		bgCtx:             ctx,
+		bgCancel:          cancel,
+		now:               time.Now,
+		tickInterval:      defaultTickInterval,
+		webhookRetryDelay: 2 * time.Second,
+		httpClient:        &http.Client{Timeout: 15 * time.Second},
+	}
+}
+
+// runsScheduledRotations reports whether this node should drive the
+// queue: the active node of a primary cluster, or any mount that is local.
+func (b *backend) runsScheduledRotations() bool {
+	sys := b.System()
+	if sys == nil {
+		return false
+	}
+	if sys.LocalMount() {
+		return true
+	}
+	state := sys.ReplicationState()
+	return !state.HasState(consts.ReplicationPerformanceSecondary | consts.ReplicationPerformanceStandby | consts.ReplicationDRSecondary)
+}
+
+// initializeRotation is the backend's InitializeFunc. Vault calls it on the
+// node that becomes active (also after a failover), so the queue is rebuilt
+// from storage every time: nothing depends on a previous node's memory.
+func (b *backend) initializeRotation(ctx context.Context, req *logical.InitializationRequest) error {
+	if !b.runsScheduledRotations() {
+		return nil
+	}
+	b.stopRotation()
+	if err := b.reconcileAllWALs(ctx, req.Storage); err != nil {
+		// Unreconciled WALs are retried before the account's next rotation
+		// and by WALRollback; they must not keep the mount from starting.
+		b.logger.Warn("some rotation WALs could not be reconciled yet", "error", err)
+	}
+	q := queue.New()
+	names, err := listAccountNames(ctx, req.Storage)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		acct, err := readAccount(ctx, req.Storage, name)
+		if err != nil || acct == nil {
+			continue
+		}
+		if acct.scheduled() && !acct.NextVaultRotation.IsZero() {
+			_ = q.Push(&queue.Item{Key: name, Priority: acct.NextVaultRotation.Unix()})
+		}
+	}
+	tickCtx, cancel := context.WithCancel(b.rot.bgCtx)
+	b.rot.mu.Lock()
+	b.rot.queue = q
+	b.rot.storage = req.Storage
+	b.rot.cancel = cancel
+	b.rot.mu.Unlock()
+	b.logger.Info("rotation queue initialized", "scheduled_accounts", q.Len())
+
+	b.rot.wg.Add(1)
+	go func() {
+		defer b.rot.wg.Done()
+		t := time.NewTicker(b.rot.tickInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-tickCtx.Done():
+				return
+			case <-t.C:
+				b.processDueRotations(tickCtx)
+			}
+		}
+	}()
+	return nil
+}
+
+// stopRotation stops the ticker (not webhooks in flight).
+func (b *backend) stopRotation() {
+	b.rot.mu.Lock()
+	if b.rot.cancel != nil {
+		b.rot.cancel()
+		b.rot.cancel = nil
+	}
+	b.rot.queue = nil
+	b.rot.mu.Unlock()
+}
+
+// cleanRotation stops every goroutine of the rotation machinery; clean()
+// calls it when the mount is unloaded.
+func (b *backend) cleanRotation() {
+	b.stopRotation()
+	b.rot.bgCancel()
+	b.rot.wg.Wait()
+}
+
+// rotationConfigChanged is called after config/rotation changes. Settings
+// are read at every tick, so nothing is cached to drop.
+func (b *backend) rotationConfigChanged() {}
+
+// pushSchedule (re)queues an account at its stored next rotation.
+func (b *backend) pushSchedule(name string, acct *account) {
+	b.rot.mu.Lock()
+	defer b.rot.mu.Unlock()
+	if b.rot.queue == nil {
+		return
+	}
+	_, _ = b.rot.queue.PopByKey(name)
+	if acct != nil && acct.scheduled() && !acct.NextVaultRotation.IsZero() {
+		_ = b.rot.queue.Push(&queue.Item{Key: name, Priority: acct.NextVaultRotation.Unix()})
+	}
+}
+
+// popDue removes and returns the accounts whose priority is due at now.
+func (b *backend) popDue(now time.Time) []string {
+	b.rot.mu.Lock()
+	defer b.rot.mu.Unlock()
+	if b.rot.queue == nil {
+		return nil
+	}
+	var due []string
+	for b.rot.queue.Len() > 0 {
+		item, err := b.rot.queue.Pop()
+		if err != nil {
+			break
+		}
+		if item.Priority > now.Unix() {
+			_ = b.rot.queue.Push(item)
+			break
+		}
+		due = append(due, item.Key)
+	}
+	return due
+}
+
+// processDueRotations runs the rotations that are due, at most
+// max_concurrent_rotations at a time and no faster than requests_per_minute.
+func (b *backend) processDueRotations(ctx context.Context) {
+	b.rot.mu.Lock()
+	s := b.rot.storage
+	b.rot.mu.Unlock()
+	if s == nil {
+		return
+	}
+	due := b.popDue(b.rot.now())
+	if len(due) == 0 {
+		return
+	}
+	rcfg, err := readRotationConfig(ctx, s)
+	if err != nil {
+		b.logger.Error("reading rotation config", "error", err)
+		rcfg = defaultRotationConfig()
+	}
+	var g errgroup.Group
+	g.SetLimit(rcfg.MaxConcurrentRotations)
+	for _, name := range due {
+		if err := b.waitForRequestSlot(ctx, rcfg.RequestsPerMinute); err != nil {
+			// Shutting down: put the rest back for the next active node.
+			b.requeueStored(context.Background(), s, name)
+			continue
+		}
+		g.Go(func() error {
+			b.runScheduledRotation(ctx, s, name)
+			return nil
+		})
+	}
+	_ = g.Wait()
+}
+
+// waitForRequestSlot spaces rotation starts by a minute / rpm.
+func (b *backend) waitForRequestSlot(ctx context.Context, rpm int) error {
+	// Real time: the rate protects the org, whatever the test clock says.
+	now := time.Now()
+	wait := b.reserveStart(now, rpm).Sub(now)
+	if wait <= 0 {
+		return ctx.Err()
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(wait):
+		return nil
+	}
+}
+
+// reserveStart books the next start slot at or after now and returns it.
+func (b *backend) reserveStart(now time.Time, rpm int) time.Time {
+	b.rot.startMu.Lock()
+	defer b.rot.startMu.Unlock()
+	start := b.rot.nextStart
+	if start.Before(now) {
+		start = now
+	}
+	b.rot.nextStart = start.Add(time.Minute / time.Duration(rpm))
+	return start
+}
+
+// requeueStored puts an account back in the queue at its stored time.
+func (b *backend) requeueStored(ctx context.Context, s logical.Storage, name string) {
+	acct, err := readAccount(ctx, s, name)
+	if err != nil {
+		b.logger.Error("reading account to requeue", "account", name, "error", err)
+		return
+	}
+	b.pushSchedule(name, acct)
+}
+
+// runScheduledRotation rotates one account popped from the queue, after
+// checking against storage that it is still due. Whatever happens, the
+// account goes back in the queue at its new stored time: a failing account
+// is shown as failing, never dropped.
+func (b *backend) runScheduledRotation(ctx context.Context, s logical.Storage, name string) {
+	defer b.requeueStored(context.Background(), s, name)
+
+	lock := locksutil.LockForKey(b.rot.locks, name)
+	lock.Lock()
+	acct, err := readAccount(ctx, s, name)
+	if err != nil || acct == nil || !acct.scheduled() || acct.NextVaultRotation.IsZero() {
+		lock.Unlock()
+		return
+	}
+	now := b.rot.now()
+	if acct.NextVaultRotation.After(now) {
+		lock.Unlock()
+		return
+	}
+	if acct.RotationBlocked != "" {
+		// Retrying cannot fix it and would cost logins: wait for an operator.
+		rcfg, err := readRotationConfig(ctx, s)
+		if err != nil {
+			rcfg = defaultRotationConfig()
+		}
+		acct.NextVaultRotation = now.Add(b.backoff(acct.ConsecutiveFailures, rcfg)).Truncate(time.Second)
+		if err := writeAccount(ctx, s, name, acct); err != nil {
+			b.logger.Error("storing account", "account", name, "error", err)
+		}
+		lock.Unlock()
+		return
+	}
+	if missed := b.missedWindow(acct, now); missed {
+		if acct.WindowEnd.IsZero() {
+			acct.MissedRotationAt = acct.NextVaultRotation
+		} else {
+			acct.MissedRotationAt = acct.WindowEnd.Add(-acct.RotationWindow)
+		}
+		acct.WindowEnd = time.Time{}
+		acct.NextVaultRotation = nextRotation(acct, now)
+		if err := writeAccount(ctx, s, name, acct); err != nil {
+			b.logger.Error("storing account", "account", name, "error", err)
+		}
+		lock.Unlock()
+		b.logger.Warn("scheduled rotation missed its window; waiting for the next scheduled time", "account", name)
+		return
+	}
+	lock.Unlock()
+
+	if _, err := b.rotateAccount(ctx, s, name, triggerScheduled); err != nil {
+		b.logger.Warn("scheduled rotation failed", "account", name, "error", err)
+	}
+}
+
+// missedWindow reports whether a scheduled account's rotation window has
+// passed (only rotation_schedule with rotation_window has one).
+func (b *backend) missedWindow(acct *account, now time.Time) bool {
+	if acct.RotationSchedule == "" || acct.RotationWindow == 0 {
+		return false
+	}
+	end := acct.NextVaultRotation.Add(acct.RotationWindow)
+	if !acct.WindowEnd.IsZero() {
+		// A retry after a failure: the window of the scheduled time.
+		end = acct.WindowEnd
+	}
+	return !now.Before(end)
+}
+
+// backoff is the delay before retrying after n consecutive failures:
+// exponential from failure_backoff_base, capped, with jitter.
+func (b *backend) backoff(n int, rcfg *rotationConfig) time.Duration {
+	d := rcfg.FailureBackoffBase
+	for i := 1; i < n && d < rcfg.FailureBackoffCap; i++ {
+		d *= 2
+	}
+	if d > rcfg.FailureBackoffCap {
+		d = rcfg.FailureBackoffCap
+	}
+	return rotationJitter(d)
+}
+
+// rotationJitter returns a duration between 80% and 100% of d, so that accounts
+// failing together do not retry together.
+func rotationJitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return d
+	}
+	return d - time.Duration(rand.Int64N(int64(d)/5+1))
+}
+
+// listAccountNames lists accounts/ in storage.
+func listAccountNames(ctx context.Context, s logical.Storage) ([]string, error) {
+	keys, err := s.List(ctx, accountStoragePrefix)
+	if err != nil {
+		return nil, err
+	}
+	names := keys[:0]
+	for _, k := range keys {
+		if !strings.HasSuffix(k, "/") {
+			names = append(names, k)
+		}
+	}
+	return names, nil
+}

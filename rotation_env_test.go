@@ -1,0 +1,195 @@
+package salesforce
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/emulator"
+)
+
+// Users of the emulator's demo org.
+const (
+	rotIntegUser     = "integration@acme.demo"
+	rotIntegPassword = "Integ-Pass-1234"
+	rotIntegToken    = "INTEGTOKEN00000000000000000"
+	rotTrustedUser   = "trusted@acme.demo"
+	rotTrustedPass   = "Trusted-Pass-1234"
+)
+
+// rotEnv is a backend configured against an in-process emulated org.
+type rotEnv struct {
+	t    *testing.T
+	b    *backend
+	s    logical.Storage
+	srv  *emulator.Server
+	logs *logBuffer
+
+	clockMu sync.Mutex
+	clock   time.Time
+}
+
+func (e *rotEnv) now() time.Time {
+	e.clockMu.Lock()
+	defer e.clockMu.Unlock()
+	return e.clock
+}
+
+// advance moves the backend's clock (not the org's).
+func (e *rotEnv) advance(d time.Duration) {
+	e.clockMu.Lock()
+	e.clock = e.clock.Add(d)
+	e.clockMu.Unlock()
+}
+
+func (e *rotEnv) setClock(t time.Time) {
+	e.clockMu.Lock()
+	e.clock = t
+	e.clockMu.Unlock()
+}
+
+// prepare makes a backend deterministic: the test's clock, no ticker
+// (tests drive the queue with tick), fast webhook retries.
+func (e *rotEnv) prepare(b *backend) {
+	b.rot.now = e.now
+	b.rot.tickInterval = time.Hour
+	b.rot.webhookRetryDelay = 10 * time.Millisecond
+}
+
+// initialize runs the backend's InitializeFunc as Vault does on the
+// active node.
+func (e *rotEnv) initialize() {
+	e.t.Helper()
+	if err := e.b.Initialize(context.Background(), &logical.InitializationRequest{Storage: e.s}); err != nil {
+		e.t.Fatalf("Initialize: %v", err)
+	}
+}
+
+// tick runs one pass of the rotation queue at the test clock.
+func (e *rotEnv) tick() {
+	e.b.processDueRotations(context.Background())
+}
+
+func newRotEnv(t *testing.T) *rotEnv {
+	t.Helper()
+	srv := emulator.NewTestServer(t, emulator.DefaultSeed())
+	b, s, logs := getTestBackendWithLogs(t)
+	e := &rotEnv{t: t, b: b, s: s, srv: srv, logs: logs, clock: time.Now().UTC().Truncate(time.Second)}
+	e.prepare(b)
+	mustWrite(t, b, s, "config", map[string]interface{}{
+		"login_url":                srv.MyDomainURL(),
+		"allow_non_salesforce_url": true,
+		"client_id":                "3MVG9demoClientId",
+		"client_secret":            "demo-client-secret",
+		"grant_type":               "client_credentials",
+	})
+	// Tests tick many times in a row; the request rate is tested apart.
+	mustWrite(t, b, s, "config/rotation", map[string]interface{}{"requests_per_minute": 60000})
+	return e
+}
+
+// restart builds a new backend on the same storage, as after a crash or a
+// plugin reload, and initializes it like Vault does on the active node.
+func (e *rotEnv) restart() {
+	e.t.Helper()
+	e.b.Cleanup(context.Background())
+	b, _, logs := getTestBackendWithLogs(e.t)
+	e.prepare(b)
+	e.b, e.logs = b, logs
+	e.initialize()
+}
+
+func (e *rotEnv) addIntegration(name string, extra map[string]interface{}) {
+	e.t.Helper()
+	data := map[string]interface{}{
+		"username":       rotIntegUser,
+		"password":       rotIntegPassword,
+		"security_token": rotIntegToken,
+	}
+	for k, v := range extra {
+		data[k] = v
+	}
+	mustWrite(e.t, e.b, e.s, "accounts/"+name, data)
+}
+
+func (e *rotEnv) addTrusted(name string, extra map[string]interface{}) {
+	e.t.Helper()
+	data := map[string]interface{}{
+		"username": rotTrustedUser,
+		"password": rotTrustedPass,
+	}
+	for k, v := range extra {
+		data[k] = v
+	}
+	mustWrite(e.t, e.b, e.s, "accounts/"+name, data)
+}
+
+func (e *rotEnv) rotate(name string) (*logical.Response, error) {
+	e.t.Helper()
+	return request(e.t, e.b, e.s, logical.UpdateOperation, "rotate/"+name, nil)
+}
+
+func (e *rotEnv) mustRotate(name string) *logical.Response {
+	e.t.Helper()
+	resp, err := e.rotate(name)
+	if err := respErr(resp, err); err != nil {
+		e.t.Fatalf("rotate %s: %v", name, err)
+	}
+	return resp
+}
+
+func (e *rotEnv) creds(name string) map[string]interface{} {
+	e.t.Helper()
+	return mustRead(e.t, e.b, e.s, "creds/"+name)
+}
+
+func (e *rotEnv) account(name string) map[string]interface{} {
+	e.t.Helper()
+	return mustRead(e.t, e.b, e.s, "accounts/"+name)
+}
+
+// assertServedCredentialLogsIn logs in to the org, as an integration
+// would, with exactly what creds/<name> serves.
+func (e *rotEnv) assertServedCredentialLogsIn(name string) {
+	e.t.Helper()
+	c := e.creds(name)
+	client, err := NewClient(ClientConfig{LoginURL: e.srv.LoginURL(), APIVersion: "66.0", SOAPAPIVersion: "64.0", RequestTimeout: 10 * time.Second})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := client.SOAPLogin(context.Background(), c["username"].(string), c["password_with_token"].(string)); err != nil {
+		e.t.Fatalf("the credential creds/%s serves does not log in: %v", name, err)
+	}
+}
+
+// assertNoSecretsLogged checks the backend's log for the given secrets.
+func (e *rotEnv) assertNoSecretsLogged(secrets ...string) {
+	e.t.Helper()
+	assertNoSecrets(e.t, "backend log", e.logs.String(), secrets...)
+}
+
+// rotWebhookRecorder is a test HTTP receiver.
+type rotWebhookRecorder struct {
+	mu     sync.Mutex
+	bodies [][]byte
+	sigs   []string
+	status int
+}
+
+func (w *rotWebhookRecorder) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.bodies)
+}
+
+func rotContainsAll(s string, parts ...string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,213 @@
+package salesforce
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// crashAt makes the next rotation stop at step as if Vault died there.
+func (e *rotEnv) crashAt(step string) {
+	e.b.rot.testStep = func(s string) error {
+		if s == step {
+			return errSimulatedCrash
+		}
+		return nil
+	}
+}
+
+func (e *rotEnv) walCount() int {
+	e.t.Helper()
+	ids, err := framework.ListWAL(context.Background(), e.s)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return len(ids)
+}
+
+// The crash table: a rotation dies between every pair of its steps; after a
+// restart the account logs in with exactly what Vault serves.
+func TestRotate_CrashAtEveryStep(t *testing.T) {
+	steps := []struct {
+		step        string
+		wantChanged bool
+	}{
+		{stepWALWritten, false},
+		{stepPasswordChanged, true},
+		{stepStored, true},
+		{stepWALDeleted, true},
+	}
+	accounts := []struct {
+		name     string
+		username string
+		add      func(e *rotEnv)
+		token    bool
+	}{
+		{"trusted", rotTrustedUser, func(e *rotEnv) { e.addTrusted("trusted", nil) }, false},
+		{"etl", rotIntegUser, func(e *rotEnv) { e.addIntegration("etl", nil) }, true},
+	}
+	for _, a := range accounts {
+		for _, st := range steps {
+			t.Run(a.name+"/"+st.step, func(t *testing.T) {
+				e := newRotEnv(t)
+				a.add(e)
+				oldPassword := e.creds(a.name)["password"].(string)
+				e.crashAt(st.step)
+				if resp, err := e.rotate(a.name); respErr(resp, err) == nil {
+					t.Fatal("the crashed rotation reported success")
+				}
+
+				e.restart()
+
+				if n := e.walCount(); n != 0 {
+					t.Errorf("%d WAL entries left after recovery", n)
+				}
+				creds := e.creds(a.name)
+				served := creds["password"].(string)
+				if served != e.srv.Password(a.username) {
+					t.Fatalf("Vault serves a password Salesforce does not have")
+				}
+				if changed := served != oldPassword; changed != st.wantChanged {
+					t.Errorf("password changed = %v, want %v", changed, st.wantChanged)
+				}
+				wantVersion := 0
+				if st.wantChanged {
+					wantVersion = 1
+				}
+				if creds["version"] != wantVersion {
+					t.Errorf("version = %v, want %d", creds["version"], wantVersion)
+				}
+				if a.token && st.wantChanged {
+					if creds["security_token_status"] != tokenStatusStale {
+						t.Errorf("token status = %v, want stale", creds["security_token_status"])
+					}
+					mustWrite(t, e.b, e.s, "accounts/"+a.name+"/security-token",
+						map[string]interface{}{"security_token": e.srv.LatestSecurityToken(a.username)})
+				}
+				e.assertServedCredentialLogsIn(a.name)
+
+				// And the account rotates normally afterwards.
+				e.b.rot.testStep = nil
+				e.mustRotate(a.name)
+				if e.creds(a.name)["password"] != e.srv.Password(a.username) {
+					t.Error("the next rotation after recovery is inconsistent")
+				}
+			})
+		}
+	}
+}
+
+// Vault's periodic WALRollback settles a WAL left by a crashed rotation
+// without a restart.
+func TestWALRollback_RollsForward(t *testing.T) {
+	e := newRotEnv(t)
+	e.addTrusted("trusted", nil)
+	e.crashAt(stepPasswordChanged)
+	_, _ = e.rotate("trusted")
+	e.b.rot.testStep = nil
+	if e.walCount() != 1 {
+		t.Fatalf("WALs = %d, want 1", e.walCount())
+	}
+	_, err := e.b.HandleRequest(context.Background(), &logical.Request{
+		Operation: logical.RollbackOperation, Path: "", Storage: e.s,
+		Data: map[string]interface{}{"immediate": true},
+	})
+	if err != nil {
+		t.Fatalf("rollback: %v", err)
+	}
+	if e.walCount() != 0 {
+		t.Errorf("WAL not settled by WALRollback")
+	}
+	e.assertServedCredentialLogsIn("trusted")
+	if e.creds("trusted")["version"] != 1 {
+		t.Errorf("version = %v, want 1", e.creds("trusted")["version"])
+	}
+}
+
+// A new rotation first settles an unfinished one, so a password is never
+// set on top of an unknown one.
+func TestRotate_SettlesUnfinishedFirst(t *testing.T) {
+	e := newRotEnv(t)
+	e.addTrusted("trusted", nil)
+	e.crashAt(stepPasswordChanged)
+	_, _ = e.rotate("trusted")
+	e.b.rot.testStep = nil
+	e.mustRotate("trusted")
+	if e.walCount() != 0 {
+		t.Error("WAL left")
+	}
+	if v := e.creds("trusted")["version"]; v != 2 {
+		t.Errorf("version = %v, want 2 (recovered + new)", v)
+	}
+	e.assertServedCredentialLogsIn("trusted")
+}
+
+// A WAL written under other password rules is discarded: its candidate is
+// never reused. A candidate Salesforce already accepted is still adopted,
+// since dropping it would leave Vault with a password that no longer works.
+func TestWAL_PolicyChange(t *testing.T) {
+	for _, tc := range []struct {
+		step    string
+		adopted bool
+	}{
+		{stepWALWritten, false},
+		{stepPasswordChanged, true},
+	} {
+		t.Run(tc.step, func(t *testing.T) {
+			e := newRotEnv(t)
+			e.addTrusted("trusted", nil)
+			e.crashAt(tc.step)
+			_, _ = e.rotate("trusted")
+			e.b.rot.testStep = nil
+			mustWrite(t, e.b, e.s, "config/rotation", map[string]interface{}{"password_length": 30})
+			e.restart()
+			if e.walCount() != 0 {
+				t.Error("WAL kept after the policy changed")
+			}
+			if adopted := e.creds("trusted")["version"] == 1; adopted != tc.adopted {
+				t.Errorf("adopted = %v, want %v", adopted, tc.adopted)
+			}
+			e.assertServedCredentialLogsIn("trusted")
+		})
+	}
+}
+
+// rotFailingStorage fails writes of accounts while fail is set, like a
+// storage backend outage after Salesforce accepted the new password.
+type rotFailingStorage struct {
+	logical.Storage
+	fail bool
+}
+
+func (f *rotFailingStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
+	if f.fail && len(e.Key) > len(accountStoragePrefix) && e.Key[:len(accountStoragePrefix)] == accountStoragePrefix {
+		return errors.New("storage unavailable")
+	}
+	return f.Storage.Put(ctx, e)
+}
+
+// Storage fails right after Salesforce took the new password: the error is
+// returned (never success), the WAL keeps the candidate, and the next
+// rotation first adopts it.
+func TestRotate_StorageFailureAfterChange(t *testing.T) {
+	e := newRotEnv(t)
+	e.addTrusted("trusted", nil)
+	fs := &rotFailingStorage{Storage: e.s, fail: true}
+	e.s = fs
+	resp, err := e.rotate("trusted")
+	if respErr(resp, err) == nil {
+		t.Fatal("a rotation whose result could not be stored reported success")
+	}
+	if e.walCount() != 1 {
+		t.Fatalf("WALs = %d, want the candidate kept", e.walCount())
+	}
+	fs.fail = false
+	e.mustRotate("trusted")
+	if e.walCount() != 0 || e.version("trusted") != 2 {
+		t.Errorf("WALs %d, version %d; want 0, 2", e.walCount(), e.version("trusted"))
+	}
+	e.assertServedCredentialLogsIn("trusted")
+}
