@@ -3,9 +3,11 @@ package salesforce
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/helper/automatedrotationutil"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -136,4 +138,19 @@ func writeAccount(ctx context.Context, s logical.Storage, name string, a *accoun
 		return fmt.Errorf("writing account %q: %w", name, err)
 	}
 	return nil
+}
+
+// lockAccount serialises changes of one account with its rotation (the
+// rotation code takes the same per-account lock), so neither overwrites
+// the other's password.
+func (b *backend) lockAccount(name string) (unlock func()) {
+	lock := locksutil.LockForKey(b.rot.locks, name)
+	lock.Lock()
+	return lock.Unlock
+}
+
+// accountNotFound is the 404 every per-account path returns for a name
+// that was never written.
+func accountNotFound(name string) error {
+	return logical.CodedError(http.StatusNotFound, fmt.Sprintf("account %q does not exist: write accounts/%s first", name, name))
 }

@@ -109,12 +109,11 @@ func newBackend(conf *logical.BackendConfig) *backend {
 
 // invalidate runs on every node when another node changes a key.
 func (b *backend) invalidate(ctx context.Context, key string) {
-	if key == configStoragePath {
-		b.resetClient()
-	}
-	// Cached OAuth tokens (token_cache.go) follow what they were minted from.
+	// Cached clients, sessions and OAuth tokens follow what they were
+	// built or minted from.
 	switch {
 	case key == configStoragePath:
+		b.resetClient()
 		b.invalidateAllTokens()
 	case key == jwtKeyStoragePath:
 		b.invalidateTokensForJWTKey()

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
-	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -293,15 +292,6 @@ func (b *backend) pathAccountRead(ctx context.Context, req *logical.Request, d *
 	delete(data, "password")
 	delete(data, "security_token")
 	return &logical.Response{Data: data}, nil
-}
-
-// lockAccount serialises changes of one account with its rotation (the
-// rotation code takes the same per-account lock), so neither overwrites
-// the other's password.
-func (b *backend) lockAccount(name string) (unlock func()) {
-	lock := locksutil.LockForKey(b.rot.locks, name)
-	lock.Lock()
-	return lock.Unlock
 }
 
 func (b *backend) pathAccountWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

@@ -2,7 +2,6 @@ package salesforce
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"strings"
 
@@ -88,7 +87,7 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 		return nil, err
 	}
 	if acct == nil {
-		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("account %q does not exist: write accounts/%s first", name, name))
+		return nil, accountNotFound(name)
 	}
 	loginURL := configDefaultLoginURL
 	cfg, err := readConfig(ctx, req.Storage)

@@ -3,10 +3,8 @@ package salesforce
 import (
 	"context"
 	"fmt"
-	"net/http"
 
 	"github.com/hashicorp/vault/sdk/framework"
-	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -39,16 +37,14 @@ func pathDiagnose(b *backend) []*framework.Path {
 
 func (b *backend) pathDiagnoseRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
-	lock := locksutil.LockForKey(b.rot.locks, name)
-	lock.Lock()
-	defer lock.Unlock()
+	defer b.lockAccount(name)()
 
 	acct, err := readAccount(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
 	}
 	if acct == nil {
-		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("account %q does not exist", name))
+		return nil, accountNotFound(name)
 	}
 	rcfg, err := readRotationConfig(ctx, req.Storage)
 	if err != nil {

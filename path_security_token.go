@@ -2,13 +2,11 @@ package salesforce
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
-	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -59,16 +57,14 @@ func (b *backend) pathSecurityTokenWrite(ctx context.Context, req *logical.Reque
 		return logical.ErrorResponse(err.Error()), nil
 	}
 
-	lock := locksutil.LockForKey(b.rot.locks, name)
-	lock.Lock()
-	defer lock.Unlock()
+	defer b.lockAccount(name)()
 
 	acct, err := readAccount(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
 	}
 	if acct == nil {
-		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("account %q does not exist", name))
+		return nil, accountNotFound(name)
 	}
 	rcfg, err := readRotationConfig(ctx, req.Storage)
 	if err != nil {

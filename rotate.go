@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
-	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/hashicorp/vault/sdk/rotation"
 )
@@ -64,9 +63,7 @@ type rotationResult struct {
 // rotateAccount rotates the password of one account now. It returns an
 // error whenever the password was not rotated.
 func (b *backend) rotateAccount(ctx context.Context, s logical.Storage, name, trigger string) (*rotationResult, error) {
-	lock := locksutil.LockForKey(b.rot.locks, name)
-	lock.Lock()
-	defer lock.Unlock()
+	defer b.lockAccount(name)()
 
 	// An unfinished earlier rotation is settled first, so a new password is
 	// never set on top of an unknown one.

@@ -271,18 +271,26 @@ func (b *backend) requeueStored(ctx context.Context, s logical.Storage, name str
 // is shown as failing, never dropped.
 func (b *backend) runScheduledRotation(ctx context.Context, s logical.Storage, name string) {
 	defer b.requeueStored(context.Background(), s, name)
+	if !b.scheduledRotationDue(ctx, s, name) {
+		return
+	}
+	if _, err := b.rotateAccount(ctx, s, name, triggerScheduled); err != nil {
+		b.logger.Warn("scheduled rotation failed", "account", name, "error", err)
+	}
+}
 
-	lock := locksutil.LockForKey(b.rot.locks, name)
-	lock.Lock()
+// scheduledRotationDue reports whether the stored account is due now. An
+// account blocked on an operator, or past its rotation window, is not: its
+// next time is moved on and stored instead.
+func (b *backend) scheduledRotationDue(ctx context.Context, s logical.Storage, name string) bool {
+	defer b.lockAccount(name)()
 	acct, err := readAccount(ctx, s, name)
 	if err != nil || acct == nil || !acct.scheduled() || acct.NextVaultRotation.IsZero() {
-		lock.Unlock()
-		return
+		return false
 	}
 	now := b.rot.now()
 	if acct.NextVaultRotation.After(now) {
-		lock.Unlock()
-		return
+		return false
 	}
 	if acct.RotationBlocked != "" {
 		// Retrying cannot fix it and would cost logins: wait for an operator.
@@ -294,10 +302,9 @@ func (b *backend) runScheduledRotation(ctx context.Context, s logical.Storage, n
 		if err := writeAccount(ctx, s, name, acct); err != nil {
 			b.logger.Error("storing account", "account", name, "error", err)
 		}
-		lock.Unlock()
-		return
+		return false
 	}
-	if missed := b.missedWindow(acct, now); missed {
+	if b.missedWindow(acct, now) {
 		if acct.WindowEnd.IsZero() {
 			acct.MissedRotationAt = acct.NextVaultRotation
 		} else {
@@ -308,15 +315,10 @@ func (b *backend) runScheduledRotation(ctx context.Context, s logical.Storage, n
 		if err := writeAccount(ctx, s, name, acct); err != nil {
 			b.logger.Error("storing account", "account", name, "error", err)
 		}
-		lock.Unlock()
 		b.logger.Warn("scheduled rotation missed its window; waiting for the next scheduled time", "account", name)
-		return
+		return false
 	}
-	lock.Unlock()
-
-	if _, err := b.rotateAccount(ctx, s, name, triggerScheduled); err != nil {
-		b.logger.Warn("scheduled rotation failed", "account", name, "error", err)
-	}
+	return true
 }
 
 // missedWindow reports whether a scheduled account's rotation window has

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
-	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -67,10 +66,9 @@ func (b *backend) reconcileAllWALs(ctx context.Context, s logical.Storage) error
 		byAccount[w.Account] = append(byAccount[w.Account], id)
 	}
 	for name := range byAccount {
-		lock := locksutil.LockForKey(b.rot.locks, name)
-		lock.Lock()
+		unlock := b.lockAccount(name)
 		err := b.reconcileAccountWALs(ctx, s, name)
-		lock.Unlock()
+		unlock()
 		if err != nil {
 			merr = errors.Join(merr, fmt.Errorf("account %q: %w", name, err))
 		}
@@ -172,9 +170,7 @@ func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind st
 		// Unreadable: nothing can ever be done with it.
 		return nil
 	}
-	lock := locksutil.LockForKey(b.rot.locks, w.Account)
-	lock.Lock()
-	defer lock.Unlock()
+	defer b.lockAccount(w.Account)()
 	return b.settleWAL(ctx, req.Storage, w)
 }
 
