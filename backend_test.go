@@ -278,7 +278,7 @@ func emulatorConfig(srv *emulator.Server, grant string) map[string]interface{} {
 }
 
 // emulatorBackend is a backend configured against a fresh emulated org.
-func emulatorBackend(t *testing.T, grant string) (*backend, logical.Storage, *emulator.Server, *logBuffer) {
+func emulatorBackend(t testing.TB, grant string) (*backend, logical.Storage, *emulator.Server, *logBuffer) {
 	t.Helper()
 	srv := emulator.NewTestServer(t, emulator.DefaultSeed())
 	b, s, logs := getTestBackendWithLogs(t)

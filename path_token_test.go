@@ -301,7 +301,7 @@ func TestTokenReadsDoNotLeakSecrets(t *testing.T) {
 // grant client_credentials on the My Domain host), with the integration
 // user stored as account "integ" and the demo JWT key imported. Call
 // counters start at zero.
-func tokenEmulatorBackend(t *testing.T) (*backend, logical.Storage, *emulator.Server, *logBuffer) {
+func tokenEmulatorBackend(t testing.TB) (*backend, logical.Storage, *emulator.Server, *logBuffer) {
 	t.Helper()
 	b, s, srv, logs := emulatorBackend(t, adminGrantClientCredentials)
 	mustWrite(t, b, s, "accounts/integ", map[string]interface{}{
