@@ -86,6 +86,10 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		},
 		Paths: framework.PathAppend(
 			pathConfig(b),
+			// Paths below accounts/<name>/ come before accounts/<name>,
+			// whose pattern would match them too.
+			pathSecurityToken(b),
+			pathDiagnose(b),
 			pathAccounts(b),
 			pathCreds(b),
 			pathRoles(b),
@@ -93,8 +97,6 @@ func newBackend(conf *logical.BackendConfig) *backend {
 			pathJWTKey(b),
 			pathRotate(b),
 			pathConfigRotation(b),
-			pathSecurityToken(b),
-			pathDiagnose(b),
 		),
 		Secrets:           []*framework.Secret{secretAccessToken(b)},
 		Invalidate:        b.invalidate,

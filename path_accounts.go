@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
-	"sort"
 	"strings"
 	"time"
 
@@ -14,108 +13,18 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-// accountNameSegmentChars are the characters of one '/'-separated part of
-// an account name (\w in Go's regexp is ASCII-only).
-const accountNameSegmentChars = `0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_.@-`
+// accountSegmentRegex is one '/'-separated part of an account name (\w
+// in Go's regexp would do, but the explicit class reads better in
+// path-help).
+const accountSegmentRegex = `[0-9A-Za-z_.@-]+`
 
-// reservedAccountSubpaths are paths other parts of the engine serve below
-// accounts/<name>/. A name made of several parts may not end in one of them,
-// or accounts/<name> would swallow those paths (the framework routes to the
-// first matching pattern, and Go's regexp has no lookahead).
-var reservedAccountSubpaths = []string{"security-token", "diagnose"}
+// accountNameRegex is an account name: one or more parts joined by '/'.
+// Paths served below an account (accounts/<name>/diagnose, .../security-token)
+// are wired before accounts/<name> in backend.go: the framework routes to
+// the first pattern that matches.
+const accountNameRegex = accountSegmentRegex + `(?:/` + accountSegmentRegex + `)*`
 
-var (
-	accountSegmentRegex = charClass[struct{}](accountNameSegmentChars, nil) + "+"
-	// accountNameRegex matches one part, or several parts whose last one is
-	// not reserved.
-	accountNameRegex = "(?:" + accountSegmentRegex + "|(?:" + accountSegmentRegex + "/)+" +
-		segmentExcept(accountNameSegmentChars, reservedAccountSubpaths) + ")"
-	accountNameMatcher = regexp.MustCompile("^" + accountNameRegex + "$")
-)
-
-// segmentExcept builds a regexp matching every non-empty string over chars
-// except the given words, by walking the trie of the words: at each node a
-// string may stop (unless the node ends a word), continue with a character
-// that leaves the trie, or follow a child.
-func segmentExcept(chars string, words []string) string {
-	type node struct {
-		children map[byte]*node
-		end      bool
-	}
-	newNode := func() *node { return &node{children: map[byte]*node{}} }
-	root := newNode()
-	for _, w := range words {
-		n := root
-		for i := 0; i < len(w); i++ {
-			next, ok := n.children[w[i]]
-			if !ok {
-				next = newNode()
-				n.children[w[i]] = next
-			}
-			n = next
-		}
-		n.end = true
-	}
-	anyChar := charClass[*node](chars, nil)
-	var build func(n *node, isRoot bool) string
-	build = func(n *node, isRoot bool) string {
-		var alts []string
-		if !isRoot && !n.end {
-			alts = append(alts, "")
-		}
-		if len(n.children) < len(chars) {
-			alts = append(alts, charClass(chars, n.children)+anyChar+"*")
-		}
-		keys := make([]int, 0, len(n.children))
-		for c := range n.children {
-			keys = append(keys, int(c))
-		}
-		sort.Ints(keys)
-		for _, c := range keys {
-			alts = append(alts, regexp.QuoteMeta(string(rune(c)))+build(n.children[byte(c)], false))
-		}
-		return "(?:" + strings.Join(alts, "|") + ")"
-	}
-	return build(root, true)
-}
-
-// charClass is a compact regexp class of chars without the excluded ones,
-// written as ranges (0-9A-Z...) so path-help stays readable.
-func charClass[V any](chars string, excluded map[byte]V) string {
-	var set []byte
-	for i := 0; i < len(chars); i++ {
-		if _, ok := excluded[chars[i]]; !ok {
-			set = append(set, chars[i])
-		}
-	}
-	sort.Slice(set, func(i, j int) bool { return set[i] < set[j] })
-	escape := func(c byte) string {
-		switch c {
-		case '-', ']', '\\', '^', '[':
-			return `\` + string(c)
-		}
-		return string(c)
-	}
-	var sb strings.Builder
-	sb.WriteByte('[')
-	for i := 0; i < len(set); {
-		j := i
-		for j+1 < len(set) && set[j+1] == set[j]+1 {
-			j++
-		}
-		switch {
-		case j-i >= 2:
-			sb.WriteString(escape(set[i]) + "-" + escape(set[j]))
-		case j-i == 1:
-			sb.WriteString(escape(set[i]) + escape(set[j]))
-		default:
-			sb.WriteString(escape(set[i]))
-		}
-		i = j + 1
-	}
-	sb.WriteByte(']')
-	return sb.String()
-}
+var accountNameMatcher = regexp.MustCompile("^" + accountNameRegex + "$")
 
 // validateAccountName rejects names the pattern lets through but storage
 // should not hold.
