@@ -1,0 +1,38 @@
+# Every target is a one-liner; the logic lives in scripts/.
+VERSION ?= $(shell cat VERSION 2>/dev/null || echo v0.1.0)
+PLUGIN := vault-plugin-secrets-salesforce
+LDFLAGS := -X github.com/vault-salesforce/vault-plugin-secrets-salesforce.Version=$(VERSION)
+
+.PHONY: build emulator vault test fmt fmtcheck vet dev bench
+
+# bin/vault-plugin-secrets-salesforce, static, reporting $(VERSION) to Vault.
+build:
+	CGO_ENABLED=0 go build -buildvcs=false -ldflags "$(LDFLAGS)" -o bin/$(PLUGIN) ./cmd/$(PLUGIN)
+
+# bin/salesforce-emulator, the standalone Salesforce org emulator.
+emulator:
+	CGO_ENABLED=0 go build -buildvcs=false -o bin/salesforce-emulator ./cmd/salesforce-emulator
+
+# Prints the Vault binary to use (VAULT_BIN, PATH, or bin/vault built from tools/vault).
+vault:
+	@scripts/build-vault.sh
+
+# All tests: gofmt check, go vet, unit tests and the acceptance suite against a real Vault.
+test:
+	@scripts/test.sh
+
+fmt:
+	gofmt -w $$(find . -name '*.go' -not -path './bin/*' -not -path './tools/*')
+
+fmtcheck:
+	@scripts/gofmtcheck.sh
+
+vet:
+	go vet ./...
+
+# A Vault dev server with the plugin registered, pointed at the bundled emulator (Ctrl-C stops all).
+dev:
+	@scripts/dev.sh
+
+bench:
+	go test -run '^$$' -bench . ./...

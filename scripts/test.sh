@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The project's one test command (`make test`, also run by .ci/run):
+# gofmt check, go vet, then every Go test including the acceptance suite,
+# which drives a real Vault server. The Vault binary is obtained first (built
+# once per machine, see scripts/build-vault.sh) so its build time is printed
+# here and does not count against the go test timeout.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+scripts/gofmtcheck.sh
+echo "go vet ./..."
+go vet ./...
+
+start=$SECONDS
+VAULT_BIN="$(scripts/build-vault.sh)"
+export VAULT_BIN
+echo "vault binary: $VAULT_BIN (ready after $((SECONDS - start))s)"
+
+# -count=1: the acceptance suite builds the plugin from source in a
+# subprocess, which go test's result cache cannot see, so a cached pass
+# could hide a broken change.
+echo "go test -count=1 ./... -timeout 40m ${GOTESTFLAGS:-}"
+# shellcheck disable=SC2086 # GOTESTFLAGS is a list of flags, e.g. "-run TestX -v".
+go test -count=1 ./... -timeout 40m ${GOTESTFLAGS:-}
