@@ -34,5 +34,6 @@ vet:
 dev:
 	@scripts/dev.sh
 
+# Benchmarks that compare two variants side by side in one run and print their ratio.
 bench:
-	go test -run '^$$' -bench . ./...
+	go test -run '^$$' -bench . -benchmem .
