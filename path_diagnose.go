@@ -105,7 +105,7 @@ func (b *backend) pathDiagnoseRead(ctx context.Context, req *logical.Request, d 
 		findings = append(findings, err.Error())
 	case err != nil:
 		data["login"] = "error"
-		findings = append(findings, loginFinding(ErrorCode(err), err, acct))
+		findings = append(findings, loginFinding(name, ErrorCode(err), err, acct))
 	default:
 		switch res.verdict {
 		case loginOK:
@@ -114,11 +114,11 @@ func (b *backend) pathDiagnoseRead(ctx context.Context, req *logical.Request, d 
 			data["login"] = "ok, password expired"
 		case loginPasswordOnly:
 			data["login"] = "security token needed"
-			findings = append(findings, loginFinding("LOGIN_MUST_USE_SECURITY_TOKEN", res.cause, acct))
+			findings = append(findings, loginFinding(name, "LOGIN_MUST_USE_SECURITY_TOKEN", res.cause, acct))
 		default:
 			data["login"] = "rejected"
 			data["login_error_code"] = ErrorCode(res.cause)
-			findings = append(findings, loginFinding(ErrorCode(res.cause), res.cause, acct))
+			findings = append(findings, loginFinding(name, ErrorCode(res.cause), res.cause, acct))
 		}
 	}
 	// The OAuth username-password flow answers some questions SOAP login()
@@ -133,7 +133,9 @@ func (b *backend) pathDiagnoseRead(ctx context.Context, req *logical.Request, d 
 			}
 		}
 	}
-	if acct.SecurityTokenStatus == tokenStatusStale {
+	// Said once: the login finding above already names a stale token when
+	// the login got as far as asking for one.
+	if acct.SecurityTokenStatus == tokenStatusStale && data["login"] != "security token needed" {
 		findings = append(findings, fmt.Sprintf("the stored security token is stale since the last rotation: write the emailed token to accounts/%s/security-token", name))
 	}
 	if len(findings) == 0 {
@@ -144,16 +146,16 @@ func (b *backend) pathDiagnoseRead(ctx context.Context, req *logical.Request, d 
 }
 
 // loginFinding explains a login failure code.
-func loginFinding(code string, err error, acct *account) string {
+func loginFinding(name, code string, err error, acct *account) string {
 	switch code {
 	case "LOGIN_MUST_USE_SECURITY_TOKEN":
 		if acct.SecurityTokenStatus == tokenStatusStale {
-			return "the password is right but the security token is stale (the password changed); write the emailed token to accounts/<name>/security-token"
+			return fmt.Sprintf("the password is right but the security token is stale (the password changed): write the emailed token to accounts/%s/security-token", name)
 		}
 		if acct.SecurityToken == "" || !acct.needsToken() {
 			return "the password is right but Salesforce needs a security token from Vault's address: store the token (security_token_mode=required) or add Vault's address to the trusted IP ranges"
 		}
-		return "the password is right but the security token is wrong: write the token from the user's latest email to accounts/<name>/security-token"
+		return fmt.Sprintf("the password is right but the security token is wrong: write the token from the user's latest email to accounts/%s/security-token", name)
 	case "INVALID_LOGIN", "invalid_grant":
 		return "Salesforce rejected the username, password or security token (it gives the same answer for a locked-out user, a login from outside the profile's login IP ranges, and an exceeded login rate); the password may have been changed outside Vault"
 	case "LOGIN_RATE_EXCEEDED", "rate_limit_exceeded":

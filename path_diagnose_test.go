@@ -68,6 +68,9 @@ func TestDiagnose_StaleToken(t *testing.T) {
 	if data["login"] != "security token needed" || !strings.Contains(findings, "stale") || !strings.Contains(findings, "accounts/etl/security-token") {
 		t.Errorf("diagnose = %v", data)
 	}
+	if n := len(data["findings"].([]string)); n != 1 {
+		t.Errorf("the stale token should be reported once, got %d findings: %s", n, findings)
+	}
 }
 
 // The OAuth username-password flow tells apart what SOAP login() lumps
