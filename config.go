@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -175,6 +176,9 @@ func validateLoginURL(raw string, allowNonSalesforce bool) (string, error) {
 		return "", errors.New("login_url must use https")
 	}
 	host := strings.ToLower(u.Hostname())
+	if err := validateLoginHost(host); err != nil {
+		return "", err
+	}
 	path := strings.TrimRight(u.Path, "/")
 	normalized := scheme + "://" + strings.ToLower(u.Host) + path
 
@@ -197,6 +201,42 @@ func validateLoginURL(raw string, allowNonSalesforce bool) (string, error) {
 		return "", fmt.Errorf("login_url host %q is not a Salesforce domain (%s)%s", host, strings.Join(salesforceDomainSuffixes, ", "), optIn)
 	}
 	return "https://" + host, nil
+}
+
+// validateLoginHost refuses host names that are malformed even with the
+// opt-in: non-ASCII ones (look-alikes such as the ideographic full stop in
+// "evil.com\u3002.salesforce.com" pass a suffix check yet are no Salesforce
+// name), empty labels ("a..salesforce.com", a leading or trailing dot) and
+// characters outside DNS names. IP literals are checked by the caller.
+func validateLoginHost(host string) error {
+	if host == "" {
+		return errors.New("login_url must name a host")
+	}
+	if net.ParseIP(host) != nil {
+		return nil
+	}
+	for _, r := range host {
+		if r >= utf8.RuneSelf {
+			return fmt.Errorf("login_url host %+q must be ASCII; write an internationalized domain name in its xn-- form", host)
+		}
+	}
+	if len(host) > 253 {
+		return errors.New("login_url host must be at most 253 characters")
+	}
+	for _, label := range strings.Split(host, ".") {
+		if label == "" {
+			return fmt.Errorf("login_url host %q has an empty label (two dots in a row, or a leading or trailing dot)", host)
+		}
+		if len(label) > 63 {
+			return fmt.Errorf("login_url host %q has a label longer than 63 characters", host)
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return fmt.Errorf("login_url host %q may contain only letters, digits, hyphens, underscores and dots", host)
+			}
+		}
+	}
+	return nil
 }
 
 func isSalesforceHost(host string) bool {

@@ -70,7 +70,8 @@ func configFields() map[string]*framework.FieldSchema {
 			Type: framework.TypeString,
 			Description: "Where logins and token requests go: https://login.salesforce.com (production, the default), " +
 				"https://test.salesforce.com (sandboxes) or the org's My Domain URL such as https://acme.my.salesforce.com " +
-				"(required for the client_credentials grant). Must be https on a Salesforce domain unless allow_non_salesforce_url is true.",
+				"(required for the client_credentials grant). Must be https on a Salesforce domain unless allow_non_salesforce_url is true. " +
+				"Changing it requires the stored client_secret, password and security_token again in the same write.",
 			Default: configDefaultLoginURL,
 			DisplayAttrs: &framework.DisplayAttributes{
 				Name: "Login URL",
@@ -80,7 +81,8 @@ func configFields() map[string]*framework.FieldSchema {
 			Type: framework.TypeBool,
 			Description: "Allow a login_url that is not https on a Salesforce domain (plain http, another host, a loopback or " +
 				"literal IP address, a path). Meant for the Salesforce emulator and tests; leave false in production so the engine " +
-				"never sends credentials to an unintended address.",
+				"never sends credentials to an unintended address. Turning it on requires the stored client_secret, password and " +
+				"security_token again in the same write.",
 			Default: false,
 		},
 		"api_version": {
@@ -162,8 +164,9 @@ func configFields() map[string]*framework.FieldSchema {
 			},
 		},
 		"ca_cert": {
-			Type:        framework.TypeString,
-			Description: "PEM-encoded CA certificate(s) to trust instead of the system roots when calling login_url.",
+			Type: framework.TypeString,
+			Description: "PEM-encoded CA certificate(s) to trust instead of the system roots when calling login_url. " +
+				"Changing it requires the stored client_secret, password and security_token again in the same write.",
 			DisplayAttrs: &framework.DisplayAttributes{
 				Name: "CA certificate",
 			},
@@ -243,6 +246,13 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	}
 	if err := applyConfigFields(cfg, d, existing == nil, vaultKey != nil); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
+	}
+	// Checked whatever verify says: with verify=false the next admin login
+	// would ship the stored secrets instead of this write's check.
+	if existing != nil {
+		if err := requireSecretsForNewEndpoint(existing, cfg, d); err != nil {
+			return logical.ErrorResponse(err.Error()), nil
+		}
 	}
 	if cfg.GrantType != adminGrantJWTBearer || cfg.PrivateKey != "" {
 		vaultKey = nil
@@ -416,6 +426,73 @@ func applyConfigFields(cfg *salesforceConfig, d *framework.FieldData, isCreate, 
 	return validateAdminGrant(cfg, haveVaultKey)
 }
 
+// endpointSecretFields are the stored secrets that logins send to
+// login_url as they are: the client secret (admin grants and token roles)
+// and the admin password and security token.
+//
+// private_key is deliberately not among them. The key never leaves Vault:
+// a jwt_bearer login sends only an assertion signed with it, which expires
+// within two minutes and whose "aud" names the new host when login_url
+// leaves Salesforce, so it cannot be replayed at the org. (After a ca_cert
+// change an interceptor could replay one within those minutes, but it would
+// see every session the engine obtains anyway.) Asking for the key again
+// would put one more copy of it in transit and protect nothing.
+var endpointSecretFields = []string{"client_secret", "password", "security_token"}
+
+// endpointChanges describes how an update moves or widens where logins go:
+// a new login_url, the non-Salesforce opt-in turned on, or other trust
+// anchors (any ca_cert change alters who can answer as login_url).
+// Turning the opt-in off only narrows it and is not listed.
+func endpointChanges(old, updated *salesforceConfig) []string {
+	var changes []string
+	if updated.LoginURL != old.LoginURL {
+		changes = append(changes, "login_url changed")
+	}
+	if updated.AllowNonSalesforceURL && !old.AllowNonSalesforceURL {
+		changes = append(changes, "allow_non_salesforce_url was turned on")
+	}
+	if updated.CACert != old.CACert {
+		changes = append(changes, "ca_cert changed")
+	}
+	return changes
+}
+
+// requireSecretsForNewEndpoint refuses an update that points logins at a
+// new endpoint while secrets stored for the old one would go along unseen:
+// whoever redirects the engine must supply (or clear, with "") each stored
+// secret in the same write. The error names fields, never values.
+func requireSecretsForNewEndpoint(old, updated *salesforceConfig, d *framework.FieldData) error {
+	changes := endpointChanges(old, updated)
+	if len(changes) == 0 {
+		return nil
+	}
+	stored := map[string]string{
+		"client_secret":  old.ClientSecret,
+		"password":       old.Password,
+		"security_token": old.SecurityToken,
+	}
+	var reenter []string
+	for _, field := range endpointSecretFields {
+		if _, given := d.GetOk(field); stored[field] != "" && !given {
+			reenter = append(reenter, field)
+		}
+	}
+	if len(reenter) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s, and stored secrets are never sent to a new endpoint: give %s again in the same write "+
+		"(or set a field to \"\" to clear it if grant_type %s does not need it); nothing was stored",
+		joinWithAnd(changes), joinWithAnd(reenter), updated.GrantType)
+}
+
+// joinWithAnd joins items as "a", "a and b" or "a, b and c".
+func joinWithAnd(items []string) string {
+	if len(items) <= 1 {
+		return strings.Join(items, "")
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
+}
+
 // defaultAdminGrant picks the admin grant from the credentials given.
 func defaultAdminGrant(cfg *salesforceConfig) string {
 	switch {
@@ -518,6 +595,19 @@ by obtaining an admin session unless verify=false; a failed check returns Salesf
 error code and stores nothing. Updates merge with the stored settings. Reads never return
 client_secret, private_key, password or security_token; they show *_set flags and the
 fingerprint of the private key's public half instead.
+
+Who may update config decides where credentials go. login_url, allow_non_salesforce_url
+and ca_cert choose the host that every later admin login, account check, rotation and
+token request talks to, so whoever can update config receives every account's password
+and security token from then on. Treat update on config like root for this mount: grant
+it only to those trusted with every credential the mount holds.
+
+Stored secrets are never sent to a new endpoint. A write that changes login_url or
+ca_cert, or turns allow_non_salesforce_url on, must give client_secret, password and
+security_token again when they are stored (or clear them with "" if the grant does not
+need them); otherwise it fails with a 400 naming them and stores nothing. private_key
+is exempt: it never leaves Vault, only assertions signed with it for the new
+login_url's audience do.
 
 Example:
 

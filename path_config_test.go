@@ -8,7 +8,11 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
+	"io"
 	"math/big"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -405,6 +409,15 @@ func TestConfig_LoginURLs(t *testing.T) {
 		"ftp://login.salesforce.com",
 		"login.salesforce.com",
 		"",
+		// Malformed hosts a suffix check alone would take for Salesforce's.
+		"https://a..salesforce.com",
+		"https://.salesforce.com",
+		"https://login.salesforce.com.",
+		"https://evil.com\u3002.salesforce.com",
+		"https://evil%E3%80%82.salesforce.com",
+		"https://log\u00edn.salesforce.com",
+		"https://log_in!.salesforce.com",
+		"https://" + strings.Repeat("a", 64) + ".my.salesforce.com",
 	}
 	for _, in := range alwaysRefused {
 		for _, optIn := range []bool{false, true} {
@@ -418,18 +431,37 @@ func TestConfig_LoginURLs(t *testing.T) {
 	}
 }
 
+// badConfigInput is a refused write whose error names field. Updates
+// that are refused only because a config is stored (a new endpoint while
+// secrets are stored for the old one) are marked updateOnly.
+type badConfigInput struct {
+	field      string
+	data       map[string]interface{}
+	updateOnly bool
+}
+
 // badConfigInputs are refused writes: each names its field.
-func badConfigInputs(t testing.TB) []struct {
-	field string
-	data  map[string]interface{}
-} {
+func badConfigInputs(t testing.TB) []badConfigInput {
 	coreTestKeys(t)
-	type tc = struct {
-		field string
-		data  map[string]interface{}
+	type tc = badConfigInput
+	one := func(field string, v interface{}) tc { return tc{field: field, data: map[string]interface{}{field: v}} }
+	// update changes the endpoint of the stored fakeConfig() without
+	// giving its client secret again: the error names both.
+	update := func(field string, data map[string]interface{}) tc {
+		return tc{field: field, data: data, updateOnly: true}
 	}
-	one := func(field string, v interface{}) tc { return tc{field, map[string]interface{}{field: v}} }
 	return []tc{
+		one("login_url", "https://a..salesforce.com"),
+		one("login_url", "https://fake.my.salesforce.com."),
+		one("login_url", "https://evil.com\u3002.salesforce.com"),
+		one("login_url", "https://f\u00e4ke.my.salesforce.com"),
+		update("login_url", map[string]interface{}{"login_url": "https://other.my.salesforce.com"}),
+		update("login_url", map[string]interface{}{"login_url": "https://other.my.salesforce.com", "verify": false}),
+		update("client_secret", map[string]interface{}{"login_url": "https://other.my.salesforce.com", "client_id": fakeClientID}),
+		update("allow_non_salesforce_url", map[string]interface{}{"allow_non_salesforce_url": true}),
+		update("client_secret", map[string]interface{}{"allow_non_salesforce_url": true, "verify": false}),
+		update("ca_cert", map[string]interface{}{"ca_cert": coreTestCACertPEM}),
+		update("client_secret", map[string]interface{}{"ca_cert": coreTestCACertPEM, "verify": false}),
 		one("login_url", "http://login.salesforce.com"),
 		one("login_url", "https://evil.example.com"),
 		one("login_url", "https://127.0.0.1"),
@@ -454,8 +486,8 @@ func badConfigInputs(t testing.TB) []struct {
 		one("username", "no-at-sign"),
 		one("username", "two words@fake.test"),
 		one("grant_type", "implicit"),
-		{"private_key", map[string]interface{}{"grant_type": "jwt_bearer"}},
-		{"username", map[string]interface{}{"grant_type": "password"}},
+		{field: "private_key", data: map[string]interface{}{"grant_type": "jwt_bearer"}},
+		{field: "username", data: map[string]interface{}{"grant_type": "password"}},
 		one("password", "two\nlines"),
 		one("security_token", "not-a-token!"),
 		one("ca_cert", "not a certificate"),
@@ -475,6 +507,9 @@ func TestConfig_BadInputs(t *testing.T) {
 			mustWrite(t, b, s, "config", fakeConfig())
 		}
 		for _, tc := range badConfigInputs(t) {
+			if tc.updateOnly && !existing {
+				continue
+			}
 			data := map[string]interface{}{}
 			if !existing {
 				for k, v := range fakeConfig() {
@@ -495,6 +530,148 @@ func TestConfig_BadInputs(t *testing.T) {
 				t.Errorf("existing=%v %s=%.40q: want a 4xx naming %s, got %d %q", existing, tc.field, tc.data[tc.field], tc.field, status, msg)
 			}
 			assertSameStorage(t, before, snapshotStorage(t, s))
+		}
+	}
+}
+
+// Moving logins to another host must not take the stored admin secrets
+// along: a caller who can only update config, and does not know them,
+// would otherwise receive them at a host of its choosing with the very
+// next verification login.
+func TestConfig_EndpointChangeRequiresStoredSecretsAgain(t *testing.T) {
+	b, s, _, logs := emulatorBackend(t, adminGrantPassword)
+	var mu sync.Mutex
+	var received strings.Builder
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		received.WriteString(r.URL.Path + "?" + string(body) + " " + r.Header.Get("Authorization") + "\n")
+		mu.Unlock()
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"error":"invalid_grant","error_description":"authentication failure"}`))
+	}))
+	defer evil.Close()
+
+	before := snapshotStorage(t, s)
+	for _, verify := range []bool{true, false} {
+		resp, err := request(t, b, s, logical.UpdateOperation, "config", map[string]interface{}{
+			"login_url": evil.URL, "allow_non_salesforce_url": true, "verify": verify,
+		})
+		msg := ""
+		if e := respErr(resp, err); e != nil {
+			msg = e.Error()
+		}
+		if statusOf(resp, err) != 400 {
+			t.Fatalf("verify=%v: want 400, got %d %q", verify, statusOf(resp, err), msg)
+		}
+		for _, want := range []string{"login_url", "client_secret", "password", "security_token", "never sent to a new endpoint"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("verify=%v: error should mention %q: %s", verify, want, msg)
+			}
+		}
+		if strings.Contains(msg, "private_key") {
+			t.Errorf("verify=%v: private_key is never sent and need not be given again: %s", verify, msg)
+		}
+		assertNoSecrets(t, "error", msg, demoAdminPassword, demoAdminToken, demoClientSecret)
+		assertSameStorage(t, before, snapshotStorage(t, s))
+	}
+
+	// Re-entering some of them is not enough: the error names the rest.
+	resp, err := request(t, b, s, logical.UpdateOperation, "config", map[string]interface{}{
+		"login_url": evil.URL, "client_secret": "caller-chosen-secret", "password": "Caller-Chosen-1",
+	})
+	if msg := fmt.Sprint(respErr(resp, err)); statusOf(resp, err) != 400 || !strings.Contains(msg, "give security_token again") {
+		t.Errorf("want 400 naming only security_token, got %d %s", statusOf(resp, err), msg)
+	}
+	assertSameStorage(t, before, snapshotStorage(t, s))
+
+	mu.Lock()
+	if got := received.String(); got != "" {
+		t.Errorf("a refused write still called the new host: %s", got)
+	}
+	mu.Unlock()
+	assertNoSecrets(t, "log output", logs.String(), demoAdminPassword, demoAdminToken, demoClientSecret)
+
+	// With every secret given again the move succeeds: they are the
+	// caller's own now. The new endpoint is another emulated org.
+	other := emulator.NewTestServer(t, emulator.DefaultSeed())
+	mustWrite(t, b, s, "config", map[string]interface{}{
+		"login_url": other.LoginURL(), "client_secret": demoClientSecret,
+		"password": demoAdminPassword, "security_token": demoAdminToken,
+	})
+	if got := other.Calls("oauth.token"); got != 1 {
+		t.Errorf("verification at the new login_url: want 1 token call, got %d", got)
+	}
+	if got := mustRead(t, b, s, "config")["login_url"]; got != other.LoginURL() {
+		t.Errorf("login_url = %v, want %s", got, other.LoginURL())
+	}
+}
+
+// Only changes that move or widen the endpoint ask for the secrets; a
+// secret the new grant does not need may be cleared instead of given, and
+// a stored private key never has to be given again.
+func TestConfig_EndpointChangeClearingAndPrivateKey(t *testing.T) {
+	t.Run("unchanged endpoint", func(t *testing.T) {
+		b, s := getTestBackend(t)
+		newFakeClient().install(b)
+		mustWrite(t, b, s, "config", fakeConfig())
+		// The same login_url in another spelling, and the opt-in turned
+		// off (it already is), move nothing.
+		mustWrite(t, b, s, "config", map[string]interface{}{
+			"login_url": "https://FAKE.my.salesforce.com/", "allow_non_salesforce_url": false, "api_version": "67.0",
+		})
+	})
+	t.Run("opt-in turned off", func(t *testing.T) {
+		b, s := getTestBackend(t)
+		newFakeClient().install(b)
+		data := fakeConfig()
+		data["allow_non_salesforce_url"] = true
+		mustWrite(t, b, s, "config", data)
+		mustWrite(t, b, s, "config", map[string]interface{}{"allow_non_salesforce_url": false})
+	})
+	t.Run("unneeded secrets cleared", func(t *testing.T) {
+		b, s, _, _ := emulatorBackend(t, adminGrantPassword)
+		other := emulator.NewTestServer(t, emulator.DefaultSeed())
+		mustWrite(t, b, s, "config", map[string]interface{}{
+			"login_url": other.MyDomainURL(), "grant_type": adminGrantClientCredentials,
+			"client_secret": demoClientSecret, "password": "", "security_token": "",
+		})
+		cfg, err := readConfig(t.Context(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Password != "" || cfg.SecurityToken != "" || cfg.ClientSecret != demoClientSecret {
+			t.Errorf("cleared secrets still stored (password %v, token %v) or client secret lost", cfg.Password != "", cfg.SecurityToken != "")
+		}
+		if other.Calls("oauth.token") != 1 {
+			t.Errorf("want the new endpoint verified once, got %d token calls", other.Calls("oauth.token"))
+		}
+	})
+	t.Run("private key stays", func(t *testing.T) {
+		b, s, _, _ := emulatorBackend(t, adminGrantJWTBearer)
+		other := emulator.NewTestServer(t, emulator.DefaultSeed())
+		// The key never leaves Vault; the new host gets an assertion
+		// signed for its own audience.
+		mustWrite(t, b, s, "config", map[string]interface{}{"login_url": other.MyDomainURL()})
+		if other.Calls("oauth.token") != 1 {
+			t.Errorf("want the new endpoint verified with the stored key, got %d token calls", other.Calls("oauth.token"))
+		}
+		if got := mustRead(t, b, s, "config")["private_key_set"]; got != true {
+			t.Errorf("private_key_set = %v", got)
+		}
+	})
+}
+
+func TestConfig_HelpSaysUpdateIsRootForTheMount(t *testing.T) {
+	b, s := getTestBackend(t)
+	resp, err := request(t, b, s, logical.HelpOperation, "config", nil)
+	if err != nil || resp == nil {
+		t.Fatalf("help: %v", err)
+	}
+	help := fmt.Sprint(resp.Data["help"])
+	for _, want := range []string{"like root for this mount", "Stored secrets are never sent to a new endpoint", "private_key"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("config help should say %q", want)
 		}
 	}
 }

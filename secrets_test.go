@@ -61,6 +61,13 @@ func TestSecret_NeverInReadsErrorsOrLogs(t *testing.T) {
 	r.do(logical.UpdateOperation, "config", map[string]interface{}{"private_key": "junk" + coreTestPKCS1PEM[10:]})
 	r.do(logical.UpdateOperation, "config", map[string]interface{}{"private_key": coreTestPKCS1PEM})
 	r.do(logical.ReadOperation, "config", nil)
+	// Moving logins elsewhere without the stored secrets is refused; the
+	// refusal names the fields, never their values.
+	if resp, err := r.do(logical.UpdateOperation, "config", map[string]interface{}{
+		"login_url": "https://elsewhere.my.salesforce.com", "ca_cert": coreTestCACertPEM,
+	}); respErr(resp, err) == nil {
+		t.Errorf("login_url moved without the stored secrets")
+	}
 	r.do(logical.UpdateOperation, "config", map[string]interface{}{"login_url": "https://admin:" + adminPassword + "@fake.my.salesforce.com"})
 	r.do(logical.UpdateOperation, "config", map[string]interface{}{"security_token": adminToken + "!"})
 	if _, err := b.adminSession(t.Context(), s); err != nil {
