@@ -168,6 +168,8 @@ func DefaultSeed() *Seed {
 				AllowSetPasswordSelf: true,
 			},
 			SessionTimeoutMinutes: 120,
+			LoginRateLimitPerHour: 3600,
+			DailyAPIRequests:      15000,
 			Profiles: []Profile{
 				{ID: "00e5g000000SysA", Name: demoAdminProfile, APIEnabled: true, ManageUsers: true, ResetPasswords: true},
 				{ID: "00e5g000000IntA", Name: demoIntegProfile, APIEnabled: true},

@@ -29,6 +29,8 @@ type Server struct {
 
 	loginURL    string
 	myDomainURL string
+	// controlOff switches off the control API (see control.go).
+	controlOff bool
 
 	faults faultSet
 
@@ -380,7 +382,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				Duration: time.Since(start), Username: rec.username})
 		}
 	}()
-	if endpoint != "" {
+	if endpoint != "" && !isControlEndpoint(endpoint) {
 		s.faults.count(endpoint)
 		if s.faults.apply(endpoint, rec, r) {
 			return
@@ -422,6 +424,8 @@ func (s *Server) route(r *http.Request, body *[]byte) (string, handlerFunc) {
 		return "rest.versions", s.handleVersions
 	case strings.HasPrefix(p, "/services/data/"):
 		return s.restRoute(r)
+	case strings.HasPrefix(p, ControlPrefix):
+		return s.controlRoute(r)
 	}
 	return "", notFound
 }

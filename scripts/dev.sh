@@ -92,6 +92,12 @@ command_name="$plugin-$version"
 cp "bin/$plugin" "$plugin_dir/$command_name"
 sha="$(sha256sum "$plugin_dir/$command_name" | cut -d' ' -f1)"
 
+# The emulator answers as login.salesforce.com on 127.0.0.1 and as the org's
+# My Domain on localhost; its control API (the stand-in for the user's email
+# inbox and Setup) is on the login host.
+emulator_url="http://127.0.0.1:$emulator_port"
+my_domain_url="http://localhost:$emulator_port"
+
 if [[ -z "${SF_LOGIN_URL:-}" ]]; then
   say "starting the Salesforce emulator on http://127.0.0.1:$emulator_port (log: .dev/emulator.log)"
   emulator_args=(-addr "127.0.0.1:$emulator_port")
@@ -136,8 +142,10 @@ vault secrets enable -path=salesforce -plugin-version="$version" "$plugin"
 
 if [[ -z "${SF_LOGIN_URL:-}" ]]; then
   say "configuring salesforce/ for the emulator's demo org (Acme Demo)"
+  # The My Domain URL, as Salesforce recommends for logins: every grant and
+  # SOAP login() work there, and client_credentials works only there.
   json_object \
-    login_url "http://127.0.0.1:$emulator_port" \
+    login_url "$my_domain_url" \
     allow_non_salesforce_url true \
     client_id 3MVG9demoClientId \
     client_secret demo-client-secret \
@@ -192,6 +200,39 @@ In another shell, try:
   vault read salesforce/creds/demo
   vault path-help salesforce/config
   vault path-help salesforce/accounts/demo
+EOF
+
+if [[ -z "${SF_LOGIN_URL:-}" ]]; then
+  cat <<EOF
+
+  # Rotate the password; Salesforce emails the user a new security token. The emulator's
+  # mailbox (its stand-in for the inbox; loopback only) shows it; the security-token
+  # shortcut answers {"security_token": ...}, which 'vault write PATH -' reads from stdin:
+  vault write -f salesforce/rotate/demo
+  curl -s $emulator_url/_emulator/mailbox/integration@acme.demo
+  curl -s $emulator_url/_emulator/mailbox/integration@acme.demo/security-token |
+    vault write salesforce/accounts/demo/security-token -
+
+  # JWT bearer with a key generated in Vault: upload its certificate to the connected app
+  # (the emulator's stand-in for Setup > App Manager > Use digital signatures):
+  vault write -field=certificate salesforce/config/jwt-key common_name=vault-dev |
+    curl -s -X PUT --data-binary @- $emulator_url/_emulator/connected-apps/3MVG9demoClientId/certificate
+  vault write salesforce/roles/jwt grant_type=jwt_bearer username=integration@acme.demo
+  vault read salesforce/token/jwt
+
+  # Client credentials (login_url is the org's My Domain URL, $my_domain_url):
+  vault write salesforce/roles/cc grant_type=client_credentials
+  vault read salesforce/token/cc
+
+  # A refresh token, as the web-server flow grants after the user's consent in a browser:
+  curl -s -d client_id=3MVG9demoClientId -d username=integration@acme.demo \\
+    $emulator_url/_emulator/refresh-tokens |
+    vault write salesforce/roles/rt grant_type=refresh_token scopes=api -
+  vault read salesforce/token/rt
+EOF
+fi
+
+cat <<EOF
 
 Logs: .dev/vault.log, .dev/emulator.log. Press Ctrl-C to stop.
 EOF

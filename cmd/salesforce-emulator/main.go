@@ -47,6 +47,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	useTLS := fs.Bool("tls", false, "serve HTTPS with a freshly generated self-signed certificate")
 	certOut := fs.String("tls-cert-out", "", "with -tls: file to write the certificate PEM to, for clients to trust")
 	myDomainHost := fs.String("my-domain-host", "localhost", "host name that acts as the org's My Domain (must resolve to this server)")
+	control := fs.Bool("control", true, "serve the loopback-only development control API under "+emulator.ControlPrefix+" (mailbox, certificate upload, refresh tokens)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -94,10 +95,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	loginURL := scheme + "://" + net.JoinHostPort(host, port)
 	myDomainURL := scheme + "://" + net.JoinHostPort(*myDomainHost, port)
 	srv.SetBaseURL(loginURL, myDomainURL)
+	srv.SetControlAPI(*control)
 
 	logger := log.New(stdout, "", log.LstdFlags|log.LUTC)
 	srv.SetCallHook(func(c emulator.CallInfo) {
-		// Path only (never the query string: revoke takes ?token=).
+		// Path only (never the query string: revoke takes ?token=). Control
+		// API paths carry a username or client id, never a token; their
+		// responses do, so bodies are never logged.
 		user := c.Username
 		if user == "" {
 			user = "-"
@@ -115,6 +119,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "My Domain URL: %s\n", myDomainURL)
 	if *useTLS {
 		fmt.Fprintf(stdout, "TLS certificate written to %s\n", *certOut)
+	}
+	if *control {
+		fmt.Fprintf(stdout, "control API:   %s%s (loopback callers only; not part of Salesforce's API; see emulator/README.md)\n", loginURL, emulator.ControlPrefix)
 	}
 
 	errc := make(chan error, 1)

@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -88,5 +90,103 @@ func TestServeTLSLoginAndLog(t *testing.T) {
 		if strings.Contains(log, secret) {
 			t.Fatal("secret in the log")
 		}
+	}
+}
+
+// startEmulator runs the command with args until the test ends and returns
+// its login URL and its stdout.
+func startEmulator(t *testing.T, args ...string) (string, *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), &out, io.Discard) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	loginRe := regexp.MustCompile(`login URL:\s+(\S+)`)
+	for i := 0; i < 200; i++ {
+		if m := loginRe.FindStringSubmatch(out.String()); m != nil {
+			return m[1], &out
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no login URL printed: %q", out.String())
+	return "", nil
+}
+
+func httpDo(t *testing.T, method, u, contentType, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, u, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// The command serves the control API by default: a refresh token issued
+// through it works for the refresh grant, the mailbox answers, and the log
+// names the control endpoints without printing any token.
+func TestControlAPIServedAndNotLogged(t *testing.T) {
+	loginURL, out := startEmulator(t)
+	if !strings.Contains(out.String(), "control API:   "+loginURL+"/_emulator/") {
+		t.Errorf("control API URL not printed:\n%s", out)
+	}
+	form := url.Values{"client_id": {"3MVG9demoClientId"}, "username": {"integration@acme.demo"}}
+	status, body := httpDo(t, "POST", loginURL+"/_emulator/refresh-tokens", "application/x-www-form-urlencoded", form.Encode())
+	var issued map[string]string
+	if err := json.Unmarshal([]byte(body), &issued); err != nil || status != 200 || issued["refresh_token"] == "" {
+		t.Fatalf("refresh-tokens: %d %s", status, body)
+	}
+	grant := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {issued["refresh_token"]},
+		"client_id": {"3MVG9demoClientId"}, "client_secret": {"demo-client-secret"}}
+	status, body = httpDo(t, "POST", loginURL+"/services/oauth2/token", "application/x-www-form-urlencoded", grant.Encode())
+	if status != 200 {
+		t.Fatalf("refresh grant with the issued token: %d %s", status, body)
+	}
+	var tok map[string]string
+	_ = json.Unmarshal([]byte(body), &tok)
+	if status, body := httpDo(t, "GET", loginURL+"/_emulator/mailbox/integration@acme.demo", "", ""); status != 200 || strings.TrimSpace(body) != "[]" {
+		t.Errorf("mailbox: %d %s", status, body)
+	}
+	log := out.String()
+	for _, want := range []string{
+		`POST /_emulator/refresh-tokens endpoint=control.refreshToken status=200`,
+		`GET /_emulator/mailbox/integration@acme.demo endpoint=control.mailbox status=200`,
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	for _, secret := range []string{issued["refresh_token"], tok["access_token"], "demo-client-secret"} {
+		if secret == "" || strings.Contains(log, secret) {
+			t.Fatalf("a secret (or nothing) in the log check: %q", log)
+		}
+	}
+}
+
+func TestControlAPIOff(t *testing.T) {
+	loginURL, out := startEmulator(t, "-control=false")
+	if strings.Contains(out.String(), "control API") {
+		t.Errorf("control API advertised while off:\n%s", out)
+	}
+	form := url.Values{"client_id": {"3MVG9demoClientId"}, "username": {"integration@acme.demo"}}
+	if status, body := httpDo(t, "POST", loginURL+"/_emulator/refresh-tokens", "application/x-www-form-urlencoded", form.Encode()); status != 404 || strings.Contains(body, "refresh_token") {
+		t.Fatalf("refresh-tokens with -control=false: %d %s", status, body)
+	}
+	if status, _ := httpDo(t, "GET", loginURL+"/_emulator/mailbox/integration@acme.demo", "", ""); status != 404 {
+		t.Fatalf("mailbox with -control=false: %d", status)
 	}
 }
