@@ -88,6 +88,10 @@ type accountRotation struct {
 	// WindowEnd is when the rotation window of a failing scheduled
 	// rotation closes; retries stop there.
 	WindowEnd time.Time `json:"window_end,omitempty"`
+	// UnverifiedCandidateAt is set while an interrupted rotation's new
+	// password (kept in its WAL) could not be checked because the user
+	// could not log in (locked, inactive, unknown): Salesforce may have it.
+	UnverifiedCandidateAt time.Time `json:"unverified_candidate_at,omitempty"`
 }
 
 // needsToken reports whether logins must carry the security token.
@@ -109,8 +113,13 @@ func (a *account) scheduled() bool {
 }
 
 // passwordWithToken is the exact string SOAP login() and the OAuth
-// username-password flow expect.
+// username-password flow expect. An account that logs in without a token
+// (not_required) gets the password alone while its stored token is stale:
+// password plus an invalidated token would not log in.
 func (a *account) passwordWithToken() string {
+	if !a.needsToken() && a.SecurityTokenStatus == tokenStatusStale {
+		return a.Password
+	}
 	return a.Password + a.SecurityToken
 }
 

@@ -23,6 +23,9 @@ type adminSessionCache struct {
 	// generation changes on every drop, so a login that raced with a
 	// config change does not cache a session of the old config.
 	generation uint64
+	// refusal remembers that Salesforce refused the admin credential, so
+	// that retries do not lock the admin user out (admin_refusal.go).
+	refusal *adminRefusal
 }
 
 func (a *adminSessionCache) get(now time.Time) (*Session, uint64) {
@@ -49,6 +52,7 @@ func (a *adminSessionCache) drop() {
 	a.session = nil
 	a.expires = time.Time{}
 	a.generation++
+	a.refusal = nil
 }
 
 // dropAdminSession forgets the cached admin session, e.g. after Salesforce
@@ -70,6 +74,9 @@ func (b *backend) adminSession(ctx context.Context, s logical.Storage) (*Session
 	if sess != nil {
 		return sess, nil
 	}
+	if err := b.admin.refused(time.Now()); err != nil {
+		return nil, err
+	}
 	client, cfg, err := b.getClient(ctx, s)
 	if err != nil {
 		return nil, err
@@ -81,6 +88,9 @@ func (b *backend) adminSession(ctx context.Context, s logical.Storage) (*Session
 	issued := time.Now()
 	sess, err = adminLogin(ctx, client, cfg, vaultKey)
 	if err != nil {
+		if IsCredentialError(err) {
+			return nil, b.admin.refuse(cfg.GrantType, err, generation, time.Now())
+		}
 		return nil, err
 	}
 	b.admin.put(sess, issued.Add(sessionLifetime(sess)-adminSessionMargin), generation)

@@ -145,7 +145,8 @@ const (
 	// (INVALID_SESSION_ID); get a new session and try once more.
 	KindSession
 	// KindPassword means Salesforce refused a new password
-	// (INVALID_NEW_PASSWORD, INVALID_OLD_PASSWORD); never send it again.
+	// (INVALID_NEW_PASSWORD); never send it again. INVALID_OLD_PASSWORD is
+	// KindCredentials: the stored password is wrong, not the new one.
 	KindPassword
 	// KindPermission means the caller lacks access (INSUFFICIENT_ACCESS,
 	// API_DISABLED_FOR_ORG, unsupported flow).

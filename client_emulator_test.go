@@ -283,7 +283,7 @@ func TestClientEmulatorChangeOwnPassword(t *testing.T) {
 
 	const newPW = "Changed-Pass-2468"
 	addClientTestSecret(newPW)
-	wantKind(t, c.ChangeOwnPassword(ctx, own, "not-the-old-1", newPW), "INVALID_OLD_PASSWORD", KindPassword)
+	wantKind(t, c.ChangeOwnPassword(ctx, own, "not-the-old-1", newPW), "INVALID_OLD_PASSWORD", KindCredentials)
 	wantKind(t, c.ChangeOwnPassword(ctx, own, emuIntegPW, "nodigits"), "INVALID_NEW_PASSWORD", KindPassword)
 	if err := c.ChangeOwnPassword(ctx, own, emuIntegPW, newPW); err != nil {
 		t.Fatalf("ChangeOwnPassword: %v", err)

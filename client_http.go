@@ -283,11 +283,15 @@ func kindForSalesforceCode(code string) ErrorKind {
 		return KindCredentials
 	}
 	switch code {
-	case "INVALID_LOGIN", "LOGIN_MUST_USE_SECURITY_TOKEN", "PASSWORD_LOCKOUT", "INACTIVE_OWNER_OR_USER":
+	// INVALID_OLD_PASSWORD says the stored password is no longer the
+	// user's: it is a credential problem (drift), not a rejected new password,
+	// so the same request must not be sent again.
+	case "INVALID_LOGIN", "LOGIN_MUST_USE_SECURITY_TOKEN", "PASSWORD_LOCKOUT", "INACTIVE_OWNER_OR_USER",
+		"INVALID_OLD_PASSWORD":
 		return KindCredentials
 	case "INVALID_SESSION_ID":
 		return KindSession
-	case "INVALID_NEW_PASSWORD", "INVALID_OLD_PASSWORD":
+	case "INVALID_NEW_PASSWORD":
 		return KindPassword
 	// INVALID_OPERATION_WITH_EXPIRED_PASSWORD is a permission problem of
 	// the session (only setPassword works); callers that care read Code.

@@ -117,7 +117,7 @@ func TestClientSOAPFaults(t *testing.T) {
 			"INVALID_SESSION_ID", KindSession, "Invalid Session ID found in SessionHeader: Illegal Session"},
 		{"new password", 500, soapFaultBody("INVALID_NEW_PASSWORD", "InvalidNewPasswordFault", "Your password must have a mix of letters and numbers."),
 			"INVALID_NEW_PASSWORD", KindPassword, "Your password must have a mix of letters and numbers."},
-		{"old password", 500, soapFaultBody("INVALID_OLD_PASSWORD", "InvalidOldPasswordFault", "invalid repeated password"), "INVALID_OLD_PASSWORD", KindPassword, "invalid repeated password"},
+		{"old password", 500, soapFaultBody("INVALID_OLD_PASSWORD", "InvalidOldPasswordFault", "invalid repeated password"), "INVALID_OLD_PASSWORD", KindCredentials, "invalid repeated password"},
 		{"api disabled", 500, soapFaultBody("API_DISABLED_FOR_ORG", "UnexpectedErrorFault", "API is not enabled for this Organization or Partner"),
 			"API_DISABLED_FOR_ORG", KindPermission, "API is not enabled for this Organization or Partner"},
 		{"unsupported version", 500, soapFaultBody("UNSUPPORTED_API_VERSION", "UnexpectedErrorFault", "Invalid Api version specified on URL"),

@@ -90,6 +90,15 @@ type userFacts struct {
 	inactive bool
 	locked   bool
 	expired  bool
+	// activeKnown and lockKnown say which of inactive and locked were read.
+	activeKnown bool
+	lockKnown   bool
+}
+
+// canLogIn reports whether the admin saw the user active and not locked:
+// only then does a refused login mean the password is wrong.
+func (f userFacts) canLogIn() bool {
+	return f.activeKnown && f.lockKnown && !f.inactive && !f.locked
 }
 
 // userState asks Salesforce, as the admin, about the account's user. It
@@ -106,11 +115,11 @@ func (b *backend) userState(ctx context.Context, r *rotationRun) userFacts {
 	}
 	u, err := r.client.LookupUser(ctx, admin, r.acct.Username)
 	if err == nil && u != nil {
-		f.known = true
+		f.known, f.activeKnown = true, true
 		f.inactive = !u.IsActive
 	}
 	if locked, _, err := r.client.LoginLocked(ctx, admin, userID); err == nil {
-		f.known = true
+		f.known, f.lockKnown = true, true
 		f.locked = locked
 	}
 	if expired, err := r.client.PasswordExpired(ctx, admin, userID); err == nil {

@@ -17,7 +17,7 @@ func (validationWebhookHook) applies(r *rotationRun) bool {
 
 func (validationWebhookHook) run(ctx context.Context, r *rotationRun) error {
 	ev := r.b.newEvent("validate", r.name, r.acct, outcomeRotated)
-	status, err := r.b.postEvent(ctx, r.acct.ValidationWebhook, r.rcfg.WebhookSecret, ev)
+	status, err := r.b.postEvent(ctx, r.acct.ValidationWebhook, r.rcfg.WebhookSecret, r.rcfg.AllowInsecureWebhooks, ev)
 	if err != nil {
 		return fmt.Errorf("no answer: %v", err)
 	}

@@ -17,7 +17,7 @@ func (webhookGateHook) applies(r *rotationRun) bool {
 
 func (webhookGateHook) run(ctx context.Context, r *rotationRun) error {
 	ev := r.b.newEvent("pre-rotation", r.name, r.acct, "")
-	status, err := r.b.postEvent(ctx, r.acct.PreRotationWebhook, r.rcfg.WebhookSecret, ev)
+	status, err := r.b.postEvent(ctx, r.acct.PreRotationWebhook, r.rcfg.WebhookSecret, r.rcfg.AllowInsecureWebhooks, ev)
 	if err != nil {
 		return &rotationError{code: "postponed", postponed: true, msg: fmt.Sprintf("pre_rotation_webhook did not answer, postponing: %v", err)}
 	}

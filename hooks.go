@@ -107,16 +107,30 @@ func (r *rotationRun) runHooks(ctx context.Context, phase hookPhase) error {
 }
 
 // loginBudget counts the logins the engine makes with each account's own
-// credential in a sliding hour. Every such login that fails brings the user
-// closer to lockout and every login counts toward the org's login rate, so
-// hooks, token re-entry, WAL reconciliation and diagnose share it.
+// credential in a sliding hour. Every login counts toward the org's login
+// rate, and every failed one brings the user closer to lockout (an org may
+// lock after 3), so failed logins have a budget of their own. Hooks, token
+// re-entry, WAL reconciliation and diagnose share it.
 type loginBudget struct {
 	mu     sync.Mutex
 	logins map[string][]time.Time
+	failed map[string][]time.Time
 }
 
 func newLoginBudget() *loginBudget {
-	return &loginBudget{logins: map[string][]time.Time{}}
+	return &loginBudget{logins: map[string][]time.Time{}, failed: map[string][]time.Time{}}
+}
+
+// withinHour drops the times older than an hour before now.
+func withinHour(times []time.Time, now time.Time) []time.Time {
+	cutoff := now.Add(-time.Hour)
+	kept := times[:0]
+	for _, t := range times {
+		if t.After(cutoff) {
+			kept = append(kept, t)
+		}
+	}
+	return kept
 }
 
 // take records one login for account if fewer than limit happened in the
@@ -125,24 +139,49 @@ func newLoginBudget() *loginBudget {
 func (l *loginBudget) take(account string, limit int, now time.Time) (bool, time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	cutoff := now.Add(-time.Hour)
-	kept := l.logins[account][:0]
-	for _, t := range l.logins[account] {
-		if t.After(cutoff) {
-			kept = append(kept, t)
-		}
-	}
+	kept := withinHour(l.logins[account], now)
+	l.logins[account] = kept
 	if len(kept) >= limit {
-		l.logins[account] = kept
 		return false, kept[0].Add(time.Hour)
 	}
 	l.logins[account] = append(kept, now)
 	return true, time.Time{}
 }
 
+// takeLogin is take for a login that may fail: it also needs fewer than
+// failedLimit failed logins in the hour, since this one may be the next.
+// failed reports which budget was spent.
+func (l *loginBudget) takeLogin(account string, limit, failedLimit int, now time.Time) (ok bool, next time.Time, failed bool) {
+	l.mu.Lock()
+	f := withinHour(l.failed[account], now)
+	l.failed[account] = f
+	l.mu.Unlock()
+	if failedLimit > 0 && len(f) >= failedLimit {
+		return false, f[0].Add(time.Hour), true
+	}
+	ok, next = l.take(account, limit, now)
+	return ok, next, false
+}
+
+// recordFailed counts a login Salesforce rejected.
+func (l *loginBudget) recordFailed(account string, now time.Time) {
+	l.mu.Lock()
+	l.failed[account] = append(withinHour(l.failed[account], now), now)
+	l.mu.Unlock()
+}
+
+// resetFailed forgets the failed logins of account: Salesforce resets its
+// lockout count on a successful login.
+func (l *loginBudget) resetFailed(account string) {
+	l.mu.Lock()
+	delete(l.failed, account)
+	l.mu.Unlock()
+}
+
 func (l *loginBudget) forget(account string) {
 	l.mu.Lock()
 	delete(l.logins, account)
+	delete(l.failed, account)
 	l.mu.Unlock()
 }
 
@@ -150,9 +189,15 @@ func (l *loginBudget) forget(account string) {
 type errLoginBudget struct {
 	account string
 	next    time.Time
+	// failed: the failed-login budget is spent, not the login budget.
+	failed bool
 }
 
 func (e *errLoginBudget) Error() string {
+	if e.failed {
+		return fmt.Sprintf("failed-login budget of account %q for this hour is spent (failed_login_budget_per_hour): no more logins with its credential "+
+			"before %s, so that the user is not locked out", e.account, e.next.UTC().Format(time.RFC3339))
+	}
 	return fmt.Sprintf("login budget of account %q for this hour is spent; next login allowed at %s", e.account, e.next.UTC().Format(time.RFC3339))
 }
 
@@ -184,14 +229,19 @@ type probeResult struct {
 // security token when withToken), within the login budget. A returned error
 // means nothing could be concluded (budget spent, outage, other failure).
 func (b *backend) probeLogin(ctx context.Context, client Client, name string, acct *account, password string, withToken bool, rcfg *rotationConfig) (*probeResult, error) {
-	if ok, next := b.rot.budget.take(name, rcfg.LoginBudgetPerHour, b.rot.now()); !ok {
-		return nil, &errLoginBudget{account: name, next: next}
+	if ok, next, failed := b.rot.budget.takeLogin(name, rcfg.LoginBudgetPerHour, rcfg.FailedLoginBudgetPerHour, b.rot.now()); !ok {
+		return nil, &errLoginBudget{account: name, next: next, failed: failed}
 	}
 	secret := password
 	if withToken {
 		secret += acct.SecurityToken
 	}
 	s, err := client.SOAPLogin(ctx, acct.Username, secret)
+	if err == nil {
+		b.rot.budget.resetFailed(name)
+	} else if IsCredentialError(err) && ErrorCode(err) != "LOGIN_MUST_USE_SECURITY_TOKEN" {
+		b.rot.budget.recordFailed(name, b.rot.now())
+	}
 	switch {
 	case err == nil && s.PasswordExpired:
 		return &probeResult{session: s, verdict: loginExpired}, nil

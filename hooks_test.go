@@ -14,20 +14,26 @@ import (
 	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/emulator"
 )
 
-// newRotWebhook starts a receiver answering status and recording requests.
-func newRotWebhook(t *testing.T, status int) (*rotWebhookRecorder, string) {
+// newWebhook starts an https receiver, trusted by the env's backend,
+// answering status and recording requests.
+func (e *rotEnv) newWebhook(status int) (*rotWebhookRecorder, string) {
+	t := e.t
 	t.Helper()
 	rec := &rotWebhookRecorder{status: status}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		rec.mu.Lock()
 		rec.bodies = append(rec.bodies, body)
 		rec.sigs = append(rec.sigs, r.Header.Get(webhookSignatureHeader))
-		st := rec.status
+		st, loc := rec.status, rec.location
 		rec.mu.Unlock()
+		if loc != "" {
+			w.Header().Set("Location", loc)
+		}
 		w.WriteHeader(st)
 	}))
 	t.Cleanup(srv.Close)
+	e.webhookCAs.AddCert(srv.Certificate())
 	return rec, srv.URL
 }
 
@@ -147,8 +153,8 @@ func TestHooks_ValidationQueryAfterTokenReentry(t *testing.T) {
 func TestHooks_Webhooks(t *testing.T) {
 	e := newRotEnv(t)
 	mustWrite(t, e.b, e.s, "config/rotation", map[string]interface{}{"webhook_secret": "hook-secret"})
-	gate, gateURL := newRotWebhook(t, http.StatusServiceUnavailable)
-	validate, validateURL := newRotWebhook(t, http.StatusInternalServerError)
+	gate, gateURL := e.newWebhook(http.StatusServiceUnavailable)
+	validate, validateURL := e.newWebhook(http.StatusInternalServerError)
 	e.addTrusted("trusted", map[string]interface{}{"pre_rotation_webhook": gateURL, "validation_webhook": validateURL})
 
 	resp, err := e.rotate("trusted")

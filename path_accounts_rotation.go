@@ -163,6 +163,11 @@ func (b *backend) applyAccountRotation(ctx context.Context, req *logical.Request
 		acct.SecurityTokenStatus = tokenStatusCurrent
 		acct.RotationBlocked = ""
 		acct.ConsecutiveFailures = 0
+		if verifyRequested(d) {
+			// That login succeeded, which resets Salesforce's count of
+			// failed logins too.
+			b.rot.budget.resetFailed(name)
+		}
 	}
 	// Without a stored token the core's login check already logged in
 	// without one; with a token stored, not_required needs its own proof.
@@ -184,7 +189,7 @@ func (b *backend) applyAccountRotation(ctx context.Context, req *logical.Request
 		if v, ok := d.GetOk(f.field); ok {
 			u := strings.TrimSpace(v.(string))
 			if u != "" {
-				if err := validateWebhookURL(u); err != nil {
+				if err := validateWebhookURL(u, rcfg.AllowInsecureWebhooks); err != nil {
 					return nil, fmt.Errorf("%s %w", f.field, err)
 				}
 			}
@@ -369,19 +374,29 @@ func (b *backend) addAccountRotationStatus(acct *account, data map[string]interf
 	data["allow_scheduled_rotation_with_token"] = acct.AllowScheduledRotationWithToken
 	data["skip_import_rotation"] = acct.SkipImportRotation
 	data["validation_query"] = acct.ValidationQuery
-	data["validation_webhook"] = acct.ValidationWebhook
-	data["pre_rotation_webhook"] = acct.PreRotationWebhook
+	data["validation_webhook"] = redactWebhookURL(acct.ValidationWebhook)
+	data["pre_rotation_webhook"] = redactWebhookURL(acct.PreRotationWebhook)
 	data["unlock_after_rotation"] = acct.UnlockAfterRotation
-	data["webhook_url"] = acct.WebhookURL
+	data["webhook_url"] = redactWebhookURL(acct.WebhookURL)
 
 	data["version"] = acct.Version
 	data["rotation_status"] = rotationStatus(acct)
+	data["rotation_blocked"] = acct.RotationBlocked
+	if acct.method() == rotationMethodAdmin {
+		if err := b.adminRefusedNow(); err != nil {
+			// Mount-wide: no admin login is tried until config is written.
+			data["rotation_status"] = "blocked"
+			if acct.RotationBlocked == "" {
+				data["rotation_blocked"] = "admin_login_refused"
+			}
+			data["admin_login_error"] = err.Error()
+		}
+	}
 	data["last_vault_rotation"] = formatTime(acct.LastVaultRotation)
 	data["next_vault_rotation"] = formatTime(acct.NextVaultRotation)
 	data["last_rotation_error"] = acct.LastRotationError
 	data["last_rotation_error_at"] = formatTime(acct.LastRotationErrorAt)
 	data["consecutive_failures"] = acct.ConsecutiveFailures
-	data["rotation_blocked"] = acct.RotationBlocked
 	data["missed_rotation_at"] = formatTime(acct.MissedRotationAt)
 }
 
@@ -389,8 +404,8 @@ func (b *backend) addAccountRotationStatus(acct *account, data map[string]interf
 func (b *backend) addCredsRotationStatus(acct *account, data map[string]interface{}, resp *logical.Response) {
 	data["version"] = acct.Version
 	data["last_vault_rotation"] = formatTime(acct.LastVaultRotation)
-	if acct.needsToken() {
-		data["security_token_status"] = tokenStatusOf(acct)
+	if st := tokenStatusOf(acct); st != "" {
+		data["security_token_status"] = st
 	}
 	if acct.scheduled() && !acct.NextVaultRotation.IsZero() {
 		ttl := int64(acct.NextVaultRotation.Sub(b.rot.now()).Seconds())
@@ -404,6 +419,15 @@ func (b *backend) addCredsRotationStatus(acct *account, data map[string]interfac
 		resp.AddWarning(fmt.Sprintf("security_token is stale: the password was rotated at %s and Salesforce emailed a new "+
 			"security token to the user; password_with_token will not log in until the new token is written to accounts/<name>/security-token",
 			formatTime(acct.PasswordChangedAt)))
+	}
+	if !acct.needsToken() && acct.SecurityToken != "" && acct.SecurityTokenStatus == tokenStatusStale {
+		resp.AddWarning(fmt.Sprintf("security_token is stale: the password was rotated at %s, which invalidated the stored token. This account "+
+			"logs in without a token (security_token_mode=not_required), so password_with_token holds the password alone until the new token "+
+			"is written to accounts/<name>/security-token", formatTime(acct.PasswordChangedAt)))
+	}
+	if !acct.UnverifiedCandidateAt.IsZero() {
+		resp.AddWarning("an interrupted rotation may have set a new password in Salesforce that could not be checked yet (see last_rotation_error " +
+			"of the account); this password may not log in until it is settled")
 	}
 	if rotationStatus(acct) == "failing" || rotationStatus(acct) == "blocked" {
 		resp.AddWarning("the last rotation of this account failed: " + acct.LastRotationError)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -12,15 +14,17 @@ import (
 
 const rotationConfigStoragePath = "config/rotation"
 
-// Defaults of config/rotation. The login budget is far below Salesforce's
-// smallest lockout threshold (3 failed attempts can be configured, 10 is the
-// default) and its login rate limit (3,600 per user and hour).
+// Defaults of config/rotation. The failed-login budget stays below
+// Salesforce's smallest lockout threshold (3 failed attempts can be
+// configured, 10 is the default); the login budget is far below its login
+// rate limit (3,600 per user and hour).
 const (
 	defaultMaxConcurrentRotations = 2
 	defaultRequestsPerMinute      = 60
 	defaultFailureBackoffBase     = time.Minute
 	defaultFailureBackoffCap      = time.Hour
 	defaultLoginBudgetPerHour     = 5
+	defaultFailedLoginBudget      = 2
 	defaultMaxNewPasswordAttempts = 3
 	defaultPasswordLength         = 24
 	defaultTickInterval           = 5 * time.Second
@@ -38,7 +42,10 @@ type rotationConfig struct {
 	FailureBackoffBase     time.Duration `json:"failure_backoff_base"`
 	FailureBackoffCap      time.Duration `json:"failure_backoff_cap"`
 	LoginBudgetPerHour     int           `json:"login_budget_per_hour"`
-	MaxNewPasswordAttempts int           `json:"max_new_password_attempts"`
+	// FailedLoginBudgetPerHour bounds the logins Salesforce rejected per
+	// account and hour; no login is tried once it is spent.
+	FailedLoginBudgetPerHour int `json:"failed_login_budget_per_hour"`
+	MaxNewPasswordAttempts   int `json:"max_new_password_attempts"`
 	// MinPasswordLifetime says the org enforces Salesforce's one-day
 	// minimum password lifetime. The engine cannot read the org's password
 	// policy, so the operator states it; it defaults to true (the safe
@@ -46,19 +53,23 @@ type rotationConfig struct {
 	MinPasswordLifetime bool   `json:"min_password_lifetime"`
 	WebhookURL          string `json:"webhook_url,omitempty"`
 	WebhookSecret       string `json:"webhook_secret,omitempty"`
+	// AllowInsecureWebhooks lets webhooks use plain http (tests, a
+	// receiver on the same host).
+	AllowInsecureWebhooks bool `json:"allow_insecure_webhooks,omitempty"`
 }
 
 func defaultRotationConfig() *rotationConfig {
 	return &rotationConfig{
-		PasswordLength:         defaultPasswordLength,
-		SkipImportRotation:     true,
-		MaxConcurrentRotations: defaultMaxConcurrentRotations,
-		RequestsPerMinute:      defaultRequestsPerMinute,
-		FailureBackoffBase:     defaultFailureBackoffBase,
-		FailureBackoffCap:      defaultFailureBackoffCap,
-		LoginBudgetPerHour:     defaultLoginBudgetPerHour,
-		MaxNewPasswordAttempts: defaultMaxNewPasswordAttempts,
-		MinPasswordLifetime:    true,
+		PasswordLength:           defaultPasswordLength,
+		SkipImportRotation:       true,
+		MaxConcurrentRotations:   defaultMaxConcurrentRotations,
+		RequestsPerMinute:        defaultRequestsPerMinute,
+		FailureBackoffBase:       defaultFailureBackoffBase,
+		FailureBackoffCap:        defaultFailureBackoffCap,
+		LoginBudgetPerHour:       defaultLoginBudgetPerHour,
+		FailedLoginBudgetPerHour: defaultFailedLoginBudget,
+		MaxNewPasswordAttempts:   defaultMaxNewPasswordAttempts,
+		MinPasswordLifetime:      true,
 	}
 }
 
@@ -123,7 +134,12 @@ func pathConfigRotation(b *backend) []*framework.Path {
 			"login_budget_per_hour": {
 				Type:        framework.TypeInt,
 				Default:     defaultLoginBudgetPerHour,
-				Description: "Logins with an account's own credential that the engine may make per hour (checks, validation, token re-entry). Keep it far below the org's lockout threshold.",
+				Description: "Logins with an account's own credential that the engine may make per hour (checks, validation, token re-entry).",
+			},
+			"failed_login_budget_per_hour": {
+				Type:        framework.TypeInt,
+				Default:     defaultFailedLoginBudget,
+				Description: "Logins with an account's own credential that Salesforce may reject per hour before the engine stops logging in as it. Keep it below the org's lockout threshold (Salesforce allows 3).",
 			},
 			"max_new_password_attempts": {
 				Type:        framework.TypeInt,
@@ -137,7 +153,11 @@ func pathConfigRotation(b *backend) []*framework.Path {
 			},
 			"webhook_url": {
 				Type:        framework.TypeString,
-				Description: "URL that receives a signed JSON event after every rotation and failure, for accounts that set no webhook_url.",
+				Description: "https URL that receives a signed JSON event after every rotation and failure, for accounts that set no webhook_url. Reads show it with the query string redacted.",
+			},
+			"allow_insecure_webhooks": {
+				Type:        framework.TypeBool,
+				Description: "Allow plain http webhook URLs (mount and accounts), e.g. for a receiver on the same host. Default false: https only.",
 			},
 			"webhook_secret": {
 				Type:        framework.TypeString,
@@ -184,18 +204,20 @@ func (b *backend) pathConfigRotationRead(ctx context.Context, req *logical.Reque
 		return nil, err
 	}
 	return &logical.Response{Data: map[string]interface{}{
-		"password_policy":           rc.PasswordPolicy,
-		"password_length":           rc.PasswordLength,
-		"skip_import_rotation":      rc.SkipImportRotation,
-		"max_concurrent_rotations":  rc.MaxConcurrentRotations,
-		"requests_per_minute":       rc.RequestsPerMinute,
-		"failure_backoff_base":      int64(rc.FailureBackoffBase.Seconds()),
-		"failure_backoff_cap":       int64(rc.FailureBackoffCap.Seconds()),
-		"login_budget_per_hour":     rc.LoginBudgetPerHour,
-		"max_new_password_attempts": rc.MaxNewPasswordAttempts,
-		"min_password_lifetime":     rc.MinPasswordLifetime,
-		"webhook_url":               rc.WebhookURL,
-		"webhook_secret_set":        rc.WebhookSecret != "",
+		"password_policy":              rc.PasswordPolicy,
+		"password_length":              rc.PasswordLength,
+		"skip_import_rotation":         rc.SkipImportRotation,
+		"max_concurrent_rotations":     rc.MaxConcurrentRotations,
+		"requests_per_minute":          rc.RequestsPerMinute,
+		"failure_backoff_base":         int64(rc.FailureBackoffBase.Seconds()),
+		"failure_backoff_cap":          int64(rc.FailureBackoffCap.Seconds()),
+		"login_budget_per_hour":        rc.LoginBudgetPerHour,
+		"failed_login_budget_per_hour": rc.FailedLoginBudgetPerHour,
+		"max_new_password_attempts":    rc.MaxNewPasswordAttempts,
+		"min_password_lifetime":        rc.MinPasswordLifetime,
+		"webhook_url":                  redactWebhookURL(rc.WebhookURL),
+		"webhook_secret_set":           rc.WebhookSecret != "",
+		"allow_insecure_webhooks":      rc.AllowInsecureWebhooks,
 	}}, nil
 }
 
@@ -227,6 +249,12 @@ func (b *backend) pathConfigRotationWrite(ctx context.Context, req *logical.Requ
 	}
 	if v, ok := d.GetOk("login_budget_per_hour"); ok {
 		rc.LoginBudgetPerHour = v.(int)
+	}
+	if v, ok := d.GetOk("failed_login_budget_per_hour"); ok {
+		rc.FailedLoginBudgetPerHour = v.(int)
+	}
+	if v, ok := d.GetOk("allow_insecure_webhooks"); ok {
+		rc.AllowInsecureWebhooks = v.(bool)
 	}
 	if v, ok := d.GetOk("max_new_password_attempts"); ok {
 		rc.MaxNewPasswordAttempts = v.(int)
@@ -282,22 +310,56 @@ func (rc *rotationConfig) validate() string {
 		return "failure_backoff_cap must not be below failure_backoff_base"
 	case rc.LoginBudgetPerHour < 1 || rc.LoginBudgetPerHour > 60:
 		return "login_budget_per_hour must be between 1 and 60"
+	case rc.FailedLoginBudgetPerHour < 1 || rc.FailedLoginBudgetPerHour > 9:
+		return "failed_login_budget_per_hour must be between 1 and 9 (and below the org's lockout threshold)"
 	case rc.MaxNewPasswordAttempts < 1 || rc.MaxNewPasswordAttempts > 10:
 		return "max_new_password_attempts must be between 1 and 10"
 	}
 	if rc.WebhookURL != "" {
-		if err := validateWebhookURL(rc.WebhookURL); err != nil {
-			return "webhook_url: " + err.Error()
+		if err := validateWebhookURL(rc.WebhookURL, rc.AllowInsecureWebhooks); err != nil {
+			return "webhook_url " + err.Error()
 		}
 	}
 	return ""
 }
 
-// validateWebhookURL accepts absolute http(s) URLs.
-func validateWebhookURL(raw string) error {
+// validateWebhookURL accepts absolute https URLs (http too when
+// allowInsecure) without user:password, which would be sent with every
+// event and shown in reads.
+func validateWebhookURL(raw string, allowInsecure bool) error {
 	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return fmt.Errorf("must be an absolute http or https URL")
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Errorf("must be an absolute https URL")
+	}
+	if u.User != nil {
+		return fmt.Errorf("must not contain a user name or password; receivers can check events with the webhook_secret signature")
+	}
+	if u.Scheme == "http" && !allowInsecure {
+		return fmt.Errorf("must use https (events would travel unencrypted); set allow_insecure_webhooks=true in config/rotation to allow http")
 	}
 	return nil
+}
+
+// redactWebhookURL shows a webhook URL in reads without the values of its
+// query string, which often carry an access token.
+func redactWebhookURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unreadable URL)"
+	}
+	u.User = nil
+	u.Fragment, u.RawFragment = "", ""
+	if u.RawQuery != "" {
+		q := u.Query()
+		keys := make([]string, 0, len(q))
+		for k := range q {
+			keys = append(keys, url.QueryEscape(k)+"=redacted")
+		}
+		sort.Strings(keys)
+		u.RawQuery = strings.Join(keys, "&")
+	}
+	return u.String()
 }

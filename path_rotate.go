@@ -26,6 +26,12 @@ func pathRotate(b *backend) []*framework.Path {
 					Description: "Name of the account to rotate.",
 					Required:    true,
 				},
+				"force": {
+					Type: framework.TypeBool,
+					Description: "Rotate an account that is blocked on its credential (drift, locked or inactive user, stale token) anyway. " +
+						"Without it such a rotation is refused before any login, because each login with a credential known not to work " +
+						"brings the user closer to lockout. Writing the account's credential or security token clears the block.",
+				},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.UpdateOperation: &framework.PathOperation{
@@ -61,7 +67,7 @@ func pathRotate(b *backend) []*framework.Path {
 
 func (b *backend) pathRotateWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
-	res, err := b.rotateAccount(ctx, req.Storage, name, triggerManual)
+	res, err := b.rotateAccount(ctx, req.Storage, name, triggerManual, d.Get("force").(bool))
 	if err != nil {
 		return rotationErrorResponse(name, res, err)
 	}
@@ -121,6 +127,11 @@ that it logs in. A password Salesforce rejects is never sent again; a fresh one 
 
 For accounts with security_token_mode=required the stored token is stale afterwards:
 Salesforce emails a new one to the user. Write it to accounts/<name>/security-token.
+
+An account blocked on its own credential (rotation_blocked drift, user_locked,
+user_inactive or token_stale) is not rotated again: that would be one more failed
+login towards the user's lockout. Write the current credential (or security token),
+which clears the block, or pass force=true.
 
 A manual rotation also restarts the account's schedule: the next scheduled rotation is
 one rotation_period after it, or the next rotation_schedule time.
@@ -199,7 +210,11 @@ func (b *backend) pathRotateRootWrite(ctx context.Context, req *logical.Request,
 			// Refused: nothing changed.
 			b.deleteWAL(ctx, req.Storage, walID)
 		}
-		if KindOf(err) == KindPassword && ErrorCode(err) != "INVALID_OLD_PASSWORD" {
+		if ErrorCode(err) == "INVALID_OLD_PASSWORD" {
+			return logical.ErrorResponse("rotate-root: Salesforce refused the change with INVALID_OLD_PASSWORD: the admin password in config is no longer " +
+				"the admin user's current password (changed outside Vault). Nothing was changed; write the current password to config"), nil
+		}
+		if KindOf(err) == KindPassword {
 			rejected[candidate] = true
 			lastErr = err
 			continue

@@ -235,3 +235,76 @@ func TestRotate_DropsCachedTokens(t *testing.T) {
 		t.Error("a token of another account was dropped")
 	}
 }
+
+// A not_required account that still stores a security token: the rotation
+// invalidates that token in Salesforce, so it is reported stale, and
+// password_with_token (which must log in) holds the password alone, with a
+// warning, until the emailed token is written back.
+func TestRotate_NotRequiredWithStoredTokenServesWorkingComposite(t *testing.T) {
+	e := newRotEnv(t)
+	var tok string
+	e.srv.SetUserState(rotTrustedUser, func(u *emulator.User) { tok = u.SecurityToken })
+	e.addTrusted("trusted", map[string]interface{}{"security_token": tok, "security_token_mode": "not_required"})
+	e.assertServedCredentialLogsIn("trusted")
+
+	rotated := e.mustRotate("trusted")
+	if rotated.Data["security_token_status"] != tokenStatusStale {
+		t.Errorf("rotate response security_token_status = %v, want stale", rotated.Data["security_token_status"])
+	}
+	resp, err := request(t, e.b, e.s, logical.ReadOperation, "creds/trusted", nil)
+	if err := respErr(resp, err); err != nil {
+		t.Fatal(err)
+	}
+	c := resp.Data
+	if c["security_token_status"] != tokenStatusStale || c["password_with_token"] != c["password"] {
+		t.Errorf("creds: security_token_status=%v, password_with_token is the password alone: %v", c["security_token_status"], c["password_with_token"] == c["password"])
+	}
+	if !rotContainsAll(strings.Join(resp.Warnings, " "), "stale", "not_required", "password alone") {
+		t.Errorf("warnings = %v, want the stale token and the password-only composite explained", resp.Warnings)
+	}
+	e.assertServedCredentialLogsIn("trusted")
+
+	// The emailed token written back: the composite has it again.
+	newTok := e.srv.LatestSecurityToken(rotTrustedUser)
+	if newTok == "" || newTok == tok {
+		t.Fatalf("setup: no new token emailed")
+	}
+	mustWrite(t, e.b, e.s, "accounts/trusted/security-token", map[string]interface{}{"security_token": newTok})
+	c = e.creds("trusted")
+	if c["security_token_status"] != tokenStatusCurrent || c["password_with_token"] != c["password"].(string)+newTok {
+		t.Errorf("after token re-entry: status %v", c["security_token_status"])
+	}
+	e.assertServedCredentialLogsIn("trusted")
+}
+
+// A rotate-root interrupted after Salesforce took the new admin password,
+// settled while the admin user is locked out (every login refused): the
+// WAL keeps the new password until a login can tell, then config gets it.
+func TestRotateRoot_LockedAdminKeepsCandidate(t *testing.T) {
+	e := newRotEnv(t)
+	e.srv.SetOrg(func(o *emulator.Org) { o.TrustedIPRanges = []string{"127.0.0.0/8"} })
+	mustWrite(t, e.b, e.s, "config", map[string]interface{}{
+		"grant_type": "password", "username": demoAdminUser, "password": demoAdminPassword,
+	})
+	e.crashAt(stepRootPasswordChanged)
+	if resp, err := request(t, e.b, e.s, logical.UpdateOperation, "rotate-root", nil); respErr(resp, err) == nil {
+		t.Fatal("crashed rotate-root reported success")
+	}
+	sfPassword := e.srv.Password(demoAdminUser)
+	e.srv.SetUserState(demoAdminUser, func(u *emulator.User) { u.IsPasswordLocked = true })
+	e.restart()
+	if e.walCount() != 1 {
+		t.Fatalf("the rotate-root WAL holding the admin password Salesforce has was discarded while the admin was locked out")
+	}
+
+	e.srv.SetUserState(demoAdminUser, func(u *emulator.User) { u.IsPasswordLocked = false; u.FailedLoginAttempts = 0 })
+	e.restart()
+	cfg, err := readConfig(context.Background(), e.s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.walCount() != 0 || cfg.Password != sfPassword {
+		t.Fatalf("after unlocking: WALs %d, config holds Salesforce's password: %v", e.walCount(), cfg.Password == sfPassword)
+	}
+	e.assertNoSecretsLogged(sfPassword)
+}

@@ -61,9 +61,24 @@ type rotationResult struct {
 }
 
 // rotateAccount rotates the password of one account now. It returns an
-// error whenever the password was not rotated.
-func (b *backend) rotateAccount(ctx context.Context, s logical.Storage, name, trigger string) (*rotationResult, error) {
+// error whenever the password was not rotated. force lets a manual
+// rotation log in again with a credential already known not to work.
+func (b *backend) rotateAccount(ctx context.Context, s logical.Storage, name, trigger string, force bool) (*rotationResult, error) {
 	defer b.lockAccount(name)()
+
+	if trigger == triggerManual && !force {
+		stored, err := readAccount(ctx, s, name)
+		if err != nil {
+			return nil, err
+		}
+		if stored == nil {
+			return nil, errAccountNotFound(name)
+		}
+		if re := blockedManualRotation(name, stored); re != nil {
+			// Nothing was tried, so nothing is recorded as a failure.
+			return &rotationResult{Account: name, Outcome: outcomeFailed, Version: stored.Version}, re
+		}
+	}
 
 	// An unfinished earlier rotation is settled first, so a new password is
 	// never set on top of an unknown one.
@@ -117,6 +132,20 @@ func outcomeOf(err error) string {
 	return outcomeFailed
 }
 
+// blockedManualRotation refuses a manual rotation of an account blocked on
+// its own credential (drift, locked or inactive user, stale token): its
+// login check would be one more failed login towards the user's lockout.
+func blockedManualRotation(name string, acct *account) *rotationError {
+	if acct.RotationBlocked == "" {
+		return nil
+	}
+	return &rotationError{code: "blocked", blocked: true,
+		msg: fmt.Sprintf("rotation of account %q is blocked (%s), so the engine does not log in with its credential again: every failed login "+
+			"brings the user closer to lockout. Fix the cause, then write the current credential to accounts/%s (or the security token to "+
+			"accounts/%s/security-token), which clears the block; or retry with force=true. Last error: %s",
+			name, acct.RotationBlocked, name, name, acct.LastRotationError)}
+}
+
 func errAccountNotFound(name string) error {
 	return &rotationError{code: "not_found", msg: fmt.Sprintf("account %q does not exist", name)}
 }
@@ -131,6 +160,13 @@ func (b *backend) rotate(ctx context.Context, r *rotationRun) (*rotationResult, 
 			msg: fmt.Sprintf("the org's minimum password lifetime forbids a self-service change before %s",
 				r.acct.PasswordChangedAt.Add(24*time.Hour).UTC().Format(time.RFC3339))}
 	}
+	if r.acct.method() == rotationMethodAdmin {
+		// A refused admin login is not retried (each retry would be one
+		// more failed login of the admin user): fail before any login.
+		if err := b.adminRefusedNow(); err != nil {
+			return nil, &rotationError{code: "admin_login_refused", msg: "admin login: " + err.Error(), err: err}
+		}
+	}
 	if err := r.runHooks(ctx, beforeRotation); err != nil {
 		return nil, err
 	}
@@ -139,6 +175,9 @@ func (b *backend) rotate(ctx context.Context, r *rotationRun) (*rotationResult, 
 		// Everything that can fail before Salesforce is asked happens
 		// before the WAL, so a WAL always means "maybe changed".
 		if _, err := r.admin(ctx); err != nil {
+			if IsCredentialError(err) {
+				return nil, &rotationError{code: "admin_login_refused", msg: err.Error(), err: err}
+			}
 			return nil, &rotationError{code: "admin_login", msg: err.Error(), err: err}
 		}
 		if _, err := r.userID(ctx); err != nil {
@@ -203,7 +242,11 @@ func (b *backend) rotate(ctx context.Context, r *rotationRun) (*rotationResult, 
 			b.deleteWAL(ctx, r.storage, walID)
 			re := &rotationError{code: "salesforce", msg: "changing the password: " + err.Error(), err: err}
 			if ErrorCode(err) == "INVALID_OLD_PASSWORD" {
+				// Sending it again would fail the same way: the stored
+				// password is no longer the user's.
 				re.code, re.blocked = "drift", true
+				re.msg = fmt.Sprintf("Salesforce refused the password change with INVALID_OLD_PASSWORD: the stored password of account %q is no longer the user's "+
+					"current password (changed outside Vault). Not retrying: write the current password to accounts/%s", r.name, r.name)
 			}
 			return nil, re
 		}
@@ -240,11 +283,12 @@ func adoptPassword(acct *account, password string, now time.Time) {
 	acct.Version++
 	acct.LastVaultRotation = now.UTC()
 	acct.PasswordChangedAt = now.UTC()
-	if acct.needsToken() {
+	if acct.needsToken() || acct.SecurityToken != "" {
 		// Salesforce emails a new token on every password change; the
-		// stored one no longer works.
+		// stored one no longer works, whatever the mode.
 		acct.SecurityTokenStatus = tokenStatusStale
 	}
+	acct.UnverifiedCandidateAt = time.Time{}
 	acct.LastRotationError = ""
 	acct.LastRotationErrorAt = time.Time{}
 	acct.ConsecutiveFailures = 0
@@ -264,7 +308,7 @@ func (b *backend) afterRotation(ctx context.Context, s logical.Storage, name str
 }
 
 func tokenStatusOf(acct *account) string {
-	if !acct.needsToken() {
+	if !acct.needsToken() && acct.SecurityToken == "" {
 		return ""
 	}
 	if acct.SecurityTokenStatus == "" {

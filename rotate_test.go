@@ -237,3 +237,89 @@ func TestRotate_AdminSessionAndPermission(t *testing.T) {
 		t.Error("a refused change left a WAL or changed the password")
 	}
 }
+
+// A password changed outside Vault between the login check and the change
+// makes Salesforce answer changeOwnPassword with INVALID_OLD_PASSWORD.
+// That is drift: the change is not sent again with the same wrong old
+// password, and the account is blocked with a message that says so.
+func TestRotate_InvalidOldPasswordIsDrift(t *testing.T) {
+	e := newRotEnv(t)
+	mustWrite(t, e.b, e.s, "config/rotation", map[string]interface{}{"min_password_lifetime": false})
+	e.addTrusted("trusted", map[string]interface{}{"rotation_method": "self"})
+	var once sync.Once
+	e.srv.SetCallHook(func(ci emulator.CallInfo) {
+		// The hook runs after the emulator released its lock and before
+		// the client has the answer: the password changes right after the
+		// login check.
+		if ci.Endpoint == "soap.login" && ci.Status == 200 {
+			once.Do(func() {
+				e.srv.SetUserState(rotTrustedUser, func(u *emulator.User) { u.Password = "Changed-Elsewhere-9" })
+			})
+		}
+	})
+	defer e.srv.SetCallHook(nil)
+	e.srv.ResetCalls()
+	resp, err := e.rotate("trusted")
+	err = respErr(resp, err)
+	if err == nil || !rotContainsAll(err.Error(), "INVALID_OLD_PASSWORD", "changed outside Vault") {
+		t.Fatalf("err = %v, want drift named", err)
+	}
+	if n := e.srv.Calls("soap.changeOwnPassword"); n != 1 {
+		t.Errorf("changeOwnPassword sent %d times with a wrong old password, want 1", n)
+	}
+	acct := e.account("trusted")
+	if acct["rotation_status"] != "blocked" || acct["rotation_blocked"] != "drift" {
+		t.Errorf("status = %v / %v, want blocked / drift", acct["rotation_status"], acct["rotation_blocked"])
+	}
+	if e.srv.Password(rotTrustedUser) != "Changed-Elsewhere-9" || e.creds("trusted")["password"] != rotTrustedPass {
+		t.Error("the password was changed or the stored one replaced")
+	}
+	e.assertNoSecretsLogged(rotTrustedPass, "Changed-Elsewhere-9")
+}
+
+// A manual rotation of an account blocked on drift does not log in again
+// with the credential known not to work: an orchestrator retrying rotate/
+// must not lock the user out (an org may lock after 3 failed logins).
+// force=true tries once more, within the failed-login budget; writing the
+// current password clears the block.
+func TestRotate_BlockedAccountNotRetriedWithoutForce(t *testing.T) {
+	e := newRotEnv(t)
+	e.addTrusted("trusted", nil)
+	e.srv.SetOrg(func(o *emulator.Org) { o.PasswordPolicy.MaxLoginAttempts = 3 })
+	e.srv.SetUserState(rotTrustedUser, func(u *emulator.User) { u.Password = "Changed-Elsewhere-1" })
+	for i := 0; i < 4; i++ {
+		resp, err := e.rotate("trusted")
+		err = respErr(resp, err)
+		if err == nil {
+			t.Fatalf("rotate %d succeeded", i)
+		}
+		if i > 0 && !rotContainsAll(err.Error(), "blocked", "force=true", "accounts/trusted") {
+			t.Errorf("rotate %d: %v, want the block and the way out named", i, err)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		resp, err := request(t, e.b, e.s, logical.UpdateOperation, "rotate/trusted", map[string]interface{}{"force": true})
+		if respErr(resp, err) == nil {
+			t.Fatal("forced rotation of a drifted account succeeded")
+		}
+	}
+	failed, locked := 0, 0
+	for _, a := range e.srv.LoginHistory(rotTrustedUser) {
+		switch a.Status {
+		case "Invalid Password":
+			failed++
+		case "Password Lockout":
+			locked++
+		}
+	}
+	if failed+locked >= 3 || locked > 0 {
+		t.Fatalf("manual rotations of a drifted account made %d failed logins and %d lockout answers in one hour", failed, locked)
+	}
+	if st := e.account("trusted")["consecutive_failures"]; st == 0 {
+		t.Error("the forced attempts were not recorded")
+	}
+
+	mustWrite(t, e.b, e.s, "accounts/trusted", map[string]interface{}{"password": "Changed-Elsewhere-1"})
+	e.mustRotate("trusted")
+	e.assertServedCredentialLogsIn("trusted")
+}

@@ -65,22 +65,40 @@ func newRotationState() *rotationState {
 		now:               time.Now,
 		tickInterval:      defaultTickInterval,
 		webhookRetryDelay: 2 * time.Second,
-		httpClient:        &http.Client{Timeout: 15 * time.Second},
+		httpClient:        newWebhookHTTPClient(),
+	}
+}
+
+// newWebhookHTTPClient is the client of webhooks. It does not follow
+// redirects: the event (and the signature) goes only to the URL the
+// operator configured, and a 3xx answer counts as not accepted.
+func newWebhookHTTPClient() *http.Client {
+	return &http.Client{
+		Timeout: 15 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
 	}
 }
 
 // runsScheduledRotations reports whether this node should drive the
-// queue: the active node of a primary cluster, or any mount that is local.
+// queue: the active node of a primary cluster, or the active node of a
+// performance secondary for a local mount (whose storage is its own).
+// Performance standbys and DR secondaries cannot write storage, whatever
+// the mount.
 func (b *backend) runsScheduledRotations() bool {
 	sys := b.System()
 	if sys == nil {
 		return false
 	}
+	state := sys.ReplicationState()
+	if state.HasState(consts.ReplicationPerformanceStandby | consts.ReplicationDRSecondary) {
+		return false
+	}
 	if sys.LocalMount() {
 		return true
 	}
-	state := sys.ReplicationState()
-	return !state.HasState(consts.ReplicationPerformanceSecondary | consts.ReplicationPerformanceStandby | consts.ReplicationDRSecondary)
+	return !state.HasState(consts.ReplicationPerformanceSecondary)
 }
 
 // initializeRotation is the backend's InitializeFunc. Vault calls it on the
@@ -274,7 +292,7 @@ func (b *backend) runScheduledRotation(ctx context.Context, s logical.Storage, n
 	if !b.scheduledRotationDue(ctx, s, name) {
 		return
 	}
-	if _, err := b.rotateAccount(ctx, s, name, triggerScheduled); err != nil {
+	if _, err := b.rotateAccount(ctx, s, name, triggerScheduled, false); err != nil {
 		b.logger.Warn("scheduled rotation failed", "account", name, "error", err)
 	}
 }

@@ -2,6 +2,9 @@ package salesforce
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +30,9 @@ type rotEnv struct {
 	s    logical.Storage
 	srv  *emulator.Server
 	logs *logBuffer
+	// webhookCAs holds the certificates of the test's webhook receivers,
+	// which the backend trusts (webhooks must use https).
+	webhookCAs *x509.CertPool
 
 	clockMu sync.Mutex
 	clock   time.Time
@@ -57,6 +63,7 @@ func (e *rotEnv) prepare(b *backend) {
 	b.rot.now = e.now
 	b.rot.tickInterval = time.Hour
 	b.rot.webhookRetryDelay = 10 * time.Millisecond
+	b.rot.httpClient.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.webhookCAs}}
 }
 
 // initialize runs the backend's InitializeFunc as Vault does on the
@@ -77,7 +84,7 @@ func newRotEnv(t *testing.T) *rotEnv {
 	t.Helper()
 	srv := emulator.NewTestServer(t, emulator.DefaultSeed())
 	b, s, logs := getTestBackendWithLogs(t)
-	e := &rotEnv{t: t, b: b, s: s, srv: srv, logs: logs, clock: time.Now().UTC().Truncate(time.Second)}
+	e := &rotEnv{t: t, b: b, s: s, srv: srv, logs: logs, clock: time.Now().UTC().Truncate(time.Second), webhookCAs: x509.NewCertPool()}
 	e.prepare(b)
 	mustWrite(t, b, s, "config", map[string]interface{}{
 		"login_url":                srv.MyDomainURL(),
@@ -177,6 +184,8 @@ type rotWebhookRecorder struct {
 	bodies [][]byte
 	sigs   []string
 	status int
+	// location, when set, is sent as the Location header (redirects).
+	location string
 }
 
 func (w *rotWebhookRecorder) count() int {

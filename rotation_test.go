@@ -253,6 +253,86 @@ func TestSchedule_NotOnStandbyOrSecondary(t *testing.T) {
 	if e.b.rot.queue == nil {
 		t.Error("local mount on a secondary: queue not started")
 	}
+	// Standbys cannot write storage, whatever the mount.
+	for _, state := range []consts.ReplicationState{
+		consts.ReplicationPerformanceStandby,
+		consts.ReplicationPerformanceSecondary | consts.ReplicationPerformanceStandby,
+		consts.ReplicationDRSecondary,
+	} {
+		e := newRotEnv(t)
+		sv := e.b.System().(*testSystemView)
+		sv.ReplicationStateVal = state
+		sv.LocalMountVal = true
+		e.initialize()
+		if e.b.rot.queue != nil {
+			t.Errorf("local mount in state %v: queue started on a node that cannot write storage", state)
+		}
+	}
+}
+
+// adminLoginFailures counts the failed logins of the config's admin user.
+func (e *rotEnv) adminLoginFailures() (failed, lockouts int) {
+	for _, a := range e.srv.LoginHistory(demoAdminUser) {
+		switch a.Status {
+		case "Invalid Password":
+			failed++
+		case "Password Lockout":
+			lockouts++
+		}
+	}
+	return failed, lockouts
+}
+
+// With the password admin grant, an admin password changed outside Vault
+// is refused once; scheduled rotations then stop trying (each try would be
+// a failed admin login, up to the admin's lockout), every account says why,
+// and writing a working config resumes them.
+func TestSchedule_RefusedAdminLoginStopsRotations(t *testing.T) {
+	e := newRotEnv(t)
+	cfg := emulatorConfig(e.srv, adminGrantPassword)
+	mustWrite(t, e.b, e.s, "config", cfg)
+	e.addTrusted("trusted", map[string]interface{}{"rotation_period": 3600})
+	e.addTrusted("manual", map[string]interface{}{"username": rotIntegUser, "password": rotIntegPassword, "security_token": rotIntegToken})
+	e.initialize()
+	e.srv.SetUserState(demoAdminUser, func(u *emulator.User) { u.Password = "Changed-Outside-Vault-1" })
+	for i := 0; i < 6*60; i++ { // six hours, one tick a minute
+		e.advance(time.Minute)
+		e.tick()
+	}
+	if failed, lockouts := e.adminLoginFailures(); failed > 1 || lockouts > 0 {
+		t.Fatalf("six hours of scheduled rotations made %d failed admin logins (%d lockout answers), want at most 1", failed, lockouts)
+	}
+	for _, name := range []string{"trusted", "manual"} {
+		acct := e.account(name)
+		if acct["rotation_status"] != "blocked" || acct["rotation_blocked"] != "admin_login_refused" ||
+			!rotContainsAll(acct["admin_login_error"].(string), "refused", "invalid_grant", "until config is written") {
+			t.Errorf("%s: status %v / %v / %v, want blocked on the refused admin login", name, acct["rotation_status"], acct["rotation_blocked"], acct["admin_login_error"])
+		}
+	}
+	if msg := e.account("trusted")["last_rotation_error"].(string); !strings.Contains(msg, "admin login") {
+		t.Errorf("last_rotation_error = %q, want the refused admin login", msg)
+	}
+	// A manual rotation does not log in as the admin either.
+	e.srv.ResetCalls()
+	if resp, err := e.rotate("trusted"); respErr(resp, err) == nil || !strings.Contains(respErr(resp, err).Error(), "admin login") {
+		t.Errorf("manual rotation: %v, want the refused admin login", respErr(resp, err))
+	}
+	if n := e.srv.Calls("oauth.token") + e.srv.Calls("soap.login"); n != 0 {
+		t.Errorf("%d logins while the admin login is known refused, want 0", n)
+	}
+	e.assertNoSecretsLogged("Changed-Outside-Vault-1", demoAdminPassword)
+
+	// The operator writes the current admin password: rotations resume.
+	cfg["password"] = "Changed-Outside-Vault-1"
+	mustWrite(t, e.b, e.s, "config", cfg)
+	if acct := e.account("trusted"); acct["rotation_blocked"] != "" || acct["admin_login_error"] != nil {
+		t.Errorf("still blocked after config was fixed: %v / %v", acct["rotation_blocked"], acct["admin_login_error"])
+	}
+	e.setClock(e.nextRotation("trusted"))
+	e.tick()
+	if acct := e.account("trusted"); acct["version"] != 1 || acct["rotation_status"] != "scheduled" {
+		t.Errorf("after fixing config: version %v, status %v", acct["version"], acct["rotation_status"])
+	}
 }
 
 // Concurrency: several due accounts rotate in one pass, bounded by

@@ -132,16 +132,37 @@ func (b *backend) settleWAL(ctx context.Context, s logical.Storage, w *rotationW
 		// accepted must not be lost.
 		b.logger.Info("the password policy changed since the rotation WAL was written; its candidate is discarded unless Salesforce already has it", "account", w.Account)
 	}
-	client, _, err := b.getClient(ctx, s)
+	client, cfg, err := b.getClient(ctx, s)
 	if err != nil {
 		return err
+	}
+	run := &rotationRun{b: b, storage: s, name: w.Account, acct: acct, cfg: cfg, rcfg: rcfg, client: client}
+	if !acct.UnverifiedCandidateAt.IsZero() {
+		// An earlier check was inconclusive because the user could not log
+		// in; a login tells nothing until the admin sees that it can.
+		if facts := b.userState(ctx, run); !facts.canLogIn() {
+			return b.keepUnverifiedCandidate(ctx, s, w.Account, acct, facts)
+		}
 	}
 	res, err := b.probeLogin(ctx, client, w.Account, acct, w.Candidate, false, rcfg)
 	if err != nil {
 		return fmt.Errorf("checking the candidate of an unfinished rotation: %w", err)
 	}
 	if res.verdict == loginRejected {
+		// Salesforce answers INVALID_LOGIN also for a locked-out or
+		// inactive user, whatever the password: the rejection only proves
+		// the candidate wrong for a user that can log in.
+		facts := b.userState(ctx, run)
+		if !facts.canLogIn() {
+			return b.keepUnverifiedCandidate(ctx, s, w.Account, acct, facts)
+		}
 		b.logger.Info("unfinished rotation did not reach Salesforce; keeping the stored password", "account", w.Account)
+		if !acct.UnverifiedCandidateAt.IsZero() {
+			acct.UnverifiedCandidateAt = time.Time{}
+			if err := writeAccount(ctx, s, w.Account, acct); err != nil {
+				return err
+			}
+		}
 		return nil
 	}
 	// Salesforce has the candidate: roll forward.
@@ -152,6 +173,39 @@ func (b *backend) settleWAL(ctx context.Context, s logical.Storage, w *rotationW
 	b.logger.Info("completed an unfinished rotation: Salesforce had the new password", "account", w.Account, "version", acct.Version)
 	b.afterRotation(ctx, s, w.Account, acct, rcfg)
 	return nil
+}
+
+// keepUnverifiedCandidate keeps the WAL of a candidate that could not be
+// checked because the user cannot log in now, and shows it on the account:
+// Salesforce may already have the candidate, so the stored password may
+// not log in. The returned error keeps the WAL.
+func (b *backend) keepUnverifiedCandidate(ctx context.Context, s logical.Storage, name string, acct *account, facts userFacts) error {
+	var why string
+	switch {
+	case facts.locked:
+		why = fmt.Sprintf("the Salesforce user %q is locked out, and Salesforce refuses every login of a locked user; unlock it in Setup or wait for the lockout to end", acct.Username)
+	case facts.inactive:
+		why = fmt.Sprintf("the Salesforce user %q is inactive; activate it in Setup", acct.Username)
+	default:
+		why = "Salesforce refused the login and the admin session could not tell whether the user is locked out or inactive; check the admin login of config"
+	}
+	msg := fmt.Sprintf("an interrupted rotation of account %q may have set a new password in Salesforce, and it cannot be checked now: %s. "+
+		"The new password is kept in the write-ahead log and checked again later; until then the stored password may not log in", name, why)
+	now := b.rot.now().UTC()
+	if acct.UnverifiedCandidateAt.IsZero() {
+		acct.UnverifiedCandidateAt = now
+	}
+	acct.LastRotationError = msg
+	acct.LastRotationErrorAt = now
+	if acct.ConsecutiveFailures == 0 {
+		acct.ConsecutiveFailures = 1
+	}
+	if err := writeAccount(ctx, s, name, acct); err != nil {
+		b.logger.Error("storing the state of an unsettled rotation", "account", name, "error", err)
+	}
+	b.logger.Warn("keeping the WAL of an interrupted rotation: its new password cannot be checked now", "account", name,
+		"locked", facts.locked, "inactive", facts.inactive, "state_known", facts.known)
+	return &rotationError{code: "unsettled", msg: msg}
 }
 
 // walRollback is the backend's WALRollback: Vault calls it for WAL entries
@@ -200,8 +254,9 @@ type rootRotationWAL struct {
 }
 
 // settleRootWAL reconciles an unfinished rotate-root: if the admin logs in
-// with the candidate, config gets it; if Salesforce rejects it, the stored
-// password stays. nil means the WAL may be deleted.
+// with the candidate, config gets it; if Salesforce rejects it and the
+// stored password logs in, the stored password stays. If neither logs in
+// (locked-out admin) the WAL stays. nil means the WAL may be deleted.
 func (b *backend) settleRootWAL(ctx context.Context, s logical.Storage, data interface{}) error {
 	raw, err := json.Marshal(data)
 	if err != nil {
@@ -222,12 +277,29 @@ func (b *backend) settleRootWAL(ctx context.Context, s logical.Storage, data int
 	if err != nil {
 		return err
 	}
-	if _, err := client.PasswordGrant(ctx, cfg.Username, w.Candidate+cfg.SecurityToken); err != nil {
-		if IsCredentialError(err) {
-			b.logger.Info("unfinished rotate-root did not reach Salesforce; keeping the stored admin password")
-			return nil
+	rcfg, err := readRotationConfig(ctx, s)
+	if err != nil {
+		return err
+	}
+	if err := b.adminProbe(ctx, client, cfg, w.Candidate, rcfg); err != nil {
+		if !IsCredentialError(err) {
+			return fmt.Errorf("checking the candidate of an unfinished rotate-root: %w", err)
 		}
-		return fmt.Errorf("checking the candidate of an unfinished rotate-root: %w", err)
+		// INVALID_LOGIN also answers a locked-out admin: the candidate is
+		// only proven wrong when the stored password still logs in.
+		serr := b.adminRefusedNow()
+		if serr == nil {
+			serr = b.adminProbe(ctx, client, cfg, cfg.Password, rcfg)
+		}
+		if serr != nil {
+			if IsCredentialError(serr) && b.adminRefusedNow() == nil {
+				_ = b.admin.refuse(cfg.GrantType, serr, b.admin.currentGeneration(), time.Now())
+			}
+			return fmt.Errorf("an unfinished rotate-root may have set a new admin password, and it cannot be checked now: neither it nor the stored "+
+				"password logs in (the admin user may be locked out: %v); the write-ahead log keeps it and it is checked again later", serr)
+		}
+		b.logger.Info("unfinished rotate-root did not reach Salesforce; keeping the stored admin password")
+		return nil
 	}
 	cfg.Password = w.Candidate
 	if err := writeConfig(ctx, s, cfg); err != nil {
@@ -237,4 +309,25 @@ func (b *backend) settleRootWAL(ctx context.Context, s logical.Storage, data int
 	b.invalidateAllTokens()
 	b.logger.Info("completed an unfinished rotate-root: Salesforce had the new admin password")
 	return nil
+}
+
+// adminBudgetKey is the login budget key of the config's admin user; it
+// cannot collide with an account name.
+const adminBudgetKey = "config/admin"
+
+// adminProbe logs in as the config's admin user with password, within the
+// login budgets, without caching a session.
+func (b *backend) adminProbe(ctx context.Context, client Client, cfg *salesforceConfig, password string, rcfg *rotationConfig) error {
+	now := b.rot.now()
+	if ok, next, failed := b.rot.budget.takeLogin(adminBudgetKey, rcfg.LoginBudgetPerHour, rcfg.FailedLoginBudgetPerHour, now); !ok {
+		return &errLoginBudget{account: "admin user of config", next: next, failed: failed}
+	}
+	_, err := client.PasswordGrant(ctx, cfg.Username, password+cfg.SecurityToken)
+	switch {
+	case err == nil:
+		b.rot.budget.resetFailed(adminBudgetKey)
+	case IsCredentialError(err):
+		b.rot.budget.recordFailed(adminBudgetKey, now)
+	}
+	return err
 }

@@ -3,10 +3,12 @@ package salesforce
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/emulator"
 )
 
 // crashAt makes the next rotation stop at step as if Vault died there.
@@ -208,6 +210,107 @@ func TestRotate_StorageFailureAfterChange(t *testing.T) {
 	e.mustRotate("trusted")
 	if e.walCount() != 0 || e.version("trusted") != 2 {
 		t.Errorf("WALs %d, version %d; want 0, 2", e.walCount(), e.version("trusted"))
+	}
+	e.assertServedCredentialLogsIn("trusted")
+}
+
+// Salesforce answers INVALID_LOGIN for a locked-out user whatever the
+// password. A rotation interrupted after Salesforce took the new password,
+// checked while integrations holding the old one locked the user out, must
+// keep the new password (the only copy) and say so, without logging in
+// again while the user stays locked; once unlocked, it is settled.
+func TestWAL_LockedUserKeepsCandidate(t *testing.T) {
+	e := newRotEnv(t)
+	e.addTrusted("trusted", nil)
+	e.crashAt(stepPasswordChanged)
+	_, _ = e.rotate("trusted")
+	e.b.rot.testStep = nil
+	sfPassword := e.srv.Password(rotTrustedUser)
+	if sfPassword == rotTrustedPass {
+		t.Fatal("setup: password not changed")
+	}
+	e.srv.SetUserState(rotTrustedUser, func(u *emulator.User) { u.IsPasswordLocked = true })
+	e.restart()
+
+	if e.walCount() != 1 {
+		t.Fatalf("the WAL holding the password Salesforce has was discarded while the user was locked out (WALs: %d)", e.walCount())
+	}
+	acct := e.account("trusted")
+	if acct["rotation_status"] != "failing" || !rotContainsAll(acct["last_rotation_error"].(string), "interrupted rotation", "locked out") {
+		t.Errorf("account status = %v / %q, want failing with the reason", acct["rotation_status"], acct["last_rotation_error"])
+	}
+	resp, err := request(t, e.b, e.s, logical.ReadOperation, "creds/trusted", nil)
+	if err := respErr(resp, err); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(resp.Warnings, " "), "interrupted rotation") {
+		t.Errorf("creds warnings = %v, want the unsettled rotation named", resp.Warnings)
+	}
+
+	// Still locked: a rotation asks the admin and does not log in as the user.
+	e.srv.ResetCalls()
+	if resp, err := e.rotate("trusted"); respErr(resp, err) == nil {
+		t.Fatal("a rotation on top of an unsettled one succeeded")
+	}
+	if n := e.srv.Calls("soap.login"); n != 0 {
+		t.Errorf("%d logins as a user known to be locked out, want 0", n)
+	}
+	if e.walCount() != 1 || e.srv.Password(rotTrustedUser) != sfPassword {
+		t.Fatal("the unsettled rotation was lost or overwritten")
+	}
+
+	// Unlocked: the candidate is settled, then the rotation runs.
+	e.srv.SetUserState(rotTrustedUser, func(u *emulator.User) { u.IsPasswordLocked = false; u.FailedLoginAttempts = 0 })
+	e.mustRotate("trusted")
+	if e.walCount() != 0 || e.version("trusted") != 2 {
+		t.Errorf("after unlocking: WALs %d, version %d; want 0, 2 (rolled forward, then rotated)", e.walCount(), e.version("trusted"))
+	}
+	e.assertServedCredentialLogsIn("trusted")
+	e.assertNoSecretsLogged(sfPassword, rotTrustedPass)
+}
+
+// A candidate refused for a user the admin sees active and not locked
+// really is wrong: its WAL is discarded and the stored password kept.
+func TestWAL_RefusedCandidateOfUsableUserDiscarded(t *testing.T) {
+	e := newRotEnv(t)
+	e.addTrusted("trusted", nil)
+	e.crashAt(stepWALWritten)
+	_, _ = e.rotate("trusted")
+	e.b.rot.testStep = nil
+	e.restart()
+	if e.walCount() != 0 {
+		t.Fatalf("WALs = %d, want the never-sent candidate discarded", e.walCount())
+	}
+	if st := e.account("trusted")["rotation_status"]; st != "manual" {
+		t.Errorf("rotation_status = %v, want manual (nothing failed)", st)
+	}
+	e.assertServedCredentialLogsIn("trusted")
+}
+
+// When the admin cannot tell whether the user is locked (its own login is
+// refused), a refused candidate is not proof either: the WAL stays.
+func TestWAL_UnknownUserStateKeepsCandidate(t *testing.T) {
+	e := newRotEnv(t)
+	e.addTrusted("trusted", nil)
+	e.crashAt(stepPasswordChanged)
+	_, _ = e.rotate("trusted")
+	e.b.rot.testStep = nil
+	sfPassword := e.srv.Password(rotTrustedUser)
+	e.srv.SetUserState(rotTrustedUser, func(u *emulator.User) { u.IsPasswordLocked = true })
+	e.srv.InjectFault("oauth.token", emulator.Fault{Status: 400, Body: `{"error":"invalid_client","error_description":"invalid client credentials"}`})
+	e.restart()
+	if e.walCount() != 1 {
+		t.Fatal("the WAL was discarded although the user's state was unknown")
+	}
+	if msg := e.account("trusted")["last_rotation_error"].(string); !strings.Contains(msg, "could not tell") {
+		t.Errorf("last_rotation_error = %q, want the unknown state explained", msg)
+	}
+
+	e.srv.ClearFaults()
+	e.srv.SetUserState(rotTrustedUser, func(u *emulator.User) { u.IsPasswordLocked = false; u.FailedLoginAttempts = 0 })
+	e.restart()
+	if e.walCount() != 0 || e.creds("trusted")["password"] != sfPassword {
+		t.Fatal("not settled once the user could log in")
 	}
 	e.assertServedCredentialLogsIn("trusted")
 }

@@ -51,8 +51,13 @@ func signBody(secret string, body []byte) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// postEvent sends ev once and returns the HTTP status.
-func (b *backend) postEvent(ctx context.Context, url, secret string, ev *rotationEvent) (int, error) {
+// postEvent sends ev once and returns the HTTP status. The URL is checked
+// again, so one stored before allow_insecure_webhooks was turned off is
+// not used over http.
+func (b *backend) postEvent(ctx context.Context, url, secret string, allowInsecure bool, ev *rotationEvent) (int, error) {
+	if err := validateWebhookURL(url, allowInsecure); err != nil {
+		return 0, fmt.Errorf("webhook URL %s", err)
+	}
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return 0, err
@@ -122,16 +127,20 @@ func (b *backend) notify(ctx context.Context, name string, acct *account, rcfg *
 	b.rot.wg.Add(1)
 	go func() {
 		defer b.rot.wg.Done()
-		b.deliverWebhook(b.rot.bgCtx, url, rcfg.WebhookSecret, ev)
+		b.deliverWebhook(b.rot.bgCtx, url, rcfg.WebhookSecret, rcfg.AllowInsecureWebhooks, ev)
 	}()
 }
 
 // deliverWebhook posts ev until a 2xx answer, with exponential backoff.
-func (b *backend) deliverWebhook(ctx context.Context, url, secret string, ev *rotationEvent) {
+func (b *backend) deliverWebhook(ctx context.Context, url, secret string, allowInsecure bool, ev *rotationEvent) {
+	if err := validateWebhookURL(url, allowInsecure); err != nil {
+		b.logger.Warn("webhook not sent: the URL is no longer allowed", "account", ev.Account, "error", err)
+		return
+	}
 	delay := b.rot.webhookRetryDelay
 	for attempt := 1; attempt <= webhookAttempts; attempt++ {
 		reqCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		status, err := b.postEvent(reqCtx, url, secret, ev)
+		status, err := b.postEvent(reqCtx, url, secret, allowInsecure, ev)
 		cancel()
 		if err == nil && status >= 200 && status < 300 {
 			return

@@ -2,7 +2,9 @@ package salesforce
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,7 +36,7 @@ func TestWebhook_SignedEvents(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	rec, url := newRotWebhook(t, http.StatusInternalServerError)
+	rec, url := e.newWebhook(http.StatusInternalServerError)
 	mustWrite(t, e.b, e.s, "config/rotation", map[string]interface{}{"webhook_url": url, "webhook_secret": "s3cret-key"})
 	e.addTrusted("trusted", nil)
 
@@ -81,8 +83,8 @@ func TestWebhook_SignedEvents(t *testing.T) {
 // A per-account webhook_url overrides the mount's.
 func TestWebhook_AccountURL(t *testing.T) {
 	e := newRotEnv(t)
-	mount, mountURL := newRotWebhook(t, http.StatusOK)
-	own, ownURL := newRotWebhook(t, http.StatusOK)
+	mount, mountURL := e.newWebhook(http.StatusOK)
+	own, ownURL := e.newWebhook(http.StatusOK)
 	mustWrite(t, e.b, e.s, "config/rotation", map[string]interface{}{"webhook_url": mountURL})
 	e.addTrusted("trusted", map[string]interface{}{"webhook_url": ownURL})
 	e.mustRotate("trusted")
@@ -118,4 +120,59 @@ func TestWebhook_NoVaultEventsOnOldServers(t *testing.T) {
 	if len(events.Events) != 0 {
 		t.Errorf("%d events sent to a 1.13 server", len(events.Events))
 	}
+}
+
+// Webhook URLs: https only unless allow_insecure_webhooks, never
+// user:password; redirects are not followed (the event and its signature
+// go only where the operator said); reads hide the query string, which
+// often carries a token.
+func TestWebhook_URLRules(t *testing.T) {
+	e := newRotEnv(t)
+	for _, u := range []string{"https://user:pass@hooks.example.com/x", "http://hooks.example.com/x", "ftp://hooks.example.com", "/relative"} {
+		resp, err := request(t, e.b, e.s, logical.UpdateOperation, "config/rotation", map[string]interface{}{"webhook_url": u})
+		if respErr(resp, err) == nil {
+			t.Errorf("config/rotation webhook_url %q accepted", u)
+		}
+		resp, err = request(t, e.b, e.s, logical.UpdateOperation, "accounts/x", map[string]interface{}{
+			"username": rotTrustedUser, "password": rotTrustedPass, "validation_webhook": u,
+		})
+		if respErr(resp, err) == nil {
+			t.Errorf("accounts validation_webhook %q accepted", u)
+		}
+		assertNoSecrets(t, "error", respErr(resp, err).Error(), "pass@")
+	}
+	mustWrite(t, e.b, e.s, "config/rotation", map[string]interface{}{"allow_insecure_webhooks": true, "webhook_url": "http://127.0.0.1:9/x"})
+	if resp, err := request(t, e.b, e.s, logical.UpdateOperation, "config/rotation", map[string]interface{}{"webhook_url": "http://u:p@127.0.0.1:9/x"}); respErr(resp, err) == nil {
+		t.Error("user:password accepted with allow_insecure_webhooks")
+	}
+	mustWrite(t, e.b, e.s, "config/rotation", map[string]interface{}{"allow_insecure_webhooks": false, "webhook_url": ""})
+
+	// Reads redact the query.
+	target, targetURL := e.newWebhook(http.StatusOK)
+	mustWrite(t, e.b, e.s, "config/rotation", map[string]interface{}{"webhook_url": targetURL + "/hook?token=sekrit-query-token&x=1"})
+	if got := mustRead(t, e.b, e.s, "config/rotation")["webhook_url"]; got != targetURL+"/hook?token=redacted&x=redacted" {
+		t.Errorf("config/rotation webhook_url read = %v", got)
+	}
+	e.addTrusted("trusted", map[string]interface{}{"pre_rotation_webhook": targetURL + "/gate?key=sekrit-query-token"})
+	acct := e.account("trusted")
+	if acct["pre_rotation_webhook"] != targetURL+"/gate?key=redacted" {
+		t.Errorf("accounts pre_rotation_webhook read = %v", acct["pre_rotation_webhook"])
+	}
+	assertNoSecrets(t, "account read", fmt.Sprint(acct), "sekrit-query-token")
+
+	// A redirecting receiver: not followed, the gate counts as "no".
+	redirector, redirectURL := e.newWebhook(http.StatusFound)
+	redirector.location = targetURL + "/elsewhere"
+	mustWrite(t, e.b, e.s, "accounts/trusted", map[string]interface{}{"pre_rotation_webhook": redirectURL})
+	e.b.rot.wg.Wait()
+	before := target.count()
+	resp, err := e.rotate("trusted")
+	if statusOf(resp, err) != http.StatusConflict || !strings.Contains(respErr(resp, err).Error(), "302") {
+		t.Errorf("gate redirected: %d %v, want postponed naming the 302", statusOf(resp, err), respErr(resp, err))
+	}
+	e.b.rot.wg.Wait()
+	if redirector.count() != 1 || target.count() != before {
+		t.Errorf("redirect followed: redirector %d, target %d (was %d)", redirector.count(), target.count(), before)
+	}
+	e.assertNoSecretsLogged("sekrit-query-token")
 }
