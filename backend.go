@@ -82,6 +82,7 @@ func newBackend(conf *logical.BackendConfig) *backend {
 			},
 			LocalStorage: []string{
 				framework.WALPrefix,
+				tokenLeaseStoragePrefix,
 			},
 		},
 		Paths: framework.PathAppend(

@@ -189,14 +189,21 @@ before that time.
 
 With cache=true (the default), reads share one token per role, so several
 leases may hold the same Salesforce session. With revoke_on_lease_end=true,
-a lease's end revokes the session only when no other outstanding lease of
-this engine holds the same token; the last lease to end revokes it. This
-bookkeeping lives in memory: after a restart or leader change, a lease that
-ends revokes its token unless a lease issued since holds the same token, so
-a lease issued before the restart may lose its session early (clients then
-see INVALID_SESSION_ID and read a new token). Set cache=false when every
-read must get its own session to revoke independently; note that Salesforce
-itself may hand back the same session for repeated JWT bearer mints.
+each lease is recorded in storage as a holder of its token (by the token's
+hash, never the token), and a lease's end revokes the session only when no
+other lease that may still be alive holds it: the last lease to end revokes
+it, also across restarts, leader changes and plugin reloads. Token reads
+therefore write storage and are forwarded from performance standbys to the
+active node. Set cache=false when every read must get its own session.
+
+A password role never logs in with an account whose security token is
+stale (after a rotation of a security_token_mode=required account) or whose
+rotation is blocked; the read fails with the fix instead. When Salesforce
+rejects the account's credential, reads return that error for a minute
+without logging in, and later attempts spend the account's login and
+failed-login budgets (config/rotation), so a polling application cannot
+lock the user out. Any change of the account, role or config retries at
+once.
 `
 
 func (b *backend) roleExistenceCheck(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {

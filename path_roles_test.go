@@ -1,10 +1,12 @@
 package salesforce
 
 import (
+	"context"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -121,5 +123,31 @@ func TestRoleGrantTypeChangeDropsOldInputs(t *testing.T) {
 	r, err := readRole(t.Context(), s, "r")
 	if err != nil || r.RefreshToken != "" || r.Account != "etl" {
 		t.Errorf("after switching to password: %+v, %v", r, err)
+	}
+}
+
+// The role's write-only refresh_token is marked sensitive in the OpenAPI
+// document, so the UI and generated clients mask it.
+func TestRoleOpenAPIMarksRefreshTokenSensitive(t *testing.T) {
+	b, s := getTestBackend(t)
+	resp, err := b.HandleRequest(context.Background(), &logical.Request{Operation: logical.HelpOperation, Path: "roles/x", Storage: s})
+	if err != nil || resp == nil {
+		t.Fatalf("help: %v", err)
+	}
+	doc, ok := resp.Data["openapi"].(*framework.OASDocument)
+	if !ok {
+		t.Fatalf("no OpenAPI document in the help response: %T", resp.Data["openapi"])
+	}
+	found := false
+	for name, schema := range doc.Components.Schemas {
+		if field := schema.Properties["refresh_token"]; field != nil {
+			found = true
+			if field.DisplayAttrs == nil || !field.DisplayAttrs.Sensitive {
+				t.Errorf("%s: refresh_token is not marked sensitive", name)
+			}
+		}
+	}
+	if !found {
+		t.Error("the role's request schema has no refresh_token field")
 	}
 }

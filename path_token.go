@@ -33,7 +33,15 @@ func pathToken(b *backend) []*framework.Path {
 				},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation: &framework.PathOperation{Callback: b.pathTokenRead},
+				logical.ReadOperation: &framework.PathOperation{
+					Callback: b.pathTokenRead,
+					// A read records its lease in storage, which only the
+					// active node can write.
+					ForwardPerformanceStandby: true,
+					Responses: map[int][]framework.Response{
+						http.StatusOK: {{Description: "OK", Fields: tokenResponseFields()}},
+					},
+				},
 			},
 			HelpSynopsis:    "Get a Salesforce OAuth access token for a role, as a lease.",
 			HelpDescription: strings.TrimSpace(tokenHelp),
@@ -46,28 +54,52 @@ Reading token/<role> returns access_token, instance_url, id, token_type,
 scope, issued_at and expires_at as a Vault lease. The lease ends no later
 than the Salesforce session (expires_at) and can be renewed up to then,
 within the role's max_ttl. With revoke_on_lease_end, the end of the last
-lease holding a token revokes it in Salesforce (see the roles help).
+lease holding a token revokes it in Salesforce (see the roles help); the
+lease is recorded in storage, so reads run on the active node.
 `
+
+// tokenResponseFields describes a token read's data.
+func tokenResponseFields() map[string]*framework.FieldSchema {
+	return map[string]*framework.FieldSchema{
+		"access_token": {
+			Type:         framework.TypeString,
+			Description:  "Salesforce access token (session id).",
+			DisplayAttrs: &framework.DisplayAttributes{Sensitive: true},
+		},
+		"instance_url": {Type: framework.TypeString, Description: "Base URL for REST calls with the token."},
+		"id":           {Type: framework.TypeString, Description: "Identity URL of the user behind the token."},
+		"token_type":   {Type: framework.TypeString, Description: "Token type, Bearer."},
+		"scope":        {Type: framework.TypeString, Description: "Granted scopes."},
+		"issued_at":    {Type: framework.TypeString, Description: "When Salesforce issued the token (RFC 3339)."},
+		"expires_at":   {Type: framework.TypeString, Description: "When the session ends (RFC 3339)."},
+	}
+}
 
 func secretAccessToken(b *backend) *framework.Secret {
 	return &framework.Secret{
-		Type: secretAccessTokenType,
-		Fields: map[string]*framework.FieldSchema{
-			"access_token": {Type: framework.TypeString, Description: "Salesforce access token (session id)."},
-			"instance_url": {Type: framework.TypeString, Description: "Base URL for REST calls with the token."},
-			"id":           {Type: framework.TypeString, Description: "Identity URL of the user behind the token."},
-			"token_type":   {Type: framework.TypeString, Description: "Token type, Bearer."},
-			"scope":        {Type: framework.TypeString, Description: "Granted scopes."},
-			"issued_at":    {Type: framework.TypeString, Description: "When Salesforce issued the token (RFC 3339)."},
-			"expires_at":   {Type: framework.TypeString, Description: "When the session ends (RFC 3339)."},
-		},
+		Type:   secretAccessTokenType,
+		Fields: tokenResponseFields(),
 		Renew:  b.tokenRenew,
 		Revoke: b.tokenRevoke,
 	}
 }
 
+// maxHolderAttempts bounds how often a read starts over because the token
+// it got was revoked at a lease end meanwhile.
+const maxHolderAttempts = 3
+
 func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
+	for attempt := 1; ; attempt++ {
+		resp, err := b.readRoleToken(ctx, req, name)
+		if errors.Is(err, errTokenRevoked) && attempt < maxHolderAttempts {
+			continue
+		}
+		return resp, err
+	}
+}
+
+func (b *backend) readRoleToken(ctx context.Context, req *logical.Request, name string) (*logical.Response, error) {
 	// The generation is taken before the role is read: a role change after
 	// this point keeps whatever we mint from being cached.
 	gen := b.tokens.generation()
@@ -79,11 +111,7 @@ func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *fr
 		return logical.ErrorResponse("role %q does not exist", name), nil
 	}
 
-	var nonce string
-	if r.RevokeOnLeaseEnd {
-		nonce = rand.Text()
-	}
-	tok, err := b.roleToken(ctx, req.Storage, name, r, gen, nonce)
+	tok, err := b.roleToken(ctx, req.Storage, name, r, gen)
 	if err != nil {
 		return roleTokenErrorResponse(name, r, err)
 	}
@@ -92,8 +120,20 @@ func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *fr
 	ttl, maxTTL, ok := leaseTTLs(b.System(), r, now, now, tok.expiresAt)
 	if !ok {
 		// Only possible with a lifetime shorter than the refresh margin.
-		b.tokens.releaseLease(tok.session.AccessToken, nonce)
 		return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf("role %q: Salesforce issued a token that has already expired", name))
+	}
+	// Every lease of a revoke_on_lease_end role is recorded in storage
+	// (cache=false too: Salesforce may hand back the same session), so
+	// the last one to end revokes the token, whatever restarted between.
+	var holder string
+	if r.RevokeOnLeaseEnd {
+		holder, err = b.recordTokenHolder(ctx, req.Storage, name, tok, rand.Text(), now.Add(maxTTL))
+		if err != nil {
+			if errors.Is(err, errTokenRevoked) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("role %q: %w", name, err)
+		}
 	}
 	sess := tok.session
 	resp := b.Secret(secretAccessTokenType).Response(map[string]interface{}{
@@ -110,7 +150,7 @@ func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *fr
 		"access_token": sess.AccessToken,
 		"role":         name,
 		"revoke":       r.RevokeOnLeaseEnd,
-		"lease_nonce":  nonce,
+		"lease_holder": holder,
 		"expires_at":   tok.expiresAt.UTC().Format(time.RFC3339Nano),
 	})
 	resp.Secret.TTL = ttl
@@ -165,7 +205,7 @@ func (b *backend) tokenRenew(ctx context.Context, req *logical.Request, d *frame
 
 // tokenRevoke ends a lease. With revoke_on_lease_end (as the role was when
 // the lease was issued) the token is revoked in Salesforce once no other
-// lease known to this engine holds it.
+// lease that may still be alive holds it, as recorded in storage.
 func (b *backend) tokenRevoke(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	role := internalString(req.Secret, "role")
 	token := internalString(req.Secret, "access_token")
@@ -173,7 +213,13 @@ func (b *backend) tokenRevoke(ctx context.Context, req *logical.Request, d *fram
 	if !revoke || token == "" {
 		return nil, nil
 	}
-	if !b.tokens.releaseLease(token, internalString(req.Secret, "lease_nonce")) {
+	sessionEnd, _ := time.Parse(time.RFC3339Nano, internalString(req.Secret, "expires_at"))
+	last, err := b.releaseTokenHolder(ctx, req.Storage, token, internalString(req.Secret, "lease_holder"), sessionEnd)
+	if err != nil {
+		// Vault retries the revocation later.
+		return nil, fmt.Errorf("ending the lease of role %q: %w", role, err)
+	}
+	if !last {
 		b.logger.Debug("lease ended; token still held by other leases, not revoked yet", "role", role)
 		return nil, nil
 	}
@@ -214,9 +260,17 @@ func internalString(s *logical.Secret, key string) string {
 func roleTokenErrorResponse(name string, r *roleEntry, err error) (*logical.Response, error) {
 	var sfErr *Error
 	var setupErr *roleSetupError
+	var held *heldRejectionError
+	var budget *errLoginBudget
 	switch {
 	case errors.As(err, &setupErr):
 		return logical.ErrorResponse("role %q: %s", name, setupErr.msg), nil
+	case errors.As(err, &held):
+		return logical.ErrorResponse("role %q: %s", name, held.Error()), nil
+	case errors.As(err, &budget):
+		return logical.ErrorResponse("role %q: Salesforce rejected the credential of account %q before, and the %s; "+
+			"fix the credential (write accounts/%s or accounts/%s/security-token) to log in again now",
+			name, r.Account, budget.Error(), r.Account, r.Account), nil
 	case errors.Is(err, errConfigMissing):
 		return logical.ErrorResponse("role %q: %s", name, err.Error()), nil
 	case errors.Is(err, errSignatureMismatch), errors.Is(err, errInactiveToken), ErrorCode(err) == "invalid_signature":
@@ -233,7 +287,12 @@ func roleTokenErrorResponse(name string, r *roleEntry, err error) (*logical.Resp
 			if code == "" {
 				code = "unknown"
 			}
-			return logical.ErrorResponse("role %q: Salesforce refused the %s grant (%s): %s", name, r.GrantType, code, sfErr.Message), nil
+			msg := fmt.Sprintf("role %q: Salesforce refused the %s grant (%s): %s", name, r.GrantType, code, sfErr.Message)
+			if r.GrantType == grantPassword && sfErr.Kind == KindCredentials {
+				msg += fmt.Sprintf("; if the account's credential changed outside Vault, write the current password to accounts/%s "+
+					"or the current token to accounts/%s/security-token (accounts/%s/diagnose tells which)", r.Account, r.Account, r.Account)
+			}
+			return logical.ErrorResponse("%s", msg), nil
 		}
 	}
 	return nil, fmt.Errorf("role %q: %w", name, err)

@@ -2,10 +2,14 @@ package salesforce
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/emulator"
@@ -172,12 +176,12 @@ func TestTokenLeaseRevokeSharedToken(t *testing.T) {
 	if f.count("revoke") != 0 {
 		t.Fatal("token revoked while a lease still holds it")
 	}
-	// The reads above created leases "three" and one more; end both.
+	// The reads above created leases "three" and one more; end "three".
 	if err := revokeLease(t, b, s, three.Secret); err != nil {
 		t.Fatal(err)
 	}
-	if n := b.tokens.outstandingLeases(token); n != 1 {
-		t.Fatalf("outstanding leases = %d, want 1", n)
+	if n, err := tokenHolders(context.Background(), s, token); err != nil || n != 1 {
+		t.Fatalf("recorded holders = %d (%v), want 1", n, err)
 	}
 }
 
@@ -194,107 +198,197 @@ func TestTokenLeaseRevokeLastLeaseRevokes(t *testing.T) {
 	if f.count("revoke") != 1 || f.revoked[0] != token {
 		t.Fatalf("last lease did not revoke the token: %d revoke calls", f.count("revoke"))
 	}
-	// The revoked token is gone from the cache.
+	// The revoked token is gone from the cache, and so is its holder index.
 	if readToken(t, b, s, "cc").Data["access_token"] == token {
 		t.Error("revoked token served again")
 	}
+	if n, _ := tokenHolders(context.Background(), s, token); n != 0 {
+		t.Errorf("%d holder entries left for a revoked token", n)
+	}
 
-	// A lease the engine does not know (issued before a restart) revokes
-	// its token when no known lease holds it.
-	stale := &logical.Secret{InternalData: map[string]interface{}{
+	// A lease issued before the holder index existed has no entry: with no
+	// recorded holder left, it revokes its token.
+	old := &logical.Secret{InternalData: map[string]interface{}{
 		"secret_type": secretAccessTokenType, "access_token": "00Dold!token", "role": "cc", "revoke": true, "lease_nonce": "unknown",
 	}}
-	if err := revokeLease(t, b, s, stale); err != nil {
+	if err := revokeLease(t, b, s, old); err != nil {
 		t.Fatal(err)
 	}
 	if f.count("revoke") != 2 {
-		t.Error("unknown lease's token not revoked")
+		t.Error("old lease's token not revoked")
 	}
 }
 
-func TestTokenLeaseRevokeOptions(t *testing.T) {
+// The holders of a shared token are in storage: a restart, failover or
+// plugin reload between the reads and the lease ends changes nothing.
+func TestTokenLeaseRevokeAfterRestartKeepsOtherLeases(t *testing.T) {
 	b, s, f := tokenTestBackend(t)
-	mustWrite(t, b, s, "roles/keep", map[string]interface{}{"grant_type": "client_credentials", "revoke_on_lease_end": false})
-	mustWrite(t, b, s, "roles/fresh", map[string]interface{}{"grant_type": "client_credentials", "cache": false})
-	if err := revokeLease(t, b, s, readToken(t, b, s, "keep").Secret); err != nil {
+	mustWrite(t, b, s, "roles/cc", map[string]interface{}{"grant_type": "client_credentials"})
+	one := readToken(t, b, s, "cc")
+	two := readToken(t, b, s, "cc")
+	token := one.Data["access_token"].(string)
+	if two.Data["access_token"] != token {
+		t.Fatal("setup: token not shared")
+	}
+
+	// A new backend on the same storage: nothing of the first one's memory.
+	restarted, _ := getTestBackend(t)
+	f.install(restarted)
+	if err := revokeLease(t, restarted, s, one.Secret); err != nil {
 		t.Fatal(err)
 	}
 	if f.count("revoke") != 0 {
-		t.Error("revoke_on_lease_end=false revoked the token")
+		t.Fatal("ending lease one after a restart revoked the token lease two still holds")
 	}
-	a, c := readToken(t, b, s, "fresh"), readToken(t, b, s, "fresh")
-	revokeLease(t, b, s, a.Secret)
-	revokeLease(t, b, s, c.Secret)
-	if f.count("revoke") != 2 {
-		t.Errorf("cache=false: revoke calls = %d, want one per lease", f.count("revoke"))
-	}
-
-	// Salesforce saying invalid_token (already gone) ends the lease; an
-	// outage fails it so Vault retries.
-	f.revokeErr = &Error{Op: "oauth revoke", Code: "invalid_token", HTTPStatus: 400, Kind: KindOther}
-	if err := revokeLease(t, b, s, readToken(t, b, s, "fresh").Secret); err != nil {
-		t.Errorf("invalid_token should end the lease: %v", err)
-	}
-	f.revokeErr = &Error{Op: "oauth revoke", Message: "503", HTTPStatus: 503, Kind: KindTransient}
-	if err := revokeLease(t, b, s, readToken(t, b, s, "fresh").Secret); err == nil {
-		t.Error("transient revoke failure reported as success")
-	}
-}
-
-func TestTokenLeaseRenewStopsAtSessionEnd(t *testing.T) {
-	b, s, _ := tokenTestBackend(t)
-	clock := useFakeClock(b)
-	mustWrite(t, b, s, "roles/cc", map[string]interface{}{"grant_type": "client_credentials", "ttl": "30m", "session_timeout": "1h"})
-	resp := readToken(t, b, s, "cc")
-	if resp.Secret.TTL != 30*time.Minute {
-		t.Errorf("TTL = %s, want the role's 30m", resp.Secret.TTL)
-	}
-	if resp.Secret.MaxTTL > time.Hour {
-		t.Errorf("MaxTTL = %s beyond the session's end", resp.Secret.MaxTTL)
-	}
-	resp.Secret.IssueTime = clock.Now()
-
-	clock.Advance(45 * time.Minute)
-	renewed, err := renewLease(t, b, s, resp.Secret)
-	if err != nil || renewed.IsError() {
-		t.Fatalf("renew: %v", respErr(renewed, err))
-	}
-	if ttl := renewed.Secret.TTL; ttl > 15*time.Minute || ttl < 14*time.Minute {
-		t.Errorf("renewed TTL = %s, want about the 15m left in the session", ttl)
-	}
-	clock.Advance(16 * time.Minute)
-	renewed, err = renewLease(t, b, s, resp.Secret)
-	if err == nil && !renewed.IsError() {
-		t.Error("renew past the session's end succeeded")
-	}
-}
-
-func TestTokenReadsDoNotLeakSecrets(t *testing.T) {
-	b, s, logs := getTestBackendWithLogs(t)
-	f := newTokenFake()
-	f.install(b)
-	cfg := defaultConfig()
-	cfg.ClientID, cfg.ClientSecret, cfg.GrantType = "fake-client", fakeTokenClientSecret, "client_credentials"
-	if err := writeConfig(context.Background(), s, cfg); err != nil {
+	if err := revokeLease(t, restarted, s, two.Secret); err != nil {
 		t.Fatal(err)
 	}
-	writeAccount(context.Background(), s, "etl", &account{Username: "etl@acme.test", Password: fakeAccountPassword, SecurityToken: fakeAccountToken})
-	mustWrite(t, b, s, "roles/pw", map[string]interface{}{"grant_type": "password", "account": "etl"})
-	mustWrite(t, b, s, "roles/refresh", map[string]interface{}{"grant_type": "refresh_token", "refresh_token": fakeRefreshToken})
-	one := readToken(t, b, s, "pw")
-	two := readToken(t, b, s, "refresh")
-	revokeLease(t, b, s, one.Secret)
-	revokeLease(t, b, s, two.Secret)
-	f.signWith, f.badSignature = fakeTokenClientSecret, true
-	mustWrite(t, b, s, "roles/pw", map[string]interface{}{"ttl": "1m"})
-	resp, err := request(t, b, s, logical.ReadOperation, "token/pw", nil)
-	roleRead, _ := request(t, b, s, logical.ReadOperation, "roles/refresh", nil)
+	if f.count("revoke") != 1 || f.revoked[0] != token {
+		t.Fatalf("the last lease to end after a restart did not revoke the token: %d revoke calls", f.count("revoke"))
+	}
+}
 
-	secrets := []string{fakeAccountPassword, fakeAccountToken, fakeRefreshToken, fakeTokenClientSecret,
-		one.Data["access_token"].(string), two.Data["access_token"].(string)}
-	assertNoSecrets(t, "logs", logs.String(), secrets...)
-	assertNoSecrets(t, "error", responseText(resp, err), secrets...)
-	assertNoSecrets(t, "role read", responseText(roleRead, nil), secrets...)
+// A holder whose lease ended without Vault telling the engine (a forced
+// revoke) does not keep the token alive for ever.
+func TestTokenLeaseEndedHolderDoesNotKeepToken(t *testing.T) {
+	b, s, f := tokenTestBackend(t)
+	clock := useFakeClock(b)
+	f.issuedAt = clock.Now()
+	mustWrite(t, b, s, "roles/cc", map[string]interface{}{"grant_type": "client_credentials", "ttl": "10m", "max_ttl": "10m"})
+	readToken(t, b, s, "cc") // its lease is force-revoked: Vault never calls the plugin
+	clock.Advance(9 * time.Minute)
+	late := readToken(t, b, s, "cc")
+	clock.Advance(10 * time.Minute) // the first lease's end (and grace) has passed
+	if err := revokeLease(t, b, s, late.Secret); err != nil {
+		t.Fatal(err)
+	}
+	if f.count("revoke") != 1 {
+		t.Fatalf("revoke calls = %d, want 1: a long-ended lease kept the token alive", f.count("revoke"))
+	}
+	if n, _ := tokenHolders(context.Background(), s, late.Data["access_token"].(string)); n != 0 {
+		t.Errorf("%d holder entries left after the token was revoked", n)
+	}
+}
+
+// The index names tokens by hash and holds nothing secret; it is local
+// storage (leases are per cluster) and token reads run on the active node,
+// which can write it.
+func TestTokenLeaseHolderIndexStorage(t *testing.T) {
+	b, s, _ := tokenTestBackend(t)
+	mustWrite(t, b, s, "roles/cc", map[string]interface{}{"grant_type": "client_credentials"})
+	token := readToken(t, b, s, "cc").Data["access_token"].(string)
+	ctx := context.Background()
+	keys, err := logical.CollectKeysWithPrefix(ctx, s, tokenLeaseStoragePrefix)
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("holder entries = %v (%v), want 1", keys, err)
+	}
+	entry, err := s.Get(ctx, keys[0])
+	if err != nil || entry == nil {
+		t.Fatal(err)
+	}
+	assertNoSecrets(t, "holder index", keys[0]+" "+string(entry.Value), token, fakeTokenClientSecret)
+	if !strings.Contains(keys[0], tokenHash(token)) {
+		t.Errorf("holder key %q is not named by the token's hash", keys[0])
+	}
+	if !slices.Contains(b.SpecialPaths().LocalStorage, tokenLeaseStoragePrefix) {
+		t.Error("token-leases/ is not local storage")
+	}
+	for _, p := range b.Paths {
+		if p.Pattern == pathToken(b)[0].Pattern {
+			if op := p.Operations[logical.ReadOperation].Properties(); !op.ForwardPerformanceStandby {
+				t.Error("token reads are not forwarded from performance standbys to the active node")
+			}
+		}
+	}
+}
+
+// readOnlyStorage refuses writes under a prefix, like a performance
+// standby's storage.
+type readOnlyStorage struct {
+	logical.Storage
+	prefix string
+}
+
+func (r readOnlyStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
+	if strings.HasPrefix(e.Key, r.prefix) {
+		return logical.ErrReadOnly
+	}
+	return r.Storage.Put(ctx, e)
+}
+
+func TestTokenReadOnReadOnlyStorage(t *testing.T) {
+	b, s, _ := tokenTestBackend(t)
+	mustWrite(t, b, s, "roles/cc", map[string]interface{}{"grant_type": "client_credentials"})
+	resp, err := request(t, b, readOnlyStorage{Storage: s, prefix: tokenLeaseStoragePrefix}, logical.ReadOperation, "token/cc", nil)
+	if err == nil || !errors.Is(err, logical.ErrReadOnly) {
+		t.Fatalf("read on read-only storage: %v; want an error Vault recognises as read-only (to forward it)", respErr(resp, err))
+	}
+	if !strings.Contains(err.Error(), `role "cc"`) || !strings.Contains(err.Error(), "active node") {
+		t.Errorf("error %q does not say what failed and where to read", err)
+	}
+}
+
+// A read that picked the cached token just before the last lease holding
+// it ended must not record a lease on it: the token is being revoked.
+func TestTokenLeaseNotRecordedOnRevokedToken(t *testing.T) {
+	b, s, f := tokenTestBackend(t)
+	ctx := context.Background()
+	mustWrite(t, b, s, "roles/cc", map[string]interface{}{"grant_type": "client_credentials"})
+	only := readToken(t, b, s, "cc")
+	r, _ := readRole(ctx, s, "cc")
+	inFlight, err := b.roleToken(ctx, s, "cc", r, b.tokens.generation())
+	if err != nil || inFlight.session.AccessToken != only.Data["access_token"] {
+		t.Fatalf("setup: %v", err)
+	}
+	if err := revokeLease(t, b, s, only.Secret); err != nil || f.count("revoke") != 1 {
+		t.Fatalf("setup: revoke calls = %d, %v", f.count("revoke"), err)
+	}
+	if _, err := b.recordTokenHolder(ctx, s, "cc", inFlight, "late", time.Now().Add(time.Hour)); !errors.Is(err, errTokenRevoked) {
+		t.Fatalf("a lease was recorded on a token revoked meanwhile: %v", err)
+	}
+	if readToken(t, b, s, "cc").Data["access_token"] == only.Data["access_token"] {
+		t.Error("the revoked token was served again")
+	}
+}
+
+// Concurrent reads and lease ends (run with -race): no live lease holds a
+// token revoked at another lease's end.
+func TestTokenLeaseRevokeConcurrentReads(t *testing.T) {
+	b, s, f := tokenTestBackend(t)
+	mustWrite(t, b, s, "roles/cc", map[string]interface{}{"grant_type": "client_credentials"})
+	for round := range 10 {
+		first := readToken(t, b, s, "cc")
+		var wg sync.WaitGroup
+		leases := make([]*logical.Response, 16)
+		for i := range leases {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				leases[i] = readToken(t, b, s, "cc")
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := revokeLease(t, b, s, first.Secret); err != nil {
+				t.Error(err)
+			}
+		}()
+		wg.Wait()
+		f.mu.Lock()
+		revoked := slices.Clone(f.revoked)
+		f.mu.Unlock()
+		for _, l := range leases {
+			if slices.Contains(revoked, l.Data["access_token"].(string)) {
+				t.Fatalf("round %d: a live lease holds a token revoked at another lease's end", round)
+			}
+		}
+		for _, l := range leases {
+			if err := revokeLease(t, b, s, l.Secret); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 }
 
 // tokenEmulatorBackend is a backend against a fresh emulated org (admin
@@ -444,5 +538,33 @@ func TestEmulatorTenThousandReads(t *testing.T) {
 	t.Logf("%d reads of one role: %d oauth.token calls, %d oauth.introspect calls", reads, srv.Calls("oauth.token"), srv.Calls("oauth.introspect"))
 	if n := srv.Calls("oauth.token"); n != 1 {
 		t.Errorf("oauth.token calls = %d, want 1", n)
+	}
+}
+
+// The OpenAPI document marks the access token sensitive, so the UI and
+// generated clients mask it.
+func TestTokenOpenAPIMarksAccessTokenSensitive(t *testing.T) {
+	b, s := getTestBackend(t)
+	resp, err := b.HandleRequest(context.Background(), &logical.Request{Operation: logical.HelpOperation, Path: "token/x", Storage: s})
+	if err != nil || resp == nil {
+		t.Fatalf("help: %v", err)
+	}
+	doc, ok := resp.Data["openapi"].(*framework.OASDocument)
+	if !ok {
+		t.Fatalf("no OpenAPI document in the help response: %T", resp.Data["openapi"])
+	}
+	found := false
+	for name, schema := range doc.Components.Schemas {
+		field := schema.Properties["access_token"]
+		if field == nil {
+			continue
+		}
+		found = true
+		if field.DisplayAttrs == nil || !field.DisplayAttrs.Sensitive {
+			t.Errorf("%s: access_token is not marked sensitive", name)
+		}
+	}
+	if !found {
+		t.Error("the token read's response schema has no access_token field")
 	}
 }

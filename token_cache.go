@@ -5,12 +5,15 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 	"golang.org/x/sync/singleflight"
 )
@@ -21,7 +24,20 @@ const (
 	verifyInterval   = 5 * time.Minute
 	minRefreshMargin = 30 * time.Second
 	maxRefreshMargin = 5 * time.Minute
+	// rejectedLoginHold is how long a password role answers with the
+	// credential error Salesforce just gave instead of logging in again:
+	// every failed login brings the user closer to lockout.
+	rejectedLoginHold = time.Minute
+	// holderGrace pads a lease's recorded end so that clock differences
+	// between Vault's lease and ours never end a holder early.
+	holderGrace = time.Minute
 )
+
+// tokenLeaseStoragePrefix holds one entry per lease holding a token, under
+// token-leases/<sha256 hex of the token>/<lease end unix>-<nonce>: the
+// token itself is never stored. Leases are per cluster (performance
+// secondaries keep their own), so the prefix is local storage.
+const tokenLeaseStoragePrefix = "token-leases/"
 
 // Expiry sources reported by token reads.
 const (
@@ -36,10 +52,14 @@ var (
 	// errInactiveToken means Salesforce called a token inactive right
 	// after issuing it, twice in a row.
 	errInactiveToken = errors.New("Salesforce reports the newly issued token as inactive")
+	// errTokenRevoked means the token was revoked at a lease end while the
+	// read that got it was about to record its lease.
+	errTokenRevoked = errors.New("the token was revoked while its lease was being recorded")
 )
 
 // tokenCache holds one live token per role (and account, for password
-// roles) and the lease bookkeeping of revoke_on_lease_end.
+// roles), what password roles learned from rejected logins, and the locks
+// of the lease holder index in storage.
 type tokenCache struct {
 	// jwtKeyMu serialises changes to config/jwt-key (read-modify-write of
 	// the current and pending keys).
@@ -51,15 +71,34 @@ type tokenCache struct {
 	// account, key or config change cannot be undone by a mint in flight.
 	gen     uint64
 	entries map[string]*cachedToken
-	// leases maps an access token to the lease nonces still holding it, for
-	// roles with revoke_on_lease_end: the last lease to end revokes it.
-	leases map[string]map[string]struct{}
+	// rejections holds, per cache key of a password role, the credential
+	// error Salesforce gave, served until its hold ends or the role,
+	// account or config changes.
+	rejections map[string]*rejectedLogin
+	// doubted lists the accounts whose credential a password grant saw
+	// rejected since they last changed: their logins spend the account's
+	// login budget, so a slow poller cannot lock the user out either.
+	doubted map[string]bool
+	// revoked maps the hash of each token revoked at a lease end to the
+	// end of its session: a read that picked it from the cache just before
+	// must not record a lease on it.
+	revoked map[string]time.Time
+	// holderLocks serialise, per token hash, recording leases (shared)
+	// against deciding that the last one ended (exclusive).
+	holderLocks []*locksutil.LockEntry
 	// introspectionDenied remembers that the connected app may not
 	// introspect, so reads stop asking until the config changes.
 	introspectionDenied bool
 
 	flights singleflight.Group
 	now     func() time.Time
+}
+
+// rejectedLogin is a credential failure of a password role's grant.
+type rejectedLogin struct {
+	role, account string
+	err           error
+	until         time.Time
 }
 
 // cachedToken is a minted token and what the engine knows of its life.
@@ -81,9 +120,12 @@ type cachedToken struct {
 
 func newTokenCache() *tokenCache {
 	return &tokenCache{
-		entries: map[string]*cachedToken{},
-		leases:  map[string]map[string]struct{}{},
-		now:     time.Now,
+		entries:     map[string]*cachedToken{},
+		rejections:  map[string]*rejectedLogin{},
+		doubted:     map[string]bool{},
+		revoked:     map[string]time.Time{},
+		holderLocks: locksutil.CreateLocks(),
+		now:         time.Now,
 	}
 }
 
@@ -107,27 +149,42 @@ func (c *tokenCache) generation() uint64 {
 	return c.gen
 }
 
-// dropWhere removes the entries match selects and starts a new generation.
-func (c *tokenCache) dropWhere(match func(*cachedToken) bool) {
+// tokenMatch selects cached state by what it was derived from.
+type tokenMatch func(role, account, grantType string) bool
+
+// dropWhere removes the cached tokens, rejected logins and account doubts
+// match selects and starts a new generation.
+func (c *tokenCache) dropWhere(match tokenMatch) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
 	for k, e := range c.entries {
-		if match(e) {
+		if match(e.role, e.account, e.grantType) {
 			delete(c.entries, k)
+		}
+	}
+	for k, r := range c.rejections {
+		if match(r.role, r.account, grantPassword) {
+			delete(c.rejections, k)
+		}
+	}
+	for name := range c.doubted {
+		if match("", name, grantPassword) {
+			delete(c.doubted, name)
 		}
 	}
 }
 
 // invalidateTokensForAccount drops cached OAuth tokens minted with the
-// account's credential (password-grant roles).
+// account's credential (password-grant roles) and what failed logins
+// taught about it: a changed account deserves a fresh try.
 func (b *backend) invalidateTokensForAccount(name string) {
-	b.tokens.dropWhere(func(e *cachedToken) bool { return e.account == name })
+	b.tokens.dropWhere(func(_, account, _ string) bool { return account == name })
 }
 
 // invalidateAllTokens drops every cached OAuth token (config change).
 func (b *backend) invalidateAllTokens() {
-	b.tokens.dropWhere(func(*cachedToken) bool { return true })
+	b.tokens.dropWhere(func(_, _, _ string) bool { return true })
 	b.tokens.mu.Lock()
 	b.tokens.introspectionDenied = false
 	b.tokens.mu.Unlock()
@@ -136,75 +193,150 @@ func (b *backend) invalidateAllTokens() {
 // invalidateTokensForRole drops the role's cached token (role written or
 // deleted, here or on another node).
 func (b *backend) invalidateTokensForRole(name string) {
-	b.tokens.dropWhere(func(e *cachedToken) bool { return e.role == name })
+	b.tokens.dropWhere(func(role, _, _ string) bool { return role == name })
 }
 
 // invalidateTokensForJWTKey drops tokens minted with the JWT key.
 func (b *backend) invalidateTokensForJWTKey() {
-	b.tokens.dropWhere(func(e *cachedToken) bool { return e.grantType == grantJWTBearer })
+	b.tokens.dropWhere(func(_, _, grantType string) bool { return grantType == grantJWTBearer })
 }
 
-// registerLeaseLocked records that the lease nonce holds token.
-func (c *tokenCache) registerLeaseLocked(token, nonce string) {
-	if nonce == "" {
-		return
-	}
-	set := c.leases[token]
-	if set == nil {
-		set = map[string]struct{}{}
-		c.leases[token] = set
-	}
-	set[nonce] = struct{}{}
+// tokenHash names a token in storage without storing it.
+func tokenHash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
 }
 
-// releaseLease forgets the lease and reports whether the token should now
-// be revoked in Salesforce: true when no other known lease holds it. A
-// token about to be revoked also leaves the cache in the same step, so no
-// read can pick it up in between.
-func (c *tokenCache) releaseLease(token, nonce string) bool {
+func tokenHolderPrefix(hash string) string {
+	return tokenLeaseStoragePrefix + hash + "/"
+}
+
+// holderEnd reads the lease end from a holder entry's name.
+func holderEnd(leaf string) (time.Time, bool) {
+	unix, _, ok := strings.Cut(leaf, "-")
+	if !ok {
+		return time.Time{}, false
+	}
+	n, err := strconv.ParseInt(unix, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(n, 0), true
+}
+
+// tokenHolderEntry is what a holder entry stores: enough for an operator
+// to tell what it belongs to, nothing secret.
+type tokenHolderEntry struct {
+	Role string `json:"role"`
+}
+
+// recordTokenHolder records in storage that a lease ending at leaseEnd
+// holds tok, so that the lease holding it last revokes it, also after a
+// restart, failover or reload. It returns the entry's name for the lease.
+func (b *backend) recordTokenHolder(ctx context.Context, s logical.Storage, role string, tok *cachedToken, nonce string, leaseEnd time.Time) (string, error) {
+	c := b.tokens
+	hash := tokenHash(tok.session.AccessToken)
+	lock := locksutil.LockForKey(c.holderLocks, hash)
+	lock.RLock()
+	defer lock.RUnlock()
+	c.mu.Lock()
+	_, revoked := c.revoked[hash]
+	c.mu.Unlock()
+	if revoked {
+		return "", errTokenRevoked
+	}
+	leaf := strconv.FormatInt(leaseEnd.Add(holderGrace).Unix(), 10) + "-" + nonce
+	entry, err := logical.StorageEntryJSON(tokenHolderPrefix(hash)+leaf, tokenHolderEntry{Role: role})
+	if err != nil {
+		return "", err
+	}
+	if err := s.Put(ctx, entry); err != nil {
+		if errors.Is(err, logical.ErrReadOnly) {
+			// Vault forwards token reads to the active node; reaching
+			// this means it did not (an older Vault or a misrouted call).
+			return "", fmt.Errorf("cannot record the token's lease: this node's storage is read-only, read the token on the active node: %w", err)
+		}
+		return "", fmt.Errorf("recording the token's lease: %w", err)
+	}
+	return leaf, nil
+}
+
+// releaseTokenHolder removes the lease's holder entry and reports whether
+// the token should now be revoked in Salesforce: true when no lease that
+// may still be alive holds it. A token about to be revoked also leaves the
+// cache in the same step, and no read can record a lease on it afterwards.
+// leaf is "" for leases issued before the holder index existed.
+func (b *backend) releaseTokenHolder(ctx context.Context, s logical.Storage, token, leaf string, sessionEnd time.Time) (bool, error) {
+	c := b.tokens
+	hash := tokenHash(token)
+	prefix := tokenHolderPrefix(hash)
+	lock := locksutil.LockForKey(c.holderLocks, hash)
+	lock.Lock()
+	defer lock.Unlock()
+
+	if leaf != "" && !strings.Contains(leaf, "/") {
+		if err := s.Delete(ctx, prefix+leaf); err != nil {
+			return false, fmt.Errorf("removing the lease from the token's holders: %w", err)
+		}
+	}
+	leaves, err := s.List(ctx, prefix)
+	if err != nil {
+		return false, fmt.Errorf("listing the token's holders: %w", err)
+	}
+	now := c.now()
+	var ended []string
+	for _, l := range leaves {
+		end, ok := holderEnd(l)
+		if ok && now.After(end) {
+			// Its lease ended without Vault telling us (a forced revoke).
+			ended = append(ended, l)
+			continue
+		}
+		// A holder may still be alive (an unreadable one too, to be safe).
+		return false, nil
+	}
+	for _, l := range ended {
+		if err := s.Delete(ctx, prefix+l); err != nil {
+			b.logger.Warn("could not remove an ended lease from the token holder index", "error", err)
+		}
+	}
+
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if set := c.leases[token]; set != nil {
-		delete(set, nonce)
-		if len(set) > 0 {
-			return false
+	for h, end := range c.revoked {
+		if now.After(end) {
+			delete(c.revoked, h)
 		}
-		delete(c.leases, token)
 	}
+	if sessionEnd.Before(now) {
+		sessionEnd = now
+	}
+	c.revoked[hash] = sessionEnd.Add(holderGrace)
 	for k, e := range c.entries {
 		if e.session.AccessToken == token {
 			delete(c.entries, k)
 		}
 	}
-	return true
+	return true, nil
 }
 
-// outstandingLeases is the number of leases known to hold token.
-func (c *tokenCache) outstandingLeases(token string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.leases[token])
+// tokenHolders counts the holder entries of token (tests, diagnostics).
+func tokenHolders(ctx context.Context, s logical.Storage, token string) (int, error) {
+	leaves, err := s.List(ctx, tokenHolderPrefix(tokenHash(token)))
+	return len(leaves), err
 }
 
 // roleToken returns a live token for the role: the cached one, or a new
 // one minted by exactly one of the concurrent callers. gen must be read
-// before the role was, see tokenCache.gen. A non-empty leaseNonce is
-// registered as holding the returned token.
-func (b *backend) roleToken(ctx context.Context, s logical.Storage, name string, r *roleEntry, gen uint64, leaseNonce string) (*cachedToken, error) {
+// before the role was, see tokenCache.gen.
+func (b *backend) roleToken(ctx context.Context, s logical.Storage, name string, r *roleEntry, gen uint64) (*cachedToken, error) {
 	c := b.tokens
 	if !r.Cache {
-		tok, err := b.mintRoleToken(ctx, s, name, r)
-		if err != nil {
-			return nil, err
-		}
-		c.mu.Lock()
-		c.registerLeaseLocked(tok.session.AccessToken, leaseNonce)
-		c.mu.Unlock()
-		return tok, nil
+		return b.mintRoleToken(ctx, s, name, r, gen)
 	}
 
 	key := roleCacheKey(name, r)
-	if tok, ok := b.cachedRoleToken(ctx, s, key, leaseNonce); ok {
+	if tok, ok := b.cachedRoleToken(ctx, s, key); ok {
 		return tok, nil
 	}
 
@@ -220,7 +352,7 @@ func (b *backend) roleToken(ctx context.Context, s logical.Storage, name string,
 
 		fctx, cancel := detachCancel(ctx)
 		defer cancel()
-		tok, err := b.mintRoleToken(fctx, s, name, r)
+		tok, err := b.mintRoleToken(fctx, s, name, r, gen)
 		if err != nil {
 			return nil, err
 		}
@@ -234,18 +366,14 @@ func (b *backend) roleToken(ctx context.Context, s logical.Storage, name string,
 	if err != nil {
 		return nil, err
 	}
-	tok := v.(*cachedToken)
-	c.mu.Lock()
-	c.registerLeaseLocked(tok.session.AccessToken, leaseNonce)
-	c.mu.Unlock()
-	return tok, nil
+	return v.(*cachedToken), nil
 }
 
 // cachedRoleToken serves the cached token if it is fresh. Every
 // verifyInterval one caller asks Salesforce whether it still lives; if
 // Salesforce says the session is gone (INVALID_SESSION_ID, inactive), the
 // entry is dropped so the caller mints once.
-func (b *backend) cachedRoleToken(ctx context.Context, s logical.Storage, key, leaseNonce string) (*cachedToken, bool) {
+func (b *backend) cachedRoleToken(ctx context.Context, s logical.Storage, key string) (*cachedToken, bool) {
 	c := b.tokens
 	c.mu.Lock()
 	e := c.entries[key]
@@ -258,8 +386,6 @@ func (b *backend) cachedRoleToken(ctx context.Context, s logical.Storage, key, l
 	if verify {
 		// Claim the check so concurrent readers keep being served.
 		e.lastVerified = now
-	} else {
-		c.registerLeaseLocked(e.session.AccessToken, leaseNonce)
 	}
 	c.mu.Unlock()
 	if !verify {
@@ -276,16 +402,15 @@ func (b *backend) cachedRoleToken(ctx context.Context, s logical.Storage, key, l
 			alive = false
 		}
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if !alive {
+		c.mu.Lock()
 		if c.entries[key] == e {
 			delete(c.entries, key)
 		}
+		c.mu.Unlock()
 		b.logger.Info("cached token no longer valid in Salesforce; minting a new one", "role", e.role)
 		return nil, false
 	}
-	c.registerLeaseLocked(e.session.AccessToken, leaseNonce)
 	return e, true
 }
 
@@ -301,7 +426,10 @@ func detachCancel(ctx context.Context) (context.Context, context.CancelFunc) {
 // mintRoleToken asks Salesforce for a new token with the role's grant,
 // checks its signature and learns its expiry. A token Salesforce calls
 // inactive straight away is minted once more.
-func (b *backend) mintRoleToken(ctx context.Context, s logical.Storage, name string, r *roleEntry) (*cachedToken, error) {
+func (b *backend) mintRoleToken(ctx context.Context, s logical.Storage, name string, r *roleEntry, gen uint64) (*cachedToken, error) {
+	if err := b.tokens.heldRejection(roleCacheKey(name, r)); err != nil {
+		return nil, err
+	}
 	client, cfg, err := b.getClient(ctx, s)
 	if err != nil {
 		return nil, err
@@ -311,7 +439,7 @@ func (b *backend) mintRoleToken(ctx context.Context, s logical.Storage, name str
 		return nil, err
 	}
 	for attempt := 1; ; attempt++ {
-		sess, err := b.grantSession(ctx, s, client, r)
+		sess, err := b.grantSession(ctx, s, client, name, r, gen)
 		if err != nil {
 			return nil, err
 		}
@@ -330,8 +458,102 @@ func (b *backend) mintRoleToken(ctx context.Context, s logical.Storage, name str
 	}
 }
 
+// heldRejection returns the credential error a password role got less
+// than rejectedLoginHold ago, if any.
+func (c *tokenCache) heldRejection(key string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rej := c.rejections[key]
+	if rej == nil {
+		return nil
+	}
+	if !c.now().Before(rej.until) {
+		delete(c.rejections, key)
+		return nil
+	}
+	return &heldRejectionError{account: rej.account, until: rej.until, err: rej.err}
+}
+
+// passwordRoleBlocked says why the account of a password role must not be
+// used to log in, with the fix, or "" when it may.
+func passwordRoleBlocked(name string, acct *account) string {
+	switch {
+	case acct.needsToken() && acct.SecurityTokenStatus == tokenStatusStale:
+		return fmt.Sprintf("account %q has a stale security token: its password was changed (rotated) and Salesforce emailed a new "+
+			"security token to the user, so a login would fail and count toward the user's lockout; "+
+			"write the new token to accounts/%s/security-token", name, name)
+	case acct.RotationBlocked == "token_stale":
+		return fmt.Sprintf("account %q is blocked because its security token is stale; write the new token to accounts/%s/security-token", name, name)
+	case acct.RotationBlocked == "drift":
+		return fmt.Sprintf("account %q is blocked: its stored credential no longer logs in (changed outside Vault?), and each try counts "+
+			"toward the user's lockout; write the current password to accounts/%s or the current token to accounts/%s/security-token "+
+			"(accounts/%s/diagnose tells which)", name, name, name, name)
+	case acct.RotationBlocked == "user_locked":
+		return fmt.Sprintf("account %q is blocked: the Salesforce user is locked out; unlock it in Salesforce, "+
+			"then rotate/%s or write the credential to accounts/%s again", name, name, name)
+	case acct.RotationBlocked == "user_inactive":
+		return fmt.Sprintf("account %q is blocked: the Salesforce user is inactive; reactivate it, "+
+			"then rotate/%s or write the credential to accounts/%s again", name, name, name)
+	case acct.RotationBlocked != "":
+		return fmt.Sprintf("account %q is blocked (%s); read accounts/%s for the last error, fix it, then write accounts/%s",
+			name, acct.RotationBlocked, name, name)
+	}
+	return ""
+}
+
+// spendPasswordLogin takes one login from the account's budgets (logins
+// and failed logins, shared with the rotation) when its credential was
+// rejected since it last changed. Logins with a credential not in doubt
+// are not charged: a busy cache=false role must not starve the rotation's
+// own login checks.
+func (b *backend) spendPasswordLogin(ctx context.Context, s logical.Storage, name string) error {
+	c := b.tokens
+	c.mu.Lock()
+	doubted := c.doubted[name]
+	c.mu.Unlock()
+	if !doubted {
+		return nil
+	}
+	rcfg, err := readRotationConfig(ctx, s)
+	if err != nil {
+		return err
+	}
+	if ok, next, failed := b.rot.budget.takeLogin(name, rcfg.LoginBudgetPerHour, rcfg.FailedLoginBudgetPerHour, b.rot.now()); !ok {
+		return &errLoginBudget{account: name, next: next, failed: failed}
+	}
+	return nil
+}
+
+// noteRejectedLogin remembers a password grant Salesforce refused, so the
+// next reads answer without logging in, and counts the failed login where
+// the rotation counts its own: Salesforce locks the user on the total.
+func (b *backend) noteRejectedLogin(name string, r *roleEntry, gen uint64, err error) {
+	c := b.tokens
+	c.mu.Lock()
+	if c.gen == gen {
+		c.rejections[roleCacheKey(name, r)] = &rejectedLogin{role: name, account: r.Account, err: err, until: c.now().Add(rejectedLoginHold)}
+		c.doubted[r.Account] = true
+	}
+	c.mu.Unlock()
+	b.rot.budget.recordFailed(r.Account, b.rot.now())
+	b.logger.Warn("Salesforce rejected the password grant of an account; not logging in with it again for a while",
+		"role", name, "account", r.Account, "code", ErrorCode(err), "hold", rejectedLoginHold)
+}
+
+// noteAcceptedLogin clears the doubt on an account whose credential just
+// logged in; Salesforce resets its failed-login count then too.
+func (b *backend) noteAcceptedLogin(account string) {
+	c := b.tokens
+	c.mu.Lock()
+	delete(c.doubted, account)
+	c.mu.Unlock()
+	b.rot.budget.resetFailed(account)
+}
+
 // grantSession runs the role's grant, retrying transient failures only.
-func (b *backend) grantSession(ctx context.Context, s logical.Storage, client Client, r *roleEntry) (*Session, error) {
+// A password role logs in only with an account credential that can work,
+// and remembers when Salesforce rejects it.
+func (b *backend) grantSession(ctx context.Context, s logical.Storage, client Client, name string, r *roleEntry, gen uint64) (*Session, error) {
 	var mint func(ctx context.Context) (*Session, error)
 	switch r.GrantType {
 	case grantPassword:
@@ -342,8 +564,21 @@ func (b *backend) grantSession(ctx context.Context, s logical.Storage, client Cl
 		if acct == nil {
 			return nil, &roleSetupError{msg: fmt.Sprintf("account %q does not exist", r.Account)}
 		}
+		if msg := passwordRoleBlocked(r.Account, acct); msg != "" {
+			return nil, &roleSetupError{msg: msg}
+		}
+		if err := b.spendPasswordLogin(ctx, s, r.Account); err != nil {
+			return nil, err
+		}
 		mint = func(ctx context.Context) (*Session, error) {
-			return client.PasswordGrant(ctx, acct.Username, acct.passwordWithToken())
+			sess, err := client.PasswordGrant(ctx, acct.Username, acct.passwordWithToken())
+			switch {
+			case err == nil:
+				b.noteAcceptedLogin(r.Account)
+			case IsCredentialError(err):
+				b.noteRejectedLogin(name, r, gen, err)
+			}
+			return sess, err
 		}
 	case grantClientCredentials:
 		mint = func(ctx context.Context) (*Session, error) {
@@ -471,3 +706,24 @@ func (b *backend) learnExpiry(ctx context.Context, client Client, name string, r
 type roleSetupError struct{ msg string }
 
 func (e *roleSetupError) Error() string { return e.msg }
+
+// heldRejectionError answers a password role's read while Salesforce's
+// last rejection of the account's credential is held.
+type heldRejectionError struct {
+	account string
+	until   time.Time
+	err     error
+}
+
+func (e *heldRejectionError) Error() string {
+	code := ErrorCode(e.err)
+	if code == "" {
+		code = "unknown"
+	}
+	return fmt.Sprintf("Salesforce rejected the password grant with account %q (%s) moments ago; not logging in with it again "+
+		"before %s, to spare the user's failed-login count. Fix the credential: write the current password to accounts/%s "+
+		"or the current token to accounts/%s/security-token (accounts/%s/diagnose tells which)",
+		e.account, code, e.until.UTC().Format(time.RFC3339), e.account, e.account, e.account)
+}
+
+func (e *heldRejectionError) Unwrap() error { return e.err }

@@ -193,3 +193,55 @@ func TestOAuthTokenErrorsCLI(t *testing.T) {
 		t.Error("vault read config/jwt-key shows the private key")
 	}
 }
+
+// TestOAuthSharedTokenSurvivesPluginReload checks that the leases sharing
+// a cached token are known after the plugin restarts: ending one of them
+// leaves the token alive for the other, and the last one revokes it.
+func TestOAuthSharedTokenSurvivesPluginReload(t *testing.T) {
+	need(t)
+	srv := emulatorServer(t)
+	mount := mountPlugin(t, versionNew)
+	configureEmulatorOAuth(t, mount)
+	vaultCLI(t, "write", mount+"/roles/cc", "grant_type=client_credentials", "ttl=10m")
+	one := readTokenLease(t, mount, "cc")
+	two := readTokenLease(t, mount, "cc")
+	if one.Data.AccessToken != two.Data.AccessToken {
+		t.Fatal("setup: the two reads did not share the cached token")
+	}
+
+	vaultCLI(t, "plugin", "reload", "-mounts="+mount+"/")
+	vaultCLI(t, "lease", "revoke", "-sync", one.LeaseID)
+	if !srv.IsTokenActive(one.Data.AccessToken) {
+		t.Fatal("after a plugin reload, ending one lease revoked the token the other lease still holds")
+	}
+	vaultCLI(t, "lease", "revoke", "-sync", two.LeaseID)
+	if !eventually(func() bool { return !srv.IsTokenActive(two.Data.AccessToken) }) {
+		t.Fatal("token still active after its last lease was revoked")
+	}
+}
+
+// TestOAuthPasswordRoleStaleTokenCLI checks that after a rotation of an
+// account whose logins need the security token, a password role refuses
+// to log in with the stale token and tells the operator what to write.
+func TestOAuthPasswordRoleStaleTokenCLI(t *testing.T) {
+	need(t)
+	srv := emulatorServer(t)
+	mount := mountPlugin(t, versionNew)
+	configureEmulatorOAuth(t, mount)
+	vaultCLI(t, "write", mount+"/roles/pw", "grant_type=password", "account=integ")
+	readTokenLease(t, mount, "pw")
+	vaultCLI(t, "write", "-f", mount+"/rotate/integ")
+
+	calls := srv.Calls("oauth.token")
+	for range 5 {
+		out := vaultCLIFails(t, "read", mount+"/token/pw")
+		for _, want := range []string{`role "pw"`, `account "integ"`, "Code: 400", "accounts/integ/security-token"} {
+			if !strings.Contains(out, want) {
+				t.Fatalf("vault read token/pw after a rotation:\n%s\nwant it to name %s", out, want)
+			}
+		}
+	}
+	if n := srv.Calls("oauth.token") - calls; n != 0 {
+		t.Errorf("reads with a stale security token made %d Salesforce logins, want 0", n)
+	}
+}
