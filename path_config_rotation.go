@@ -23,7 +23,7 @@ const (
 	defaultRequestsPerMinute      = 60
 	defaultFailureBackoffBase     = time.Minute
 	defaultFailureBackoffCap      = time.Hour
-	defaultLoginBudgetPerHour     = 5
+	defaultLoginBudgetPerHour     = 20
 	defaultFailedLoginBudget      = 2
 	defaultMaxNewPasswordAttempts = 3
 	defaultPasswordLength         = 24
