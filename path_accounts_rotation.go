@@ -74,7 +74,26 @@ func accountRotationFields() map[string]*framework.FieldSchema {
 	// The rotation manager's retry policy is Enterprise-only; the engine
 	// runs its own queue.
 	delete(fields, "rotation_policy")
+	// The SDK's descriptions speak of Vault Enterprise's rotation manager;
+	// this engine schedules rotations itself, also on the community edition.
+	for name, desc := range accountRotationFieldDescriptions {
+		fields[name].Description = desc
+	}
 	return fields
+}
+
+var accountRotationFieldDescriptions = map[string]string{
+	"rotation_period": "Rotate the password this long after the last rotation (e.g. 24h or 86400 seconds; at least 5s). " +
+		"Mutually exclusive with rotation_schedule; 0 turns periodic rotation off. The engine's own queue runs it, on Vault community edition too. " +
+		"Reads return it in seconds, and only when set. The next rotation is one period after the last one (after the write for a new account), " +
+		"or at next_rotation; a new account rotates at once when skip_import_rotation=false.",
+	"rotation_schedule": "Cron-style schedule of rotations in UTC (e.g. \"0 3 * * SAT\"), run by the engine's own queue. " +
+		"Mutually exclusive with rotation_period; empty turns scheduled rotation off. next_rotation overrides only the next run.",
+	"rotation_window": "With rotation_schedule: how long after each scheduled time a rotation may still start (e.g. 2h, at least 1h). " +
+		"A rotation that could not start in its window is skipped and reported as rotation_status=missed_window; the next one follows the schedule. " +
+		"Reads return it in seconds, and only with a schedule. 0: no limit.",
+	"disable_automated_rotation": "Pause scheduled rotation while keeping rotation_period or rotation_schedule: the engine's queue skips the account " +
+		"and next_vault_rotation is cleared until this is set back to false. rotate/<name> still rotates on demand.",
 }
 
 // applyAccountRotation validates and applies the rotation fields of a
@@ -361,27 +380,39 @@ func rotationStatus(acct *account) string {
 	}
 }
 
-// addAccountRotationStatus adds rotation status to an accounts/<name> read.
+// addAccountRotationStatus adds rotation settings and status to an
+// accounts/<name> read. Durations are integer seconds (the SDK's
+// convention); optional fields that are unset are left out, while the
+// status fields an operator always checks are always present.
 func (b *backend) addAccountRotationStatus(acct *account, data map[string]interface{}) {
-	data["rotation_schedule"] = acct.RotationSchedule
-	data["rotation_window"] = int64(acct.RotationWindow.Seconds())
-	data["rotation_period"] = int64(acct.RotationPeriod.Seconds())
+	// As automatedrotationutil's PopulateSetAutomatedRotationData, without
+	// rotation_policy, which this engine does not use.
 	data["disable_automated_rotation"] = acct.DisableAutomatedRotation
+	if acct.RotationSchedule != "" {
+		data["rotation_schedule"] = acct.RotationSchedule
+		data["rotation_window"] = int64(acct.RotationWindow.Seconds())
+	}
+	if acct.RotationPeriod != 0 {
+		data["rotation_period"] = int64(acct.RotationPeriod.Seconds())
+	}
 	data["rotation_method"] = acct.method()
-	data["password_policy"] = acct.PasswordPolicy
 	data["security_token_mode"] = acct.SecurityTokenMode
-	data["security_token_status"] = tokenStatusOf(acct)
 	data["allow_scheduled_rotation_with_token"] = acct.AllowScheduledRotationWithToken
 	data["skip_import_rotation"] = acct.SkipImportRotation
-	data["validation_query"] = acct.ValidationQuery
-	data["validation_webhook"] = redactWebhookURL(acct.ValidationWebhook)
-	data["pre_rotation_webhook"] = redactWebhookURL(acct.PreRotationWebhook)
 	data["unlock_after_rotation"] = acct.UnlockAfterRotation
-	data["webhook_url"] = redactWebhookURL(acct.WebhookURL)
+	setIfNotEmpty(data, "password_policy", acct.PasswordPolicy)
+	setIfNotEmpty(data, "validation_query", acct.ValidationQuery)
+	setIfNotEmpty(data, "validation_webhook", redactWebhookURL(acct.ValidationWebhook))
+	setIfNotEmpty(data, "pre_rotation_webhook", redactWebhookURL(acct.PreRotationWebhook))
+	setIfNotEmpty(data, "webhook_url", redactWebhookURL(acct.WebhookURL))
 
 	data["version"] = acct.Version
 	data["rotation_status"] = rotationStatus(acct)
-	data["rotation_blocked"] = acct.RotationBlocked
+	data["security_token_status"] = tokenStatusOf(acct)
+	data["last_vault_rotation"] = formatTime(acct.LastVaultRotation)
+	data["next_vault_rotation"] = formatTime(acct.NextVaultRotation)
+	data["consecutive_failures"] = acct.ConsecutiveFailures
+	setIfNotEmpty(data, "rotation_blocked", acct.RotationBlocked)
 	if acct.method() == rotationMethodAdmin {
 		if err := b.adminRefusedNow(); err != nil {
 			// Mount-wide: no admin login is tried until config is written.
@@ -392,12 +423,17 @@ func (b *backend) addAccountRotationStatus(acct *account, data map[string]interf
 			data["admin_login_error"] = err.Error()
 		}
 	}
-	data["last_vault_rotation"] = formatTime(acct.LastVaultRotation)
-	data["next_vault_rotation"] = formatTime(acct.NextVaultRotation)
-	data["last_rotation_error"] = acct.LastRotationError
-	data["last_rotation_error_at"] = formatTime(acct.LastRotationErrorAt)
-	data["consecutive_failures"] = acct.ConsecutiveFailures
-	data["missed_rotation_at"] = formatTime(acct.MissedRotationAt)
+	setIfNotEmpty(data, "last_rotation_error", acct.LastRotationError)
+	setIfNotEmpty(data, "last_rotation_error_at", formatTime(acct.LastRotationErrorAt))
+	setIfNotEmpty(data, "missed_rotation_at", formatTime(acct.MissedRotationAt))
+	setIfNotEmpty(data, "unverified_candidate_at", formatTime(acct.UnverifiedCandidateAt))
+}
+
+// setIfNotEmpty keeps unset optional fields out of reads.
+func setIfNotEmpty(data map[string]interface{}, key, value string) {
+	if value != "" {
+		data[key] = value
+	}
 }
 
 // addCredsRotationStatus adds version, ttl and token status to a creds read.

@@ -118,7 +118,10 @@ func rotationErrorResponse(name string, res *rotationResult, err error) (*logica
 
 const rotateHelp = `
 Changes the account's password in Salesforce now and stores the new one. The response
-holds the outcome and the new version; a failure is always returned as an error.
+holds the outcome and the new version; a failure is always returned as an error: 404 for
+an unknown account, 409 when the rotation is postponed (login budget spent, minimum
+password lifetime, pre-rotation webhook said no; try again later), 400 when it failed or
+is blocked and needs the operator, 502 when Salesforce could not be reached.
 
 The rotation checks first that the stored credential still logs in (a password changed
 outside Vault is reported as drift, not overwritten), writes the new password to a
@@ -145,10 +148,16 @@ Rotates the secret the engine's config logs in with, where Salesforce lets an AP
                                  settled by logging in). Refused while config holds a security
                                  token: the new token is only emailed, and the engine could not
                                  log in until it is written to config (use trusted IP ranges).
-  grant_type=jwt_bearer          not possible: the certificate lives in the connected app; create
-                                 a new key pair, upload the certificate, then write private_key.
+  grant_type=jwt_bearer          not here: rotate the key kept in Vault with config/jwt-key.
+                                 Write config/jwt-key/rotate (a pending key; its certificate is
+                                 returned), upload that certificate to the connected app, then
+                                 write config/jwt-key/confirm. Logins keep working throughout.
+                                 This needs a config without private_key, which then signs with
+                                 config/jwt-key; a private_key written to config can only be
+                                 replaced by writing a new one after uploading its certificate.
   grant_type=client_credentials  not possible: Salesforce has no API to rotate a connected app's
-                                 consumer secret; rotate it in Setup and write client_secret.
+                                 consumer secret. Rotate it in Setup (the connected app's
+                                 consumer details), then write the new client_secret to config.
 `
 
 func (b *backend) pathRotateRootWrite(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
@@ -166,10 +175,11 @@ func (b *backend) pathRotateRootWrite(ctx context.Context, req *logical.Request,
 	case adminGrantPassword:
 	case adminGrantJWTBearer:
 		return logical.ErrorResponse("rotate-root cannot rotate a jwt_bearer config: the certificate lives in the connected app and Salesforce has no API to replace it. " +
-			"Create a new key pair, upload its certificate to the connected app, then write the private key to config (or generate one with config/jwt-key)"), nil
+			"Rotate the key kept in Vault instead: write config/jwt-key/rotate, upload the returned certificate to the connected app, then write config/jwt-key/confirm " +
+			"(a config without private_key signs with config/jwt-key)"), nil
 	case adminGrantClientCredentials:
 		return logical.ErrorResponse("rotate-root cannot rotate a client_credentials config: Salesforce has no API to rotate a connected app's consumer secret. " +
-			"Rotate it in Setup and write the new client_secret to config"), nil
+			"Rotate it in Salesforce Setup (the connected app's consumer details), then write the new client_secret to config"), nil
 	default:
 		return logical.ErrorResponse("rotate-root does not support grant_type %q", cfg.GrantType), nil
 	}

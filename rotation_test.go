@@ -201,7 +201,7 @@ func TestSchedule_BlockedAccountMakesNoLogins(t *testing.T) {
 	// The operator writes the current password: rotation resumes.
 	e.srv.SetUserState(rotTrustedUser, func(u *emulator.User) { u.FailedLoginAttempts = 0 })
 	mustWrite(t, e.b, e.s, "accounts/trusted", map[string]interface{}{"password": "Changed-Outside-99"})
-	if got := e.account("trusted")["rotation_blocked"]; got != "" {
+	if got, blocked := e.account("trusted")["rotation_blocked"]; blocked {
 		t.Errorf("still blocked after the credential was fixed: %v", got)
 	}
 	e.mustRotate("trusted")
@@ -325,7 +325,7 @@ func TestSchedule_RefusedAdminLoginStopsRotations(t *testing.T) {
 	// The operator writes the current admin password: rotations resume.
 	cfg["password"] = "Changed-Outside-Vault-1"
 	mustWrite(t, e.b, e.s, "config", cfg)
-	if acct := e.account("trusted"); acct["rotation_blocked"] != "" || acct["admin_login_error"] != nil {
+	if acct := e.account("trusted"); acct["rotation_blocked"] != nil || acct["admin_login_error"] != nil {
 		t.Errorf("still blocked after config was fixed: %v / %v", acct["rotation_blocked"], acct["admin_login_error"])
 	}
 	e.setClock(e.nextRotation("trusted"))
@@ -362,7 +362,7 @@ func TestSchedule_RetriesStayInWindow(t *testing.T) {
 	e.addTrusted("trusted", map[string]interface{}{"rotation_schedule": "0 3 * * *", "rotation_window": "1h"})
 	e.srv.InjectFault("rest.password", emulator.Fault{Status: 503, Body: `[{"message":"down","errorCode":"SERVER_UNAVAILABLE"}]`})
 	e.setClock(day.Add(2 * time.Hour)) // 03:00
-	for i := 0; i < 6 && e.account("trusted")["missed_rotation_at"] == ""; i++ {
+	for i := 0; i < 6 && e.account("trusted")["missed_rotation_at"] == nil; i++ {
 		e.tick()
 		next := e.nextRotation("trusted")
 		if next.After(e.now()) {
@@ -486,7 +486,7 @@ func TestSchedule_Fields(t *testing.T) {
 	e.addTrusted("trusted", map[string]interface{}{"rotation_period": "24h"})
 	mustWrite(t, e.b, e.s, "accounts/trusted", map[string]interface{}{"rotation_schedule": "0 3 * * *"})
 	acct := e.account("trusted")
-	if acct["rotation_period"] != int64(0) || acct["rotation_schedule"] != "0 3 * * *" {
+	if _, hasPeriod := acct["rotation_period"]; hasPeriod || acct["rotation_schedule"] != "0 3 * * *" {
 		t.Errorf("switch to schedule: %v", acct)
 	}
 	mustWrite(t, e.b, e.s, "accounts/trusted", map[string]interface{}{"disable_automated_rotation": true})

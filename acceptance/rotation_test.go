@@ -119,6 +119,20 @@ func TestScheduledRotationInVault(t *testing.T) {
 	vaultWriteJSON(t, mount+"/accounts/trusted", map[string]any{
 		"username": demoTrustedUser, "password": demoTrustedPasswd, "rotation_period": "10s",
 	})
+	// Reads give durations in seconds, the rotation fields as the SDK
+	// does, and leave unset optional fields out.
+	acct := data(t, vaultJSON(t, "read", mount+"/accounts/trusted"))
+	if rotAsInt(acct["rotation_period"]) != 10 {
+		t.Errorf("rotation_period = %#v, want 10 (seconds)", acct["rotation_period"])
+	}
+	for _, absent := range []string{"rotation_schedule", "rotation_window", "rotation_policy", "validation_query", "pre_rotation_webhook", "last_rotation_error"} {
+		if v, ok := acct[absent]; ok {
+			t.Errorf("accounts/trusted shows unset %s = %#v", absent, v)
+		}
+	}
+	if out := vaultCLI(t, "read", mount+"/accounts/trusted"); !strings.Contains(out, "rotation_status") || strings.Contains(out, "webhook_url") {
+		t.Errorf("vault read accounts/trusted:\n%s", out)
+	}
 
 	deadline := time.Now().Add(90 * time.Second)
 	for rotAsInt(data(t, vaultJSON(t, "read", mount+"/accounts/trusted"))["version"]) < 1 {
@@ -223,7 +237,7 @@ func TestRotationFailureIsAnError(t *testing.T) {
 	mount := mountPlugin(t, versionNew)
 	configureEmulatorAdmin(t, mount)
 	out := vaultCLIFails(t, "write", "-f", mount+"/rotate/missing")
-	if !strings.Contains(out, "does not exist") {
+	if !strings.Contains(out, "Code: 404") || !strings.Contains(out, `account "missing" does not exist`) {
 		t.Errorf("output = %s", out)
 	}
 	body, _ := json.Marshal(map[string]any{"username": demoIntegUser, "password": demoIntegPassword,
