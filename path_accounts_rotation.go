@@ -240,12 +240,12 @@ func (b *backend) applyAccountRotation(ctx context.Context, req *logical.Request
 	}
 
 	if acct.scheduled() && acct.SecurityTokenMode == tokenModeRequired && !acct.AllowScheduledRotationWithToken {
-		return nil, fmt.Errorf("scheduled rotation of an account with security_token_mode=required is refused: " +
-			"every password change makes Salesforce email a new security token that no API returns, so after each " +
-			"scheduled rotation the stored token is stale and integrations using password+token fail until someone writes " +
-			"the emailed token to accounts/<name>/security-token. Prefer an OAuth role (JWT bearer or client credentials, " +
-			"no password needed) or add Vault's address to the trusted IP ranges and set security_token_mode=not_required; " +
-			"or opt in with allow_scheduled_rotation_with_token=true")
+		return nil, fmt.Errorf("scheduled rotation of an account with security_token_mode=required is refused: "+
+			"every password change makes Salesforce email a new security token that no API returns, so after each "+
+			"scheduled rotation the stored token is stale and integrations using password+token fail until someone writes "+
+			"the emailed token to accounts/%s/security-token. Prefer an OAuth role (JWT bearer or client credentials, "+
+			"no password needed) or add Vault's address to the trusted IP ranges and set security_token_mode=not_required; "+
+			"or opt in with allow_scheduled_rotation_with_token=true", name)
 	}
 	if acct.method() == rotationMethodSelf && acct.scheduled() && rcfg.MinPasswordLifetime {
 		if gap := shortestRotationGap(acct, now); gap < 24*time.Hour {
@@ -437,7 +437,7 @@ func setIfNotEmpty(data map[string]interface{}, key, value string) {
 }
 
 // addCredsRotationStatus adds version, ttl and token status to a creds read.
-func (b *backend) addCredsRotationStatus(acct *account, data map[string]interface{}, resp *logical.Response) {
+func (b *backend) addCredsRotationStatus(name string, acct *account, data map[string]interface{}, resp *logical.Response) {
 	data["version"] = acct.Version
 	data["last_vault_rotation"] = formatTime(acct.LastVaultRotation)
 	if st := tokenStatusOf(acct); st != "" {
@@ -453,13 +453,13 @@ func (b *backend) addCredsRotationStatus(acct *account, data map[string]interfac
 	}
 	if acct.needsToken() && acct.SecurityTokenStatus == tokenStatusStale {
 		resp.AddWarning(fmt.Sprintf("security_token is stale: the password was rotated at %s and Salesforce emailed a new "+
-			"security token to the user; password_with_token will not log in until the new token is written to accounts/<name>/security-token",
-			formatTime(acct.PasswordChangedAt)))
+			"security token to the user; password_with_token will not log in until the new token is written to accounts/%s/security-token",
+			formatTime(acct.PasswordChangedAt), name))
 	}
 	if !acct.needsToken() && acct.SecurityToken != "" && acct.SecurityTokenStatus == tokenStatusStale {
 		resp.AddWarning(fmt.Sprintf("security_token is stale: the password was rotated at %s, which invalidated the stored token. This account "+
 			"logs in without a token (security_token_mode=not_required), so password_with_token holds the password alone until the new token "+
-			"is written to accounts/<name>/security-token", formatTime(acct.PasswordChangedAt)))
+			"is written to accounts/%s/security-token", formatTime(acct.PasswordChangedAt), name))
 	}
 	if !acct.UnverifiedCandidateAt.IsZero() {
 		resp.AddWarning("an interrupted rotation may have set a new password in Salesforce that could not be checked yet (see last_rotation_error " +

@@ -108,7 +108,7 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 			"last_updated":        formatTime(acct.LastUpdated),
 		},
 	}
-	b.addCredsRotationStatus(acct, resp.Data, resp)
+	b.addCredsRotationStatus(name, acct, resp.Data, resp)
 	return resp, nil
 }
 

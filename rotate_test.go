@@ -323,3 +323,19 @@ func TestRotate_BlockedAccountNotRetriedWithoutForce(t *testing.T) {
 	e.mustRotate("trusted")
 	e.assertServedCredentialLogsIn("trusted")
 }
+
+// After a rotation of a required-token account, the creds read warns that
+// the token is stale and tells the operator the exact path to write the
+// emailed one to.
+func TestRotate_StaleTokenWarningNamesThePath(t *testing.T) {
+	e := newRotEnv(t)
+	e.addIntegration("team-a/etl", nil)
+	e.mustRotate("team-a/etl")
+	resp, err := request(t, e.b, e.s, logical.ReadOperation, "creds/team-a/etl", nil)
+	if err != nil || resp == nil || resp.IsError() {
+		t.Fatalf("read creds: %v", respErr(resp, err))
+	}
+	if w := strings.Join(resp.Warnings, " "); !strings.Contains(w, "stale") || !strings.Contains(w, "accounts/team-a/etl/security-token") {
+		t.Errorf("warnings = %v, want the stale token and accounts/team-a/etl/security-token", resp.Warnings)
+	}
+}
