@@ -357,13 +357,25 @@ func (b *backend) verifyAccountCredential(ctx context.Context, s logical.Storage
 	}
 	method := "SOAP login()"
 	sess, err := client.SOAPLogin(ctx, acct.Username, acct.passwordWithToken())
-	if err != nil && soapLoginUnavailable[ErrorCode(err)] && cfg.ClientID != "" {
+	if err != nil && soapLoginUnavailable[ErrorCode(err)] {
+		soapErr := err
+		if cfg.ClientID == "" || cfg.ClientSecret == "" {
+			// Salesforce's username-password flow needs the client secret.
+			b.logger.Info("account credential check impossible", "account", name, "soap_code", ErrorCode(soapErr))
+			return nil, logical.ErrorResponse(noLoginFlowMessage(name, acct, soapErr, nil)), nil
+		}
 		// login() is not available: the OAuth username-password flow checks
 		// the same credential. A rejected credential never gets here, so a
 		// wrong password costs one failed login, not two.
 		b.logger.Debug("SOAP login unavailable, checking the credential with the username-password flow", "account", name, "code", ErrorCode(err))
 		method = "the OAuth username-password flow"
 		sess, err = client.PasswordGrant(ctx, acct.Username, acct.passwordWithToken())
+		if err != nil && !IsTransient(err) {
+			// invalid_grant is also what a blocked flow answers, so the
+			// operator must hear about both refusals.
+			b.logger.Info("account credential check failed", "account", name, "soap_code", ErrorCode(soapErr), "code", ErrorCode(err))
+			return nil, logical.ErrorResponse(noLoginFlowMessage(name, acct, soapErr, err)), nil
+		}
 	}
 	if err == nil {
 		// The session is deliberately not logged out: Salesforce may share
@@ -387,6 +399,24 @@ func (b *backend) verifyAccountCredential(ctx context.Context, s logical.Storage
 		msg += ". Hint: " + hint
 	}
 	return nil, logical.ErrorResponse(msg), nil
+}
+
+// noLoginFlowMessage explains a credential check that SOAP login() could not
+// do and the username-password flow did not (grantErr) or could not (nil).
+func noLoginFlowMessage(name string, acct *account, soapErr, grantErr error) string {
+	soap := ErrorCode(soapErr)
+	if soap == "INSUFFICIENT_ACCESS" {
+		soap += ", the user lacks the Use Any API Auth permission"
+	}
+	grant := "cannot be tried without client_id and client_secret in config"
+	if grantErr != nil {
+		grant = fmt.Sprintf("refused the login (%s), which Salesforce also answers for a wrong password or a locked user; the flow is blocked by default in orgs created Summer '23 or later", ErrorCode(grantErr))
+	}
+	return fmt.Sprintf("could not check the credential of account %q (%s): SOAP login() is not available (%s) and the OAuth username-password flow %s; "+
+		"neither login flow could verify it, so nothing was stored. Write the account with verify=false to store it unchecked, "+
+		"or enable a flow: \"Enable SOAP API login()\" with the user's \"Use Any API Auth\" permission, "+
+		"or the username-password flow (OAuth and OpenID Connect Settings) with client_id and client_secret in config",
+		name, acct.Username, soap, grant)
 }
 
 // credentialHint explains a login failure code in the operator's terms.

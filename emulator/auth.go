@@ -286,7 +286,8 @@ func (s *Server) checkNewPassword(u *User, pw string, selfService bool) *apiErro
 }
 
 // applyPassword stores a new password: history, a new emailed security
-// token (the old one stops working), unlock. Caller holds s.mu.
+// token (the old one stops working). temporary marks a reset, which also
+// unlocks. Caller holds s.mu.
 func (s *Server) applyPassword(u *User, pw string, temporary bool) {
 	u.PreviousPasswords = append([]string{u.Password}, u.PreviousPasswords...)
 	if len(u.PreviousPasswords) > 24 {
@@ -297,8 +298,13 @@ func (s *Server) applyPassword(u *User, pw string, temporary bool) {
 	// A reset password is temporary: the user must change it at the next
 	// login (uncertain for the API, true for the UI).
 	u.PasswordExpired = temporary
-	// [3p] resetting a locked-out user's password unlocks them.
-	s.unlock(u)
+	// Only a reset unlocks: a third-party source says resetting a locked-out
+	// user's password unlocks them [3p]; nothing supports it for setting or
+	// changing a password, so those leave the lockout in place (uncertain
+	// either way; the plugin unlocks through UserLogin PATCH instead).
+	if temporary {
+		s.unlock(u)
+	}
 	s.resetSecurityToken(u)
 	if !temporary {
 		for _, se := range s.sessions {

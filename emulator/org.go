@@ -31,6 +31,12 @@ type Org struct {
 	// bearer mints [3p] (and reported for SOAP logins). Revoking or logging
 	// out then ends the session for every holder. Off in DefaultSeed.
 	ReuseSessions bool `json:"reuseSessions,omitempty"`
+	// EnforceUseAnyAPIAuth makes SOAP login() require the profile's
+	// "Use Any API Auth" permission (Profile.UseAnyAPIAuth), as Salesforce
+	// does from API v67.0 and in orgs created Winter '26 or later. The
+	// emulator refuses login() from v65.0 on anyway, so this flag, not the
+	// version, switches the check on.
+	EnforceUseAnyAPIAuth bool `json:"enforceUseAnyApiAuth,omitempty"`
 	// LoginRateLimitPerHour caps logins per user per rolling hour (default 3600).
 	LoginRateLimitPerHour int `json:"loginRateLimitPerHour,omitempty"`
 	// JWTMaxLifetimeSeconds caps how far ahead a JWT bearer assertion's exp
@@ -79,6 +85,9 @@ type Profile struct {
 	APIOnly        bool     `json:"apiOnly,omitempty"`
 	ManageUsers    bool     `json:"manageUsers,omitempty"`
 	ResetPasswords bool     `json:"resetPasswords,omitempty"`
+	// UseAnyAPIAuth is the "Use Any API Auth" user permission, needed for
+	// SOAP login() when Org.EnforceUseAnyAPIAuth is set.
+	UseAnyAPIAuth bool `json:"useAnyApiAuth,omitempty"`
 	// PasswordNeverExpires exempts the profile's users from expiry.
 	PasswordNeverExpires bool `json:"passwordNeverExpires,omitempty"`
 }

@@ -171,9 +171,9 @@ func DefaultSeed() *Seed {
 			LoginRateLimitPerHour: 3600,
 			DailyAPIRequests:      15000,
 			Profiles: []Profile{
-				{ID: "00e5g000000SysA", Name: demoAdminProfile, APIEnabled: true, ManageUsers: true, ResetPasswords: true},
-				{ID: "00e5g000000IntA", Name: demoIntegProfile, APIEnabled: true},
-				{ID: "00e5g000000TrsA", Name: demoTrustedProfile, APIEnabled: true, LoginIPRanges: []string{"127.0.0.0/8", "::1"}},
+				{ID: "00e5g000000SysA", Name: demoAdminProfile, APIEnabled: true, ManageUsers: true, ResetPasswords: true, UseAnyAPIAuth: true},
+				{ID: "00e5g000000IntA", Name: demoIntegProfile, APIEnabled: true, UseAnyAPIAuth: true},
+				{ID: "00e5g000000TrsA", Name: demoTrustedProfile, APIEnabled: true, UseAnyAPIAuth: true, LoginIPRanges: []string{"127.0.0.0/8", "::1"}},
 				{ID: "00e5g000000StdA", Name: "Standard User"},
 			},
 			ConnectedApps: []ConnectedApp{{

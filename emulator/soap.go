@@ -143,6 +143,13 @@ func (s *Server) soapLogin(w *recorder, r *http.Request, req *soapRequest) {
 	var fault *soapFault
 	switch lerr {
 	case loginOK:
+		if s.org.EnforceUseAnyAPIAuth && !s.org.profile(u.Profile).UseAnyAPIAuth {
+			// Checked only once the credentials are right. The fault type
+			// is uncertain; other INSUFFICIENT_ACCESS faults use
+			// UnexpectedErrorFault. The Login History status is a guess.
+			s.logins[len(s.logins)-1].Status = "Failed: Use Any API Auth permission required"
+			fault = &soapFault{"INSUFFICIENT_ACCESS", msgNoUseAnyAPIAuth, "UnexpectedErrorFault"}
+		}
 	case loginNeedsToken:
 		fault = &soapFault{"LOGIN_MUST_USE_SECURITY_TOKEN", msgMustUseToken, "LoginFault"}
 	case loginAPIDisabled:

@@ -18,13 +18,15 @@ type soapFault struct {
 }
 
 const (
-	msgInvalidLogin      = "Invalid username, password, security token; or user locked out."
-	msgMustUseToken      = "Invalid username, password, security token; or user locked out. Are you at a new location? When accessing Salesforce--either via a desktop client or the API--from outside of your company's trusted networks, you must add a security token to your password to log in. To get your new security token, log in to Salesforce. From your personal settings, enter Reset My Security Token in the Quick Find box, then select Reset My Security Token."
-	msgAPIDisabled       = "API is not enabled for this Organization or Partner"
-	msgExpiredPassword   = "The users password has expired, you must call SetPassword before attempting any other API operations"
-	msgInvalidSession    = "Invalid Session ID found in SessionHeader: Illegal Session"
-	msgLoginUnsupported  = "login() is not available in API version 65.0 and later. Use OAuth instead."
-	msgLoginDisabled     = "SOAP API login() is disabled by default in this org."
+	msgInvalidLogin     = "Invalid username, password, security token; or user locked out."
+	msgMustUseToken     = "Invalid username, password, security token; or user locked out. Are you at a new location? When accessing Salesforce--either via a desktop client or the API--from outside of your company's trusted networks, you must add a security token to your password to log in. To get your new security token, log in to Salesforce. From your personal settings, enter Reset My Security Token in the Quick Find box, then select Reset My Security Token."
+	msgAPIDisabled      = "API is not enabled for this Organization or Partner"
+	msgExpiredPassword  = "The users password has expired, you must call SetPassword before attempting any other API operations"
+	msgInvalidSession   = "Invalid Session ID found in SessionHeader: Illegal Session"
+	msgLoginUnsupported = "login() is not available in API version 65.0 and later. Use OAuth instead."
+	msgLoginDisabled    = "SOAP API login() is disabled by default in this org."
+	// Wording uncertain: the reference names only the code.
+	msgNoUseAnyAPIAuth   = "To use SOAP API login(), the user needs the Use Any API Auth permission."
 	msgRetiredAPIVersion = "This API version is no longer supported."
 )
 
