@@ -92,6 +92,10 @@ type accountRotation struct {
 	// password (kept in its WAL) could not be checked because the user
 	// could not log in (locked, inactive, unknown): Salesforce may have it.
 	UnverifiedCandidateAt time.Time `json:"unverified_candidate_at,omitempty"`
+	// FailedLogins counts the logins with this credential that Salesforce
+	// rejected since its last successful login or operator write; it is
+	// stored so a restart cannot bring the user closer to lockout.
+	FailedLogins int `json:"failed_logins,omitempty"`
 }
 
 // needsToken reports whether logins must carry the security token.

@@ -18,14 +18,14 @@ func (loginCheckHook) applies(run *rotationRun) bool { return true }
 
 func (loginCheckHook) run(ctx context.Context, r *rotationRun) error {
 	withToken := r.acct.tokenUsable()
-	res, err := r.b.probeLogin(ctx, r.client, r.name, r.acct, r.acct.Password, withToken, r.rcfg)
+	res, err := r.b.probeLogin(ctx, r.storage, r.client, r.name, r.acct, r.acct.Password, withToken, r.rcfg)
 	if err != nil {
 		return loginUnavailable(err)
 	}
 	if res.verdict == loginRejected && withToken {
 		// The password may be right and only the token wrong (reset by
 		// someone): one more login without it tells them apart.
-		res2, err := r.b.probeLogin(ctx, r.client, r.name, r.acct, r.acct.Password, false, r.rcfg)
+		res2, err := r.b.probeLogin(ctx, r.storage, r.client, r.name, r.acct, r.acct.Password, false, r.rcfg)
 		if err != nil {
 			return loginUnavailable(err)
 		}

@@ -16,7 +16,7 @@ func (newLoginHook) applies(run *rotationRun) bool { return true }
 
 func (newLoginHook) run(ctx context.Context, r *rotationRun) error {
 	r.ownSession = nil
-	res, err := r.b.probeLogin(ctx, r.client, r.name, r.acct, r.acct.Password, r.acct.tokenUsable(), r.rcfg)
+	res, err := r.b.probeLogin(ctx, r.storage, r.client, r.name, r.acct, r.acct.Password, r.acct.tokenUsable(), r.rcfg)
 	if err != nil {
 		return fmt.Errorf("could not log in with the new password: %w", err)
 	}

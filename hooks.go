@@ -107,18 +107,22 @@ func (r *rotationRun) runHooks(ctx context.Context, phase hookPhase) error {
 }
 
 // loginBudget counts the logins the engine makes with each account's own
-// credential in a sliding hour. Every login counts toward the org's login
-// rate, and every failed one brings the user closer to lockout (an org may
-// lock after 3), so failed logins have a budget of their own. Hooks, token
-// re-entry, WAL reconciliation and diagnose share it.
+// credential in a sliding hour (every login counts toward the org's login
+// rate), and the logins Salesforce rejected since the account's last
+// successful login. Salesforce's failed-attempt counter never decays: it
+// resets only on a successful login, so neither does this one (an operator
+// write of the credential resets it too). Hooks, token re-entry, WAL
+// reconciliation and diagnose share both.
 type loginBudget struct {
 	mu     sync.Mutex
 	logins map[string][]time.Time
-	failed map[string][]time.Time
+	// failed holds the count of accounts whose count is known in memory;
+	// an absent account takes the count persisted in its storage entry.
+	failed map[string]int
 }
 
 func newLoginBudget() *loginBudget {
-	return &loginBudget{logins: map[string][]time.Time{}, failed: map[string][]time.Time{}}
+	return &loginBudget{logins: map[string][]time.Time{}, failed: map[string]int{}}
 }
 
 // withinHour drops the times older than an hour before now.
@@ -148,34 +152,51 @@ func (l *loginBudget) take(account string, limit int, now time.Time) (bool, time
 	return true, time.Time{}
 }
 
-// takeLogin is take for a login that may fail: it also needs fewer than
-// failedLimit failed logins in the hour, since this one may be the next.
-// failed reports which budget was spent.
-func (l *loginBudget) takeLogin(account string, limit, failedLimit int, now time.Time) (ok bool, next time.Time, failed bool) {
+// failedCount returns the failed logins of account, taking persisted (the
+// count in its storage entry) when memory does not know it.
+func (l *loginBudget) failedCount(account string, persisted int) int {
 	l.mu.Lock()
-	f := withinHour(l.failed[account], now)
-	l.failed[account] = f
-	l.mu.Unlock()
-	if failedLimit > 0 && len(f) >= failedLimit {
-		return false, f[0].Add(time.Hour), true
+	defer l.mu.Unlock()
+	n, ok := l.failed[account]
+	if !ok {
+		n = persisted
+		l.failed[account] = n
+	}
+	return n
+}
+
+// takeLogin is take for a login that may fail: it also needs fewer than
+// maxFailed failed logins so far, since this one may be the next. failed
+// reports which limit stopped it.
+func (l *loginBudget) takeLogin(account string, limit, maxFailed, persistedFailed int, now time.Time) (ok bool, next time.Time, failed bool) {
+	if maxFailed > 0 && l.failedCount(account, persistedFailed) >= maxFailed {
+		return false, time.Time{}, true
 	}
 	ok, next = l.take(account, limit, now)
 	return ok, next, false
 }
 
-// recordFailed counts a login Salesforce rejected.
-func (l *loginBudget) recordFailed(account string, now time.Time) {
+// recordFailed counts a login Salesforce rejected and returns the count.
+func (l *loginBudget) recordFailed(account string, persisted int) int {
+	n := l.failedCount(account, persisted) + 1
 	l.mu.Lock()
-	l.failed[account] = append(withinHour(l.failed[account], now), now)
+	l.failed[account] = n
 	l.mu.Unlock()
+	return n
 }
 
-// resetFailed forgets the failed logins of account: Salesforce resets its
-// lockout count on a successful login.
-func (l *loginBudget) resetFailed(account string) {
+// resetFailed sets the failed logins of account to zero (a successful
+// login, or an operator write of its credential) and returns the count
+// memory held before (-1: unknown).
+func (l *loginBudget) resetFailed(account string) int {
 	l.mu.Lock()
-	delete(l.failed, account)
-	l.mu.Unlock()
+	defer l.mu.Unlock()
+	prev, ok := l.failed[account]
+	l.failed[account] = 0
+	if !ok {
+		return -1
+	}
+	return prev
 }
 
 func (l *loginBudget) forget(account string) {
@@ -185,20 +206,87 @@ func (l *loginBudget) forget(account string) {
 	l.mu.Unlock()
 }
 
+// persistedFailed is the failed-login count stored with acct.
+func persistedFailed(acct *account) int {
+	if acct == nil {
+		return 0
+	}
+	return acct.FailedLogins
+}
+
+// noteFailedLogin counts a login of account name that Salesforce rejected
+// and stores the count in the account's entry, so a restart does not
+// forget how close the user is to lockout. acct (may be nil) is the
+// caller's copy, updated so that a later write of it keeps the count.
+func (b *backend) noteFailedLogin(ctx context.Context, s logical.Storage, name string, acct *account) {
+	n := b.rot.budget.recordFailed(name, persistedFailed(acct))
+	if acct != nil {
+		acct.FailedLogins = n
+	}
+	b.storeFailedLogins(ctx, s, name, n)
+}
+
+// noteSuccessfulLogin resets the failed-login count of account name, as
+// Salesforce does on a successful login. Storage is written only when the
+// stored count may be nonzero: successes are frequent, failures are not.
+func (b *backend) noteSuccessfulLogin(ctx context.Context, s logical.Storage, name string, acct *account) {
+	prev := b.rot.budget.resetFailed(name)
+	stored := acct != nil && acct.FailedLogins > 0
+	if acct != nil {
+		acct.FailedLogins = 0
+	}
+	if prev != 0 || stored {
+		b.storeFailedLogins(ctx, s, name, 0)
+	}
+}
+
+// storeFailedLogins writes n into the stored entry of account name. Where
+// storage is read-only (a standby) the count stays in memory only.
+func (b *backend) storeFailedLogins(ctx context.Context, s logical.Storage, name string, n int) {
+	if s == nil || name == adminBudgetKey {
+		return
+	}
+	stored, err := readAccount(ctx, s, name)
+	if err != nil || stored == nil {
+		if err != nil {
+			b.logger.Warn("could not read the account to store its failed-login count; keeping it in memory", "account", name, "error", err)
+		}
+		return
+	}
+	if stored.FailedLogins == n {
+		return
+	}
+	stored.FailedLogins = n
+	if err := writeAccount(ctx, s, name, stored); err != nil {
+		b.logger.Warn("could not store the failed-login count of an account; keeping it in memory", "account", name, "failed_logins", n, "error", err)
+	}
+}
+
 // errLoginBudget is returned instead of logging in when the budget is spent.
 type errLoginBudget struct {
 	account string
 	next    time.Time
-	// failed: the failed-login budget is spent, not the login budget.
+	// failed: the failed-login limit is reached, not the login budget.
 	failed bool
 }
 
 func (e *errLoginBudget) Error() string {
 	if e.failed {
-		return fmt.Sprintf("failed-login budget of account %q for this hour is spent (failed_login_budget_per_hour): no more logins with its credential "+
-			"before %s, so that the user is not locked out", e.account, e.next.UTC().Format(time.RFC3339))
+		if e.account == adminBudgetKey {
+			return "Salesforce rejected the config's admin user as often as max_failed_logins allows since its last successful login: " +
+				"the engine makes no more logins as that user, so that it is not locked out. Fix the admin credential in config " +
+				"(a successful admin login or a plugin reload resets the count)"
+		}
+		return fmt.Sprintf("Salesforce rejected the credential of account %q as often as max_failed_logins (config/rotation) allows since its last successful login: "+
+			"the engine makes no more logins as this user, so that Salesforce does not lock it out. "+
+			"Write the current password to accounts/%s (or the current security token to accounts/%s/security-token) to reset the count",
+			e.account, e.account, e.account)
 	}
-	return fmt.Sprintf("login budget of account %q for this hour is spent; next login allowed at %s", e.account, e.next.UTC().Format(time.RFC3339))
+	who := fmt.Sprintf("account %q", e.account)
+	if e.account == adminBudgetKey {
+		who = "the config's admin user"
+	}
+	return fmt.Sprintf("login budget of %s for this hour is spent; next login allowed at %s", who, e.next.UTC().Format(time.RFC3339))
 }
 
 // Login verdicts of probeLogin.
@@ -228,25 +316,25 @@ type probeResult struct {
 // probeLogin logs in as the account with password (plus its stored
 // security token when withToken), within the login budget. A returned error
 // means nothing could be concluded (budget spent, outage, other failure).
-func (b *backend) probeLogin(ctx context.Context, client Client, name string, acct *account, password string, withToken bool, rcfg *rotationConfig) (*probeResult, error) {
-	if ok, next, failed := b.rot.budget.takeLogin(name, rcfg.LoginBudgetPerHour, rcfg.FailedLoginBudgetPerHour, b.rot.now()); !ok {
+func (b *backend) probeLogin(ctx context.Context, s logical.Storage, client Client, name string, acct *account, password string, withToken bool, rcfg *rotationConfig) (*probeResult, error) {
+	if ok, next, failed := b.rot.budget.takeLogin(name, rcfg.LoginBudgetPerHour, rcfg.MaxFailedLogins, persistedFailed(acct), b.rot.now()); !ok {
 		return nil, &errLoginBudget{account: name, next: next, failed: failed}
 	}
 	secret := password
 	if withToken {
 		secret += acct.SecurityToken
 	}
-	s, err := client.SOAPLogin(ctx, acct.Username, secret)
+	sess, err := client.SOAPLogin(ctx, acct.Username, secret)
 	if err == nil {
-		b.rot.budget.resetFailed(name)
+		b.noteSuccessfulLogin(ctx, s, name, acct)
 	} else if IsCredentialError(err) && ErrorCode(err) != "LOGIN_MUST_USE_SECURITY_TOKEN" {
-		b.rot.budget.recordFailed(name, b.rot.now())
+		b.noteFailedLogin(ctx, s, name, acct)
 	}
 	switch {
-	case err == nil && s.PasswordExpired:
-		return &probeResult{session: s, verdict: loginExpired}, nil
+	case err == nil && sess.PasswordExpired:
+		return &probeResult{session: sess, verdict: loginExpired}, nil
 	case err == nil:
-		return &probeResult{session: s, verdict: loginOK}, nil
+		return &probeResult{session: sess, verdict: loginOK}, nil
 	case ErrorCode(err) == "LOGIN_MUST_USE_SECURITY_TOKEN":
 		return &probeResult{verdict: loginPasswordOnly, cause: err}, nil
 	case ErrorCode(err) == "INVALID_OPERATION_WITH_EXPIRED_PASSWORD":

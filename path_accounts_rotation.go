@@ -182,11 +182,10 @@ func (b *backend) applyAccountRotation(ctx context.Context, req *logical.Request
 		acct.SecurityTokenStatus = tokenStatusCurrent
 		acct.RotationBlocked = ""
 		acct.ConsecutiveFailures = 0
-		if verifyRequested(d) {
-			// That login succeeded, which resets Salesforce's count of
-			// failed logins too.
-			b.rot.budget.resetFailed(name)
-		}
+		// The operator's write resets the failed-login count: with
+		// verify, its login succeeded, which resets Salesforce's count too.
+		b.rot.budget.resetFailed(name)
+		acct.FailedLogins = 0
 	}
 	// Without a stored token the core's login check already logged in
 	// without one; with a token stored, not_required needs its own proof.
@@ -309,7 +308,7 @@ func (b *backend) checkLoginWithoutToken(ctx context.Context, s logical.Storage,
 	if err != nil {
 		return err
 	}
-	res, err := b.probeLogin(ctx, client, name, acct, acct.Password, false, rcfg)
+	res, err := b.probeLogin(ctx, s, client, name, acct, acct.Password, false, rcfg)
 	if err != nil {
 		return fmt.Errorf("could not check that the account logs in without a security token: %v", err)
 	}

@@ -24,7 +24,7 @@ const (
 	defaultFailureBackoffBase     = time.Minute
 	defaultFailureBackoffCap      = time.Hour
 	defaultLoginBudgetPerHour     = 20
-	defaultFailedLoginBudget      = 2
+	defaultMaxFailedLogins        = 2
 	defaultMaxNewPasswordAttempts = 3
 	defaultPasswordLength         = 24
 	defaultTickInterval           = 5 * time.Second
@@ -42,10 +42,11 @@ type rotationConfig struct {
 	FailureBackoffBase     time.Duration `json:"failure_backoff_base"`
 	FailureBackoffCap      time.Duration `json:"failure_backoff_cap"`
 	LoginBudgetPerHour     int           `json:"login_budget_per_hour"`
-	// FailedLoginBudgetPerHour bounds the logins Salesforce rejected per
-	// account and hour; no login is tried once it is spent.
-	FailedLoginBudgetPerHour int `json:"failed_login_budget_per_hour"`
-	MaxNewPasswordAttempts   int `json:"max_new_password_attempts"`
+	// MaxFailedLogins bounds the logins Salesforce rejected per account
+	// since its last successful login; none is tried once it is reached.
+	// Salesforce's count never decays, so neither does this one.
+	MaxFailedLogins        int `json:"max_failed_logins"`
+	MaxNewPasswordAttempts int `json:"max_new_password_attempts"`
 	// MinPasswordLifetime says the org enforces Salesforce's one-day
 	// minimum password lifetime. The engine cannot read the org's password
 	// policy, so the operator states it; it defaults to true (the safe
@@ -60,16 +61,16 @@ type rotationConfig struct {
 
 func defaultRotationConfig() *rotationConfig {
 	return &rotationConfig{
-		PasswordLength:           defaultPasswordLength,
-		SkipImportRotation:       true,
-		MaxConcurrentRotations:   defaultMaxConcurrentRotations,
-		RequestsPerMinute:        defaultRequestsPerMinute,
-		FailureBackoffBase:       defaultFailureBackoffBase,
-		FailureBackoffCap:        defaultFailureBackoffCap,
-		LoginBudgetPerHour:       defaultLoginBudgetPerHour,
-		FailedLoginBudgetPerHour: defaultFailedLoginBudget,
-		MaxNewPasswordAttempts:   defaultMaxNewPasswordAttempts,
-		MinPasswordLifetime:      true,
+		PasswordLength:         defaultPasswordLength,
+		SkipImportRotation:     true,
+		MaxConcurrentRotations: defaultMaxConcurrentRotations,
+		RequestsPerMinute:      defaultRequestsPerMinute,
+		FailureBackoffBase:     defaultFailureBackoffBase,
+		FailureBackoffCap:      defaultFailureBackoffCap,
+		LoginBudgetPerHour:     defaultLoginBudgetPerHour,
+		MaxFailedLogins:        defaultMaxFailedLogins,
+		MaxNewPasswordAttempts: defaultMaxNewPasswordAttempts,
+		MinPasswordLifetime:    true,
 	}
 }
 
@@ -136,10 +137,10 @@ func pathConfigRotation(b *backend) []*framework.Path {
 				Default:     defaultLoginBudgetPerHour,
 				Description: "Logins with an account's own credential that the engine may make per hour (checks, validation, token re-entry).",
 			},
-			"failed_login_budget_per_hour": {
+			"max_failed_logins": {
 				Type:        framework.TypeInt,
-				Default:     defaultFailedLoginBudget,
-				Description: "Logins with an account's own credential that Salesforce may reject per hour before the engine stops logging in as it. Keep it below the org's lockout threshold (Salesforce allows 3).",
+				Default:     defaultMaxFailedLogins,
+				Description: "Logins with an account's own credential that Salesforce may reject before the engine stops logging in as it. Salesforce's count only resets on a successful login, so the engine's resets only on one or on a write of the account's credential or security token. Keep it below the org's lockout threshold (3 at the lowest).",
 			},
 			"max_new_password_attempts": {
 				Type:        framework.TypeInt,
@@ -204,20 +205,20 @@ func (b *backend) pathConfigRotationRead(ctx context.Context, req *logical.Reque
 		return nil, err
 	}
 	return &logical.Response{Data: map[string]interface{}{
-		"password_policy":              rc.PasswordPolicy,
-		"password_length":              rc.PasswordLength,
-		"skip_import_rotation":         rc.SkipImportRotation,
-		"max_concurrent_rotations":     rc.MaxConcurrentRotations,
-		"requests_per_minute":          rc.RequestsPerMinute,
-		"failure_backoff_base":         int64(rc.FailureBackoffBase.Seconds()),
-		"failure_backoff_cap":          int64(rc.FailureBackoffCap.Seconds()),
-		"login_budget_per_hour":        rc.LoginBudgetPerHour,
-		"failed_login_budget_per_hour": rc.FailedLoginBudgetPerHour,
-		"max_new_password_attempts":    rc.MaxNewPasswordAttempts,
-		"min_password_lifetime":        rc.MinPasswordLifetime,
-		"webhook_url":                  redactWebhookURL(rc.WebhookURL),
-		"webhook_secret_set":           rc.WebhookSecret != "",
-		"allow_insecure_webhooks":      rc.AllowInsecureWebhooks,
+		"password_policy":           rc.PasswordPolicy,
+		"password_length":           rc.PasswordLength,
+		"skip_import_rotation":      rc.SkipImportRotation,
+		"max_concurrent_rotations":  rc.MaxConcurrentRotations,
+		"requests_per_minute":       rc.RequestsPerMinute,
+		"failure_backoff_base":      int64(rc.FailureBackoffBase.Seconds()),
+		"failure_backoff_cap":       int64(rc.FailureBackoffCap.Seconds()),
+		"login_budget_per_hour":     rc.LoginBudgetPerHour,
+		"max_failed_logins":         rc.MaxFailedLogins,
+		"max_new_password_attempts": rc.MaxNewPasswordAttempts,
+		"min_password_lifetime":     rc.MinPasswordLifetime,
+		"webhook_url":               redactWebhookURL(rc.WebhookURL),
+		"webhook_secret_set":        rc.WebhookSecret != "",
+		"allow_insecure_webhooks":   rc.AllowInsecureWebhooks,
 	}}, nil
 }
 
@@ -250,8 +251,8 @@ func (b *backend) pathConfigRotationWrite(ctx context.Context, req *logical.Requ
 	if v, ok := d.GetOk("login_budget_per_hour"); ok {
 		rc.LoginBudgetPerHour = v.(int)
 	}
-	if v, ok := d.GetOk("failed_login_budget_per_hour"); ok {
-		rc.FailedLoginBudgetPerHour = v.(int)
+	if v, ok := d.GetOk("max_failed_logins"); ok {
+		rc.MaxFailedLogins = v.(int)
 	}
 	if v, ok := d.GetOk("allow_insecure_webhooks"); ok {
 		rc.AllowInsecureWebhooks = v.(bool)
@@ -310,8 +311,8 @@ func (rc *rotationConfig) validate() string {
 		return "failure_backoff_cap must not be below failure_backoff_base"
 	case rc.LoginBudgetPerHour < 1 || rc.LoginBudgetPerHour > 60:
 		return "login_budget_per_hour must be between 1 and 60"
-	case rc.FailedLoginBudgetPerHour < 1 || rc.FailedLoginBudgetPerHour > 9:
-		return "failed_login_budget_per_hour must be between 1 and 9 (and below the org's lockout threshold)"
+	case rc.MaxFailedLogins < 1 || rc.MaxFailedLogins > 9:
+		return "max_failed_logins must be between 1 and 9 (and below the org's lockout threshold)"
 	case rc.MaxNewPasswordAttempts < 1 || rc.MaxNewPasswordAttempts > 10:
 		return "max_new_password_attempts must be between 1 and 10"
 	}

@@ -98,7 +98,7 @@ func (b *backend) pathDiagnoseRead(ctx context.Context, req *logical.Request, d 
 	}
 
 	// One login with the stored credential.
-	res, err := b.probeLogin(ctx, client, name, acct, acct.Password, acct.tokenUsable(), rcfg)
+	res, err := b.probeLogin(ctx, req.Storage, client, name, acct, acct.Password, acct.tokenUsable(), rcfg)
 	switch {
 	case err != nil && isBudgetError(err):
 		data["login"] = "not tried"

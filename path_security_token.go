@@ -74,9 +74,13 @@ func (b *backend) pathSecurityTokenWrite(ctx context.Context, req *logical.Reque
 	if err != nil {
 		return nil, err
 	}
+	// The operator's write resets the failed-login count, so that the
+	// check below may log in even where earlier rejections stopped logins.
+	b.rot.budget.resetFailed(name)
+	acct.FailedLogins = 0
 	candidate := *acct
 	candidate.SecurityToken = token
-	res, err := b.probeLogin(ctx, client, name, &candidate, candidate.Password, true, rcfg)
+	res, err := b.probeLogin(ctx, req.Storage, client, name, &candidate, candidate.Password, true, rcfg)
 	if err != nil {
 		if IsTransient(err) {
 			return nil, logical.CodedError(http.StatusBadGateway, "checking the security token: "+err.Error())
@@ -89,6 +93,7 @@ func (b *backend) pathSecurityTokenWrite(ctx context.Context, req *logical.Reque
 	}
 
 	acct.SecurityToken = token
+	acct.FailedLogins = candidate.FailedLogins
 	if acct.SecurityTokenMode == "" {
 		acct.SecurityTokenMode = tokenModeRequired
 	}

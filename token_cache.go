@@ -506,7 +506,16 @@ func passwordRoleBlocked(name string, acct *account) string {
 // rejected since it last changed. Logins with a credential not in doubt
 // are not charged: a busy cache=false role must not starve the rotation's
 // own login checks.
-func (b *backend) spendPasswordLogin(ctx context.Context, s logical.Storage, name string) error {
+func (b *backend) spendPasswordLogin(ctx context.Context, s logical.Storage, name string, acct *account) error {
+	rcfg, err := readRotationConfig(ctx, s)
+	if err != nil {
+		return err
+	}
+	// Past max_failed_logins no login is made, doubted or not: after a
+	// restart only the stored count remembers the rejections.
+	if rcfg.MaxFailedLogins > 0 && b.rot.budget.failedCount(name, persistedFailed(acct)) >= rcfg.MaxFailedLogins {
+		return &errLoginBudget{account: name, failed: true}
+	}
 	c := b.tokens
 	c.mu.Lock()
 	doubted := c.doubted[name]
@@ -514,11 +523,7 @@ func (b *backend) spendPasswordLogin(ctx context.Context, s logical.Storage, nam
 	if !doubted {
 		return nil
 	}
-	rcfg, err := readRotationConfig(ctx, s)
-	if err != nil {
-		return err
-	}
-	if ok, next, failed := b.rot.budget.takeLogin(name, rcfg.LoginBudgetPerHour, rcfg.FailedLoginBudgetPerHour, b.rot.now()); !ok {
+	if ok, next, failed := b.rot.budget.takeLogin(name, rcfg.LoginBudgetPerHour, rcfg.MaxFailedLogins, persistedFailed(acct), b.rot.now()); !ok {
 		return &errLoginBudget{account: name, next: next, failed: failed}
 	}
 	return nil
@@ -527,7 +532,7 @@ func (b *backend) spendPasswordLogin(ctx context.Context, s logical.Storage, nam
 // noteRejectedLogin remembers a password grant Salesforce refused, so the
 // next reads answer without logging in, and counts the failed login where
 // the rotation counts its own: Salesforce locks the user on the total.
-func (b *backend) noteRejectedLogin(name string, r *roleEntry, gen uint64, err error) {
+func (b *backend) noteRejectedLogin(ctx context.Context, s logical.Storage, name string, r *roleEntry, acct *account, gen uint64, err error) {
 	c := b.tokens
 	c.mu.Lock()
 	if c.gen == gen {
@@ -535,19 +540,19 @@ func (b *backend) noteRejectedLogin(name string, r *roleEntry, gen uint64, err e
 		c.doubted[r.Account] = true
 	}
 	c.mu.Unlock()
-	b.rot.budget.recordFailed(r.Account, b.rot.now())
+	b.noteFailedLogin(ctx, s, r.Account, acct)
 	b.logger.Warn("Salesforce rejected the password grant of an account; not logging in with it again for a while",
 		"role", name, "account", r.Account, "code", ErrorCode(err), "hold", rejectedLoginHold)
 }
 
 // noteAcceptedLogin clears the doubt on an account whose credential just
 // logged in; Salesforce resets its failed-login count then too.
-func (b *backend) noteAcceptedLogin(account string) {
+func (b *backend) noteAcceptedLogin(ctx context.Context, s logical.Storage, account string, acct *account) {
 	c := b.tokens
 	c.mu.Lock()
 	delete(c.doubted, account)
 	c.mu.Unlock()
-	b.rot.budget.resetFailed(account)
+	b.noteSuccessfulLogin(ctx, s, account, acct)
 }
 
 // grantSession runs the role's grant, retrying transient failures only.
@@ -567,16 +572,16 @@ func (b *backend) grantSession(ctx context.Context, s logical.Storage, client Cl
 		if msg := passwordRoleBlocked(r.Account, acct); msg != "" {
 			return nil, &roleSetupError{msg: msg}
 		}
-		if err := b.spendPasswordLogin(ctx, s, r.Account); err != nil {
+		if err := b.spendPasswordLogin(ctx, s, r.Account, acct); err != nil {
 			return nil, err
 		}
 		mint = func(ctx context.Context) (*Session, error) {
 			sess, err := client.PasswordGrant(ctx, acct.Username, acct.passwordWithToken())
 			switch {
 			case err == nil:
-				b.noteAcceptedLogin(r.Account)
+				b.noteAcceptedLogin(ctx, s, r.Account, acct)
 			case IsCredentialError(err):
-				b.noteRejectedLogin(name, r, gen, err)
+				b.noteRejectedLogin(ctx, s, name, r, acct, gen, err)
 			}
 			return sess, err
 		}

@@ -627,8 +627,8 @@ func TestPasswordRoleRefusesBlockedAccount(t *testing.T) {
 }
 
 // A credential Salesforce rejects is not tried again for a minute, and
-// after that only within the account's failed-login budget, so a polling
-// application cannot lock the user out.
+// after that only until max_failed_logins rejections, which only a
+// successful login or an operator write resets.
 func TestPasswordRoleHoldsRejectedCredential(t *testing.T) {
 	b, s, f := tokenTestBackend(t)
 	clock := useFakeClock(b)
@@ -659,31 +659,59 @@ func TestPasswordRoleHoldsRejectedCredential(t *testing.T) {
 		}
 	}
 	if f.grants() != 1 {
-		t.Fatalf("grants = %d within a minute of a rejection, want 1", f.grants())
+		t.Fatalf("grants = %d right after a rejection, want 1", f.grants())
+	}
+	// Held for a minute: 59 seconds later the read still answers without
+	// logging in, 61 seconds later it logs in once more.
+	clock.Advance(59 * time.Second)
+	readFails("pw")
+	if f.grants() != 1 {
+		t.Fatalf("grants = %d 59s after a rejection, want 1 (still held)", f.grants())
+	}
+	clock.Advance(2 * time.Second)
+	readFails("pw")
+	if f.grants() != 2 {
+		t.Fatalf("grants = %d 61s after a rejection, want 2 (one new login)", f.grants())
 	}
 
-	// An application polling both roles of the account once a minute for
-	// the rest of the hour logs in no more than the failed-login budget
-	// allows.
-	for range 59 {
+	// Salesforce's failed-login count never decays, so neither does the
+	// engine's: an application polling both roles once a minute for over
+	// an hour and a half makes no login past max_failed_logins (2). (The
+	// fake's tokens expire two hours after real time, hence not longer.)
+	var last string
+	for range 100 {
 		clock.Advance(time.Minute)
 		readFails("pw")
-		readFails("pw2")
+		last = readFails("pw2")
 	}
-	if n := f.grants(); n > defaultFailedLoginBudget {
-		t.Errorf("an hour of polling made %d failed logins, want at most %d", n, defaultFailedLoginBudget)
+	if n := f.grants(); n != 2 {
+		t.Errorf("100 minutes of polling made %d failed logins in all, want 2", n)
 	}
-	assertNoSecrets(t, "error", first, fakeAccountPassword, fakeAccountToken)
+	for _, want := range []string{`account "etl"`, "max_failed_logins", "accounts/etl", "security-token"} {
+		if !strings.Contains(last, want) {
+			t.Errorf("error after the limit %q does not name %s", last, want)
+		}
+	}
+	stored, err := readAccount(context.Background(), s, "etl")
+	if err != nil || stored.FailedLogins != 2 {
+		t.Fatalf("stored failed_logins = %v (%v), want 2", stored, err)
+	}
+	assertNoSecrets(t, "error", first+last, fakeAccountPassword, fakeAccountToken)
 
-	// The operator fixes the account: the next read logs in at once.
+	// The operator writes the credential: the count resets and the next
+	// read logs in at once.
 	f.mu.Lock()
 	f.mintErrs = nil
 	f.mu.Unlock()
 	before := f.grants()
-	b.invalidateTokensForAccount("etl")
+	mustWrite(t, b, s, "accounts/etl", map[string]interface{}{"password": fakeAccountPassword, "verify": false})
 	readToken(t, b, s, "pw")
 	if f.grants() != before+1 {
-		t.Errorf("after the account changed: grants = %d, want %d", f.grants(), before+1)
+		t.Errorf("after the account was written: grants = %d, want %d", f.grants(), before+1)
+	}
+	stored, err = readAccount(context.Background(), s, "etl")
+	if err != nil || stored.FailedLogins != 0 {
+		t.Errorf("stored failed_logins after the write = %d (%v), want 0", stored.FailedLogins, err)
 	}
 }
 

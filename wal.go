@@ -144,7 +144,7 @@ func (b *backend) settleWAL(ctx context.Context, s logical.Storage, w *rotationW
 			return b.keepUnverifiedCandidate(ctx, s, w.Account, acct, facts)
 		}
 	}
-	res, err := b.probeLogin(ctx, client, w.Account, acct, w.Candidate, false, rcfg)
+	res, err := b.probeLogin(ctx, s, client, w.Account, acct, w.Candidate, false, rcfg)
 	if err != nil {
 		return fmt.Errorf("checking the candidate of an unfinished rotation: %w", err)
 	}
@@ -319,15 +319,15 @@ const adminBudgetKey = "config/admin"
 // login budgets, without caching a session.
 func (b *backend) adminProbe(ctx context.Context, client Client, cfg *salesforceConfig, password string, rcfg *rotationConfig) error {
 	now := b.rot.now()
-	if ok, next, failed := b.rot.budget.takeLogin(adminBudgetKey, rcfg.LoginBudgetPerHour, rcfg.FailedLoginBudgetPerHour, now); !ok {
-		return &errLoginBudget{account: "admin user of config", next: next, failed: failed}
+	if ok, next, failed := b.rot.budget.takeLogin(adminBudgetKey, rcfg.LoginBudgetPerHour, rcfg.MaxFailedLogins, 0, now); !ok {
+		return &errLoginBudget{account: adminBudgetKey, next: next, failed: failed}
 	}
 	_, err := client.PasswordGrant(ctx, cfg.Username, password+cfg.SecurityToken)
 	switch {
 	case err == nil:
 		b.rot.budget.resetFailed(adminBudgetKey)
 	case IsCredentialError(err):
-		b.rot.budget.recordFailed(adminBudgetKey, now)
+		b.rot.budget.recordFailed(adminBudgetKey, 0)
 	}
 	return err
 }

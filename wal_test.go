@@ -314,3 +314,48 @@ func TestWAL_UnknownUserStateKeepsCandidate(t *testing.T) {
 	}
 	e.assertServedCredentialLogsIn("trusted")
 }
+
+// A WAL belongs to the user it was written for: when the account is
+// replaced by another Salesforce user before the restart, its candidate is
+// never tried on (nor applied to) the new user.
+func TestWAL_ReplacedAccountUserNotApplied(t *testing.T) {
+	e := newRotEnv(t)
+	e.addTrusted("svc", nil)
+	e.crashAt(stepPasswordChanged)
+	_, _ = e.rotate("svc")
+	e.b.rot.testStep = nil
+	if e.walCount() != 1 {
+		t.Fatalf("WALs = %d, want 1", e.walCount())
+	}
+	candidate := e.srv.Password(rotTrustedUser)
+
+	// The operator replaces the account with another user before the
+	// restart.
+	if resp, err := request(t, e.b, e.s, logical.DeleteOperation, "accounts/svc", nil); respErr(resp, err) != nil {
+		t.Fatal(respErr(resp, err))
+	}
+	if e.walCount() != 1 {
+		t.Fatalf("WALs after the delete = %d, want 1 (the test needs the WAL to outlive the account)", e.walCount())
+	}
+	mustWrite(t, e.b, e.s, "accounts/svc", map[string]interface{}{
+		"username": rotIntegUser, "password": rotIntegPassword, "security_token": rotIntegToken,
+	})
+	integLogins := len(e.srv.LoginHistory(rotIntegUser))
+
+	e.restart()
+
+	if n := e.walCount(); n != 0 {
+		t.Errorf("%d WAL entries left after recovery", n)
+	}
+	if n := len(e.srv.LoginHistory(rotIntegUser)); n != integLogins {
+		t.Errorf("recovery logged in as the new user %d times, want 0: the old user's candidate was tried on it", n-integLogins)
+	}
+	creds := e.creds("svc")
+	if creds["username"] != rotIntegUser || creds["password"] != rotIntegPassword {
+		t.Errorf("creds = %v/%s, want the new user with the password the operator wrote", creds["username"], map[bool]string{true: "candidate", false: "other"}[creds["password"] == candidate])
+	}
+	if e.srv.Password(rotIntegUser) != rotIntegPassword {
+		t.Error("the new user's password changed in Salesforce")
+	}
+	e.assertServedCredentialLogsIn("svc")
+}
