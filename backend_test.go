@@ -285,3 +285,28 @@ func emulatorBackend(t testing.TB, grant string) (*backend, logical.Storage, *em
 	mustWrite(t, b, s, "config", emulatorConfig(srv, grant))
 	return b, s, srv, logs
 }
+
+// fakeClock is a clock tests move by hand; the backend's token cache and
+// rotation read it instead of time.Now.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func (c *fakeClock) Set(t time.Time) {
+	c.mu.Lock()
+	c.now = t
+	c.mu.Unlock()
+}

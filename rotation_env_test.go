@@ -34,28 +34,15 @@ type rotEnv struct {
 	// which the backend trusts (webhooks must use https).
 	webhookCAs *x509.CertPool
 
-	clockMu sync.Mutex
-	clock   time.Time
+	clock fakeClock
 }
 
-func (e *rotEnv) now() time.Time {
-	e.clockMu.Lock()
-	defer e.clockMu.Unlock()
-	return e.clock
-}
+func (e *rotEnv) now() time.Time { return e.clock.Now() }
 
 // advance moves the backend's clock (not the org's).
-func (e *rotEnv) advance(d time.Duration) {
-	e.clockMu.Lock()
-	e.clock = e.clock.Add(d)
-	e.clockMu.Unlock()
-}
+func (e *rotEnv) advance(d time.Duration) { e.clock.Advance(d) }
 
-func (e *rotEnv) setClock(t time.Time) {
-	e.clockMu.Lock()
-	e.clock = t
-	e.clockMu.Unlock()
-}
+func (e *rotEnv) setClock(t time.Time) { e.clock.Set(t) }
 
 // prepare makes a backend deterministic: the test's clock, no ticker
 // (tests drive the queue with tick), fast webhook retries.
@@ -84,7 +71,7 @@ func newRotEnv(t *testing.T) *rotEnv {
 	t.Helper()
 	srv := emulator.NewTestServer(t, emulator.DefaultSeed())
 	b, s, logs := getTestBackendWithLogs(t)
-	e := &rotEnv{t: t, b: b, s: s, srv: srv, logs: logs, clock: time.Now().UTC().Truncate(time.Second), webhookCAs: x509.NewCertPool()}
+	e := &rotEnv{t: t, b: b, s: s, srv: srv, logs: logs, clock: fakeClock{now: time.Now().UTC().Truncate(time.Second)}, webhookCAs: x509.NewCertPool()}
 	e.prepare(b)
 	mustWrite(t, b, s, "config", map[string]interface{}{
 		"login_url":                srv.MyDomainURL(),

@@ -187,24 +187,6 @@ func tokenTestBackend(t testing.TB) (*backend, logical.Storage, *tokenFake) {
 	return b, s, f
 }
 
-// fakeClock lets tests move the cache's time.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 func useFakeClock(b *backend) *fakeClock {
 	c := &fakeClock{now: time.Now()}
 	b.tokens.now = c.Now
