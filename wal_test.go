@@ -21,6 +21,17 @@ func (e *rotEnv) crashAt(step string) {
 	}
 }
 
+// crashedRotation rotates name with a simulated crash at step, checks that
+// the crash is reported as a failure, and lets later calls run normally.
+func (e *rotEnv) crashedRotation(name, step string) {
+	e.t.Helper()
+	e.crashAt(step)
+	if resp, err := e.rotate(name); err == nil && (resp == nil || !resp.IsError()) {
+		e.t.Fatalf("rotation of %s crashed at %s but was reported as success", name, step)
+	}
+	e.b.rot.testStep = nil
+}
+
 func (e *rotEnv) walCount() int {
 	e.t.Helper()
 	ids, err := framework.ListWAL(context.Background(), e.s)
@@ -107,9 +118,7 @@ func TestRotate_CrashAtEveryStep(t *testing.T) {
 func TestWALRollback_RollsForward(t *testing.T) {
 	e := newRotEnv(t)
 	e.addTrusted("trusted", nil)
-	e.crashAt(stepPasswordChanged)
-	_, _ = e.rotate("trusted")
-	e.b.rot.testStep = nil
+	e.crashedRotation("trusted", stepPasswordChanged)
 	if e.walCount() != 1 {
 		t.Fatalf("WALs = %d, want 1", e.walCount())
 	}
@@ -134,9 +143,7 @@ func TestWALRollback_RollsForward(t *testing.T) {
 func TestRotate_SettlesUnfinishedFirst(t *testing.T) {
 	e := newRotEnv(t)
 	e.addTrusted("trusted", nil)
-	e.crashAt(stepPasswordChanged)
-	_, _ = e.rotate("trusted")
-	e.b.rot.testStep = nil
+	e.crashedRotation("trusted", stepPasswordChanged)
 	e.mustRotate("trusted")
 	if e.walCount() != 0 {
 		t.Error("WAL left")
@@ -222,9 +229,7 @@ func TestRotate_StorageFailureAfterChange(t *testing.T) {
 func TestWAL_LockedUserKeepsCandidate(t *testing.T) {
 	e := newRotEnv(t)
 	e.addTrusted("trusted", nil)
-	e.crashAt(stepPasswordChanged)
-	_, _ = e.rotate("trusted")
-	e.b.rot.testStep = nil
+	e.crashedRotation("trusted", stepPasswordChanged)
 	sfPassword := e.srv.Password(rotTrustedUser)
 	if sfPassword == rotTrustedPass {
 		t.Fatal("setup: password not changed")
@@ -274,9 +279,7 @@ func TestWAL_LockedUserKeepsCandidate(t *testing.T) {
 func TestWAL_RefusedCandidateOfUsableUserDiscarded(t *testing.T) {
 	e := newRotEnv(t)
 	e.addTrusted("trusted", nil)
-	e.crashAt(stepWALWritten)
-	_, _ = e.rotate("trusted")
-	e.b.rot.testStep = nil
+	e.crashedRotation("trusted", stepWALWritten)
 	e.restart()
 	if e.walCount() != 0 {
 		t.Fatalf("WALs = %d, want the never-sent candidate discarded", e.walCount())
@@ -292,9 +295,7 @@ func TestWAL_RefusedCandidateOfUsableUserDiscarded(t *testing.T) {
 func TestWAL_UnknownUserStateKeepsCandidate(t *testing.T) {
 	e := newRotEnv(t)
 	e.addTrusted("trusted", nil)
-	e.crashAt(stepPasswordChanged)
-	_, _ = e.rotate("trusted")
-	e.b.rot.testStep = nil
+	e.crashedRotation("trusted", stepPasswordChanged)
 	sfPassword := e.srv.Password(rotTrustedUser)
 	e.srv.SetUserState(rotTrustedUser, func(u *emulator.User) { u.IsPasswordLocked = true })
 	e.srv.InjectFault("oauth.token", emulator.Fault{Status: 400, Body: `{"error":"invalid_client","error_description":"invalid client credentials"}`})
@@ -321,9 +322,7 @@ func TestWAL_UnknownUserStateKeepsCandidate(t *testing.T) {
 func TestWAL_ReplacedAccountUserNotApplied(t *testing.T) {
 	e := newRotEnv(t)
 	e.addTrusted("svc", nil)
-	e.crashAt(stepPasswordChanged)
-	_, _ = e.rotate("svc")
-	e.b.rot.testStep = nil
+	e.crashedRotation("svc", stepPasswordChanged)
 	if e.walCount() != 1 {
 		t.Fatalf("WALs = %d, want 1", e.walCount())
 	}
