@@ -8,6 +8,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 // Version is the plugin's version, set at build time with
@@ -40,7 +42,7 @@ type backend struct {
 	admin adminSessionCache
 
 	// newClient builds a Client from a config; tests replace it with a fake.
-	newClient func(ClientConfig) (Client, error)
+	newClient func(sfapi.Config) (Client, error)
 
 	// tokens caches role access tokens and tracks their leases (token_cache.go).
 	tokens *tokenCache
@@ -61,7 +63,7 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 func newBackend(conf *logical.BackendConfig) *backend {
 	b := &backend{
 		logger:    conf.Logger,
-		newClient: NewClient,
+		newClient: newClient,
 		tokens:    newTokenCache(),
 		rot:       newRotationState(),
 	}

@@ -3,6 +3,8 @@ package salesforce
 import (
 	"context"
 	"fmt"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 // validationQueryHook runs the account's validation_query (SOQL the
@@ -25,7 +27,7 @@ func (validationQueryHook) run(ctx context.Context, r *rotationRun) error {
 	return runValidationQuery(ctx, r.client, r.ownSession, r.acct.ValidationQuery)
 }
 
-func runValidationQuery(ctx context.Context, c Client, s *Session, soql string) error {
+func runValidationQuery(ctx context.Context, c Client, s *sfapi.Session, soql string) error {
 	if _, err := c.Query(ctx, s, soql); err != nil {
 		return fmt.Errorf("validation_query failed: %w", err)
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 // The rotation pipeline: hooks run before the password changes (a failure
@@ -58,9 +60,9 @@ type rotationRun struct {
 	// oldPassword is the password before the change.
 	oldPassword string
 	// ownSession is a session of the account itself, when one was made.
-	ownSession *Session
+	ownSession *sfapi.Session
 	// adminSess caches the admin session for this rotation.
-	adminSess *Session
+	adminSess *sfapi.Session
 	// expired is set when the current password is expired; the rotation
 	// then repairs it.
 	expired bool
@@ -70,7 +72,7 @@ type rotationRun struct {
 	warnings []string
 }
 
-func (r *rotationRun) admin(ctx context.Context) (*Session, error) {
+func (r *rotationRun) admin(ctx context.Context) (*sfapi.Session, error) {
 	if r.adminSess != nil {
 		return r.adminSess, nil
 	}
@@ -307,7 +309,7 @@ const (
 
 // probeResult is what a login with an account's credential showed.
 type probeResult struct {
-	session *Session
+	session *sfapi.Session
 	verdict loginVerdict
 	// cause is Salesforce's rejection for loginRejected.
 	cause error
@@ -327,7 +329,7 @@ func (b *backend) probeLogin(ctx context.Context, s logical.Storage, client Clie
 	sess, err := client.SOAPLogin(ctx, acct.Username, secret)
 	if err == nil {
 		b.noteSuccessfulLogin(ctx, s, name, acct)
-	} else if IsCredentialError(err) && ErrorCode(err) != "LOGIN_MUST_USE_SECURITY_TOKEN" {
+	} else if sfapi.IsCredentialError(err) && sfapi.ErrorCode(err) != "LOGIN_MUST_USE_SECURITY_TOKEN" {
 		b.noteFailedLogin(ctx, s, name, acct)
 	}
 	switch {
@@ -335,11 +337,11 @@ func (b *backend) probeLogin(ctx context.Context, s logical.Storage, client Clie
 		return &probeResult{session: sess, verdict: loginExpired}, nil
 	case err == nil:
 		return &probeResult{session: sess, verdict: loginOK}, nil
-	case ErrorCode(err) == "LOGIN_MUST_USE_SECURITY_TOKEN":
+	case sfapi.ErrorCode(err) == "LOGIN_MUST_USE_SECURITY_TOKEN":
 		return &probeResult{verdict: loginPasswordOnly, cause: err}, nil
-	case ErrorCode(err) == "INVALID_OPERATION_WITH_EXPIRED_PASSWORD":
+	case sfapi.ErrorCode(err) == "INVALID_OPERATION_WITH_EXPIRED_PASSWORD":
 		return &probeResult{verdict: loginExpired, cause: err}, nil
-	case IsCredentialError(err):
+	case sfapi.IsCredentialError(err):
 		return &probeResult{verdict: loginRejected, cause: err}, nil
 	default:
 		return nil, err

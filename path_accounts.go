@@ -11,6 +11,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 // accountSegmentRegex is one '/'-separated part of an account name (\w
@@ -347,7 +349,7 @@ var soapLoginUnavailable = map[string]bool{
 // verifyAccountCredential logs in with the account's own credential. It
 // never uses or touches the admin session. It returns the session, or a
 // response/error for the caller to return as is.
-func (b *backend) verifyAccountCredential(ctx context.Context, s logical.Storage, name string, acct *account) (*Session, *logical.Response, error) {
+func (b *backend) verifyAccountCredential(ctx context.Context, s logical.Storage, name string, acct *account) (*sfapi.Session, *logical.Response, error) {
 	client, cfg, err := b.getClient(ctx, s)
 	if err != nil {
 		if errors.Is(err, errConfigMissing) {
@@ -357,23 +359,23 @@ func (b *backend) verifyAccountCredential(ctx context.Context, s logical.Storage
 	}
 	method := "SOAP login()"
 	sess, err := client.SOAPLogin(ctx, acct.Username, acct.passwordWithToken())
-	if err != nil && soapLoginUnavailable[ErrorCode(err)] {
+	if err != nil && soapLoginUnavailable[sfapi.ErrorCode(err)] {
 		soapErr := err
 		if cfg.ClientID == "" || cfg.ClientSecret == "" {
 			// Salesforce's username-password flow needs the client secret.
-			b.logger.Info("account credential check impossible", "account", name, "soap_code", ErrorCode(soapErr))
+			b.logger.Info("account credential check impossible", "account", name, "soap_code", sfapi.ErrorCode(soapErr))
 			return nil, logical.ErrorResponse(noLoginFlowMessage(name, acct, soapErr, nil)), nil
 		}
 		// login() is not available: the OAuth username-password flow checks
 		// the same credential. A rejected credential never gets here, so a
 		// wrong password costs one failed login, not two.
-		b.logger.Debug("SOAP login unavailable, checking the credential with the username-password flow", "account", name, "code", ErrorCode(err))
+		b.logger.Debug("SOAP login unavailable, checking the credential with the username-password flow", "account", name, "code", sfapi.ErrorCode(err))
 		method = "the OAuth username-password flow"
 		sess, err = client.PasswordGrant(ctx, acct.Username, acct.passwordWithToken())
-		if err != nil && !IsTransient(err) {
+		if err != nil && !sfapi.IsTransient(err) {
 			// invalid_grant is also what a blocked flow answers, so the
 			// operator must hear about both refusals.
-			b.logger.Info("account credential check failed", "account", name, "soap_code", ErrorCode(soapErr), "code", ErrorCode(err))
+			b.logger.Info("account credential check failed", "account", name, "soap_code", sfapi.ErrorCode(soapErr), "code", sfapi.ErrorCode(err))
 			return nil, logical.ErrorResponse(noLoginFlowMessage(name, acct, soapErr, err)), nil
 		}
 	}
@@ -384,9 +386,9 @@ func (b *backend) verifyAccountCredential(ctx context.Context, s logical.Storage
 		return sess, nil, nil
 	}
 
-	code := ErrorCode(err)
+	code := sfapi.ErrorCode(err)
 	b.logger.Info("account credential check failed", "account", name, "username", acct.Username, "method", method, "code", code, "error", err)
-	if IsTransient(err) {
+	if sfapi.IsTransient(err) {
 		return nil, nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf(
 			"checking the credential of account %q: Salesforce could not be reached (%s); nothing was stored. Try again, or write with verify=false", name, err))
 	}
@@ -404,13 +406,13 @@ func (b *backend) verifyAccountCredential(ctx context.Context, s logical.Storage
 // noLoginFlowMessage explains a credential check that SOAP login() could not
 // do and the username-password flow did not (grantErr) or could not (nil).
 func noLoginFlowMessage(name string, acct *account, soapErr, grantErr error) string {
-	soap := ErrorCode(soapErr)
+	soap := sfapi.ErrorCode(soapErr)
 	if soap == "INSUFFICIENT_ACCESS" {
 		soap += ", the user lacks the Use Any API Auth permission"
 	}
 	grant := "cannot be tried without client_id and client_secret in config"
 	if grantErr != nil {
-		grant = fmt.Sprintf("refused the login (%s), which Salesforce also answers for a wrong password or a locked user; the flow is blocked by default in orgs created Summer '23 or later", ErrorCode(grantErr))
+		grant = fmt.Sprintf("refused the login (%s), which Salesforce also answers for a wrong password or a locked user; the flow is blocked by default in orgs created Summer '23 or later", sfapi.ErrorCode(grantErr))
 	}
 	return fmt.Sprintf("could not check the credential of account %q (%s): SOAP login() is not available (%s) and the OAuth username-password flow %s; "+
 		"neither login flow could verify it, so nothing was stored. Write the account with verify=false to store it unchecked, "+

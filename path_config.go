@@ -11,6 +11,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 func pathConfig(b *backend) []*framework.Path {
@@ -258,7 +260,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		vaultKey = nil
 	}
 	var warnings []string
-	if cfg.GrantType == adminGrantClientCredentials && isGenericLoginHost(cfg.LoginURL) {
+	if cfg.GrantType == adminGrantClientCredentials && sfapi.IsGenericLoginHost(cfg.LoginURL) {
 		warnings = append(warnings, "Salesforce serves the client_credentials grant only on the org's My Domain URL "+
 			"(https://<domain>.my.salesforce.com); set login_url to it if verification fails with invalid_grant")
 	}
@@ -306,9 +308,9 @@ func (b *backend) verifyConfig(ctx context.Context, cfg *salesforceConfig, vault
 	if err == nil {
 		return nil, nil
 	}
-	code := ErrorCode(err)
+	code := sfapi.ErrorCode(err)
 	b.logger.Warn("config verification failed", "grant_type", cfg.GrantType, "login_url", cfg.LoginURL, "code", code, "error", err)
-	if IsTransient(err) {
+	if sfapi.IsTransient(err) {
 		return nil, logical.CodedError(httpStatusForSalesforce(err), fmt.Sprintf(
 			"verifying config: Salesforce could not be reached (%s); nothing was stored. Try again, or write with verify=false", err))
 	}
@@ -317,7 +319,7 @@ func (b *backend) verifyConfig(ctx context.Context, cfg *salesforceConfig, vault
 		msg += " with " + code
 	}
 	msg += fmt.Sprintf(" (%s); nothing was stored. Fix the settings, or write with verify=false to store them unchecked", err)
-	if cfg.GrantType == adminGrantClientCredentials && isGenericLoginHost(cfg.LoginURL) {
+	if cfg.GrantType == adminGrantClientCredentials && sfapi.IsGenericLoginHost(cfg.LoginURL) {
 		msg += ". Hint: Salesforce serves client_credentials only on the org's My Domain URL; set login_url to https://<domain>.my.salesforce.com"
 	}
 	return logical.ErrorResponse(msg), nil
@@ -343,7 +345,7 @@ func applyConfigFields(cfg *salesforceConfig, d *framework.FieldData, isCreate, 
 	if v, ok := d.GetOk("login_url"); ok {
 		cfg.LoginURL = strings.TrimSpace(v.(string))
 	}
-	normalized, err := validateLoginURL(cfg.LoginURL, cfg.AllowNonSalesforceURL)
+	normalized, err := sfapi.ValidateLoginURL(cfg.LoginURL, cfg.AllowNonSalesforceURL)
 	if err != nil {
 		return err
 	}
@@ -568,7 +570,7 @@ func accountWithUsername(ctx context.Context, s logical.Storage, username string
 // returns: transient failures are the upstream's fault, the rest the
 // caller's.
 func httpStatusForSalesforce(err error) int {
-	if IsTransient(err) {
+	if sfapi.IsTransient(err) {
 		return http.StatusBadGateway
 	}
 	return http.StatusBadRequest

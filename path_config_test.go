@@ -21,6 +21,8 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/emulator"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 // Test keys are generated once per test binary.
@@ -376,9 +378,9 @@ func TestConfig_LoginURLs(t *testing.T) {
 		"https://acme--uat.sandbox.my.salesforce-setup.com": "https://acme--uat.sandbox.my.salesforce-setup.com",
 	}
 	for in, want := range accepted {
-		got, err := validateLoginURL(in, false)
+		got, err := sfapi.ValidateLoginURL(in, false)
 		if err != nil || got != want {
-			t.Errorf("validateLoginURL(%q) = %q, %v; want %q", in, got, err, want)
+			t.Errorf("sfapi.ValidateLoginURL(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
 	needOptIn := []string{
@@ -394,12 +396,12 @@ func TestConfig_LoginURLs(t *testing.T) {
 		"https://salesforce.com",
 	}
 	for _, in := range needOptIn {
-		_, err := validateLoginURL(in, false)
+		_, err := sfapi.ValidateLoginURL(in, false)
 		if err == nil || !strings.Contains(err.Error(), "login_url") || !strings.Contains(err.Error(), "allow_non_salesforce_url") {
-			t.Errorf("validateLoginURL(%q) without opt-in: %v", in, err)
+			t.Errorf("sfapi.ValidateLoginURL(%q) without opt-in: %v", in, err)
 		}
-		if _, err := validateLoginURL(in, true); err != nil {
-			t.Errorf("validateLoginURL(%q) with opt-in: %v", in, err)
+		if _, err := sfapi.ValidateLoginURL(in, true); err != nil {
+			t.Errorf("sfapi.ValidateLoginURL(%q) with opt-in: %v", in, err)
 		}
 	}
 	alwaysRefused := []string{
@@ -421,12 +423,12 @@ func TestConfig_LoginURLs(t *testing.T) {
 	}
 	for _, in := range alwaysRefused {
 		for _, optIn := range []bool{false, true} {
-			if _, err := validateLoginURL(in, optIn); err == nil || !strings.Contains(err.Error(), "login_url") {
-				t.Errorf("validateLoginURL(%q, %v) = %v, want an error naming login_url", in, optIn, err)
+			if _, err := sfapi.ValidateLoginURL(in, optIn); err == nil || !strings.Contains(err.Error(), "login_url") {
+				t.Errorf("sfapi.ValidateLoginURL(%q, %v) = %v, want an error naming login_url", in, optIn, err)
 			}
 		}
 	}
-	if _, err := validateLoginURL("https://user:s3cr3t-pw@login.salesforce.com", true); err == nil || strings.Contains(err.Error(), "s3cr3t-pw") {
+	if _, err := sfapi.ValidateLoginURL("https://user:s3cr3t-pw@login.salesforce.com", true); err == nil || strings.Contains(err.Error(), "s3cr3t-pw") {
 		t.Errorf("userinfo error must not echo the password: %v", err)
 	}
 }
@@ -750,7 +752,7 @@ func TestConfig_ConcurrentAdminSessionsShareOneLogin(t *testing.T) {
 	b, s, srv, _ := emulatorBackend(t, adminGrantJWTBearer)
 	srv.ResetCalls()
 	var wg sync.WaitGroup
-	sessions := make([]*Session, 32)
+	sessions := make([]*sfapi.Session, 32)
 	errs := make([]error, len(sessions))
 	for i := range sessions {
 		wg.Add(1)
@@ -774,10 +776,10 @@ func TestConfig_AdminSessionRetriedOnceWhenExpired(t *testing.T) {
 	b, s, srv, _ := emulatorBackend(t, adminGrantClientCredentials)
 	srv.ResetCalls()
 	attempts := 0
-	err := b.withAdminSession(t.Context(), s, func(c Client, sess *Session) error {
+	err := b.withAdminSession(t.Context(), s, func(c Client, sess *sfapi.Session) error {
 		attempts++
 		if attempts == 1 {
-			return &Error{Op: "query", Code: "INVALID_SESSION_ID", Kind: KindSession}
+			return &sfapi.Error{Op: "query", Code: "INVALID_SESSION_ID", Kind: sfapi.KindSession}
 		}
 		return nil
 	})
@@ -785,9 +787,9 @@ func TestConfig_AdminSessionRetriedOnceWhenExpired(t *testing.T) {
 		t.Errorf("want one retry with a fresh session: err=%v attempts=%d logins=%d", err, attempts, srv.Calls("oauth.token"))
 	}
 	attempts = 0
-	err = b.withAdminSession(t.Context(), s, func(c Client, sess *Session) error {
+	err = b.withAdminSession(t.Context(), s, func(c Client, sess *sfapi.Session) error {
 		attempts++
-		return &Error{Op: "query", Code: "INVALID_SESSION_ID", Kind: KindSession}
+		return &sfapi.Error{Op: "query", Code: "INVALID_SESSION_ID", Kind: sfapi.KindSession}
 	})
 	if err == nil || attempts != 2 {
 		t.Errorf("a session error that persists must surface after one retry: err=%v attempts=%d", err, attempts)

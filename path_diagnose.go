@@ -6,6 +6,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 func pathDiagnose(b *backend) []*framework.Path {
@@ -69,7 +71,7 @@ func (b *backend) pathDiagnoseRead(ctx context.Context, req *logical.Request, d 
 	} else {
 		u, err := client.LookupUser(ctx, admin, acct.Username)
 		switch {
-		case KindOf(err) == KindNotFound:
+		case sfapi.KindOf(err) == sfapi.KindNotFound:
 			findings = append(findings, "no Salesforce user has this username (renamed or deleted?)")
 		case err != nil:
 			findings = append(findings, fmt.Sprintf("looking up the user failed: %v", err))
@@ -105,7 +107,7 @@ func (b *backend) pathDiagnoseRead(ctx context.Context, req *logical.Request, d 
 		findings = append(findings, err.Error())
 	case err != nil:
 		data["login"] = "error"
-		findings = append(findings, loginFinding(name, ErrorCode(err), err, acct))
+		findings = append(findings, loginFinding(name, sfapi.ErrorCode(err), err, acct))
 	default:
 		switch res.verdict {
 		case loginOK:
@@ -117,15 +119,15 @@ func (b *backend) pathDiagnoseRead(ctx context.Context, req *logical.Request, d 
 			findings = append(findings, loginFinding(name, "LOGIN_MUST_USE_SECURITY_TOKEN", res.cause, acct))
 		default:
 			data["login"] = "rejected"
-			data["login_error_code"] = ErrorCode(res.cause)
-			findings = append(findings, loginFinding(name, ErrorCode(res.cause), res.cause, acct))
+			data["login_error_code"] = sfapi.ErrorCode(res.cause)
+			findings = append(findings, loginFinding(name, sfapi.ErrorCode(res.cause), res.cause, acct))
 		}
 	}
 	// The OAuth username-password flow answers some questions SOAP login()
 	// cannot: whether the flow is blocked, whether the login rate is
 	// exceeded. It costs one more login, so only when it can tell something.
 	if cfg != nil && cfg.ClientID != "" && cfg.ClientSecret != "" && res != nil &&
-		(res.verdict == loginOK || (res.verdict == loginRejected && ErrorCode(res.cause) == "INVALID_LOGIN")) {
+		(res.verdict == loginOK || (res.verdict == loginRejected && sfapi.ErrorCode(res.cause) == "INVALID_LOGIN")) {
 		if finding, flow := b.diagnosePasswordFlow(ctx, client, name, acct, rcfg, res.verdict == loginOK); flow != "" {
 			data["password_flow"] = flow
 			if finding != "" {
@@ -186,7 +188,7 @@ func (b *backend) diagnosePasswordFlow(ctx context.Context, client Client, name 
 		secret += acct.SecurityToken
 	}
 	_, err := client.PasswordGrant(ctx, acct.Username, secret)
-	switch code := ErrorCode(err); {
+	switch code := sfapi.ErrorCode(err); {
 	case err == nil:
 		return "", "ok"
 	case code == "rate_limit_exceeded":
@@ -196,7 +198,7 @@ func (b *backend) diagnosePasswordFlow(ctx context.Context, client Client, name 
 	case code == "invalid_grant" && soapWorked:
 		return "SOAP login() accepts the credential but the OAuth username-password flow does not: the flow is likely blocked in this org " +
 			"(the default for orgs created in Summer '23 or later) or for the connected app; OAuth roles with grant_type=password cannot work", "blocked"
-	case IsTransient(err):
+	case sfapi.IsTransient(err):
 		return "", ""
 	default:
 		return "", "rejected"

@@ -9,6 +9,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 func pathRotate(b *backend) []*framework.Path {
@@ -102,7 +104,7 @@ func rotationErrorResponse(name string, res *rotationResult, err error) (*logica
 		case re.postponed:
 			return nil, logical.CodedError(http.StatusConflict, fmt.Sprintf("rotation of %q postponed: %v", name, err))
 		}
-		if inner := re.err; inner != nil && IsTransient(inner) {
+		if inner := re.err; inner != nil && sfapi.IsTransient(inner) {
 			return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf("rotation of %q failed: %v", name, err))
 		}
 		return logical.ErrorResponse("rotation of %q failed: %v", name, err), nil
@@ -110,7 +112,7 @@ func rotationErrorResponse(name string, res *rotationResult, err error) (*logica
 	if errors.Is(err, errConfigMissing) {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	if IsTransient(err) {
+	if sfapi.IsTransient(err) {
 		return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf("rotation of %q failed: %v", name, err))
 	}
 	return nil, fmt.Errorf("rotation of %q failed: %w", name, err)
@@ -216,15 +218,15 @@ func (b *backend) pathRotateRootWrite(ctx context.Context, req *logical.Request,
 			return nil, err
 		}
 		err = client.ChangeOwnPassword(ctx, sess, cfg.Password, candidate)
-		if err != nil && !IsTransient(err) && KindOf(err) != KindOther {
+		if err != nil && !sfapi.IsTransient(err) && sfapi.KindOf(err) != sfapi.KindOther {
 			// Refused: nothing changed.
 			b.deleteWAL(ctx, req.Storage, walID)
 		}
-		if ErrorCode(err) == "INVALID_OLD_PASSWORD" {
+		if sfapi.ErrorCode(err) == "INVALID_OLD_PASSWORD" {
 			return logical.ErrorResponse("rotate-root: Salesforce refused the change with INVALID_OLD_PASSWORD: the admin password in config is no longer " +
 				"the admin user's current password (changed outside Vault). Nothing was changed; write the current password to config"), nil
 		}
-		if KindOf(err) == KindPassword {
+		if sfapi.KindOf(err) == sfapi.KindPassword {
 			rejected[candidate] = true
 			lastErr = err
 			continue

@@ -10,6 +10,8 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/emulator"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 // A required-token account rotated by hand: the version goes up, Salesforce
@@ -222,8 +224,8 @@ func TestRotate_DropsCachedTokens(t *testing.T) {
 	e := newRotEnv(t)
 	e.addTrusted("trusted", nil)
 	e.b.tokens.mu.Lock()
-	e.b.tokens.entries["role-of-trusted"] = &cachedToken{role: "r", account: "trusted", grantType: "password", session: &Session{AccessToken: "x"}}
-	e.b.tokens.entries["role-of-other"] = &cachedToken{role: "o", account: "other", grantType: "password", session: &Session{AccessToken: "y"}}
+	e.b.tokens.entries["role-of-trusted"] = &cachedToken{role: "r", account: "trusted", grantType: "password", session: &sfapi.Session{AccessToken: "x"}}
+	e.b.tokens.entries["role-of-other"] = &cachedToken{role: "o", account: "other", grantType: "password", session: &sfapi.Session{AccessToken: "y"}}
 	e.b.tokens.mu.Unlock()
 	e.mustRotate("trusted")
 	e.b.tokens.mu.Lock()

@@ -8,6 +8,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 func pathSecurityToken(b *backend) []*framework.Path {
@@ -82,7 +84,7 @@ func (b *backend) pathSecurityTokenWrite(ctx context.Context, req *logical.Reque
 	candidate.SecurityToken = token
 	res, err := b.probeLogin(ctx, req.Storage, client, name, &candidate, candidate.Password, true, rcfg)
 	if err != nil {
-		if IsTransient(err) {
+		if sfapi.IsTransient(err) {
 			return nil, logical.CodedError(http.StatusBadGateway, "checking the security token: "+err.Error())
 		}
 		return logical.ErrorResponse("checking the security token: %v; nothing was stored", err), nil

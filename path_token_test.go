@@ -13,6 +13,8 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/emulator"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 func revokeLease(t testing.TB, b *backend, s logical.Storage, secret *logical.Secret) error {
@@ -109,7 +111,7 @@ func TestTokenReadUnknownRoleAndMissingAccount(t *testing.T) {
 
 func TestTokenCredentialErrorNotRetried(t *testing.T) {
 	b, s, f := tokenTestBackend(t)
-	f.mintErrs = []error{&Error{Op: "oauth token", Code: "invalid_grant", Message: "authentication failure", HTTPStatus: 400, Kind: KindCredentials}}
+	f.mintErrs = []error{&sfapi.Error{Op: "oauth token", Code: "invalid_grant", Message: "authentication failure", HTTPStatus: 400, Kind: sfapi.KindCredentials}}
 	mustWrite(t, b, s, "roles/pw", map[string]interface{}{"grant_type": "password", "account": "etl"})
 	resp, err := request(t, b, s, logical.ReadOperation, "token/pw", nil)
 	if statusOf(resp, err) != 400 {
@@ -129,7 +131,7 @@ func TestTokenCredentialErrorNotRetried(t *testing.T) {
 
 func TestTokenTransientErrorsRetried(t *testing.T) {
 	b, s, f := tokenTestBackend(t)
-	transient := &Error{Op: "oauth token", Message: "503 Service Unavailable", HTTPStatus: 503, Kind: KindTransient}
+	transient := &sfapi.Error{Op: "oauth token", Message: "503 Service Unavailable", HTTPStatus: 503, Kind: sfapi.KindTransient}
 	f.mintErrs = []error{transient, transient}
 	mustWrite(t, b, s, "roles/cc", map[string]interface{}{"grant_type": "client_credentials"})
 	readToken(t, b, s, "cc")
@@ -144,8 +146,8 @@ func TestTokenTransientErrorsRetried(t *testing.T) {
 	if statusOf(resp, err) != 503 {
 		t.Errorf("status = %d (%v), want 503", statusOf(resp, err), respErr(resp, err))
 	}
-	if got := f.grants() - 3; got != defaultRetryPolicy.Attempts {
-		t.Errorf("attempts = %d, want %d", got, defaultRetryPolicy.Attempts)
+	if got := f.grants() - 3; got != sfapi.RetryAttempts {
+		t.Errorf("attempts = %d, want %d", got, sfapi.RetryAttempts)
 	}
 }
 

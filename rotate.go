@@ -13,6 +13,8 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/hashicorp/vault/sdk/rotation"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 const (
@@ -175,7 +177,7 @@ func (b *backend) rotate(ctx context.Context, r *rotationRun) (*rotationResult, 
 		// Everything that can fail before Salesforce is asked happens
 		// before the WAL, so a WAL always means "maybe changed".
 		if _, err := r.admin(ctx); err != nil {
-			if IsCredentialError(err) {
+			if sfapi.IsCredentialError(err) {
 				return nil, &rotationError{code: "admin_login_refused", msg: err.Error(), err: err}
 			}
 			return nil, &rotationError{code: "admin_login", msg: err.Error(), err: err}
@@ -224,15 +226,15 @@ func (b *backend) rotate(ctx context.Context, r *rotationRun) (*rotationResult, 
 			break
 		}
 		switch {
-		case KindOf(err) == KindPassword:
+		case sfapi.KindOf(err) == sfapi.KindPassword:
 			// Salesforce refused it, so nothing changed: drop the
 			// candidate for good.
 			rejected[c] = true
 			lastReject = err
 			b.deleteWAL(ctx, r.storage, walID)
-			b.logger.Info("Salesforce rejected a new password; trying a fresh one", "account", r.name, "code", ErrorCode(err))
+			b.logger.Info("Salesforce rejected a new password; trying a fresh one", "account", r.name, "code", sfapi.ErrorCode(err))
 			continue
-		case IsTransient(err) || KindOf(err) == KindOther:
+		case sfapi.IsTransient(err) || sfapi.KindOf(err) == sfapi.KindOther:
 			// The change may or may not have happened: the WAL stays, and
 			// the next attempt (or WALRollback) settles it by logging in.
 			return nil, &rotationError{code: "salesforce", msg: "changing the password: " + err.Error(), err: err}
@@ -241,7 +243,7 @@ func (b *backend) rotate(ctx context.Context, r *rotationRun) (*rotationResult, 
 			// changed.
 			b.deleteWAL(ctx, r.storage, walID)
 			re := &rotationError{code: "salesforce", msg: "changing the password: " + err.Error(), err: err}
-			if ErrorCode(err) == "INVALID_OLD_PASSWORD" {
+			if sfapi.ErrorCode(err) == "INVALID_OLD_PASSWORD" {
 				// Sending it again would fail the same way: the stored
 				// password is no longer the user's.
 				re.code, re.blocked = "drift", true
@@ -321,7 +323,7 @@ func tokenStatusOf(acct *account) string {
 func (b *backend) changePassword(ctx context.Context, r *rotationRun, candidate string) error {
 	if r.acct.method() == rotationMethodSelf {
 		if r.ownSession == nil {
-			return &Error{Op: "change own password", Message: "no session of the account", Kind: KindPermission}
+			return &sfapi.Error{Op: "change own password", Message: "no session of the account", Kind: sfapi.KindPermission}
 		}
 		return r.client.ChangeOwnPassword(ctx, r.ownSession, r.oldPassword, candidate)
 	}
@@ -334,7 +336,7 @@ func (b *backend) changePassword(ctx context.Context, r *rotationRun, candidate 
 		return err
 	}
 	err = r.client.SetPassword(ctx, admin, userID, candidate)
-	if KindOf(err) == KindSession {
+	if sfapi.KindOf(err) == sfapi.KindSession {
 		// The cached admin session ended; Salesforce did nothing with
 		// this request, so one retry with a fresh session is safe.
 		b.dropAdminSession()

@@ -12,6 +12,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/emulator"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 // Users of the emulator's demo org.
@@ -150,7 +152,7 @@ func (e *rotEnv) account(name string) map[string]interface{} {
 func (e *rotEnv) assertServedCredentialLogsIn(name string) {
 	e.t.Helper()
 	c := e.creds(name)
-	client, err := NewClient(ClientConfig{LoginURL: e.srv.LoginURL(), APIVersion: "66.0", SOAPAPIVersion: "64.0", RequestTimeout: 10 * time.Second})
+	client, err := newClient(sfapi.Config{LoginURL: e.srv.LoginURL(), APIVersion: "66.0", SOAPAPIVersion: "64.0", RequestTimeout: 10 * time.Second})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -16,6 +16,8 @@ import (
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 const (
@@ -106,7 +108,7 @@ type cachedToken struct {
 	role      string
 	account   string
 	grantType string
-	session   *Session
+	session   *sfapi.Session
 	issuedAt  time.Time
 	expiresAt time.Time
 	// expirySource says whether expiresAt came from Salesforce or was
@@ -396,7 +398,7 @@ func (b *backend) cachedRoleToken(ctx context.Context, s logical.Storage, key st
 	if client, _, err := b.getClient(ctx, s); err == nil {
 		info, err := client.Introspect(ctx, e.session.AccessToken)
 		switch {
-		case KindOf(err) == KindSession:
+		case sfapi.KindOf(err) == sfapi.KindSession:
 			alive = false
 		case err == nil && !info.Active:
 			alive = false
@@ -542,7 +544,7 @@ func (b *backend) noteRejectedLogin(ctx context.Context, s logical.Storage, name
 	c.mu.Unlock()
 	b.noteFailedLogin(ctx, s, r.Account, acct)
 	b.logger.Warn("Salesforce rejected the password grant of an account; not logging in with it again for a while",
-		"role", name, "account", r.Account, "code", ErrorCode(err), "hold", rejectedLoginHold)
+		"role", name, "account", r.Account, "code", sfapi.ErrorCode(err), "hold", rejectedLoginHold)
 }
 
 // noteAcceptedLogin clears the doubt on an account whose credential just
@@ -558,8 +560,8 @@ func (b *backend) noteAcceptedLogin(ctx context.Context, s logical.Storage, acco
 // grantSession runs the role's grant, retrying transient failures only.
 // A password role logs in only with an account credential that can work,
 // and remembers when Salesforce rejects it.
-func (b *backend) grantSession(ctx context.Context, s logical.Storage, client Client, name string, r *roleEntry, gen uint64) (*Session, error) {
-	var mint func(ctx context.Context) (*Session, error)
+func (b *backend) grantSession(ctx context.Context, s logical.Storage, client Client, name string, r *roleEntry, gen uint64) (*sfapi.Session, error) {
+	var mint func(ctx context.Context) (*sfapi.Session, error)
 	switch r.GrantType {
 	case grantPassword:
 		acct, err := readAccount(ctx, s, r.Account)
@@ -575,18 +577,18 @@ func (b *backend) grantSession(ctx context.Context, s logical.Storage, client Cl
 		if err := b.spendPasswordLogin(ctx, s, r.Account, acct); err != nil {
 			return nil, err
 		}
-		mint = func(ctx context.Context) (*Session, error) {
+		mint = func(ctx context.Context) (*sfapi.Session, error) {
 			sess, err := client.PasswordGrant(ctx, acct.Username, acct.passwordWithToken())
 			switch {
 			case err == nil:
 				b.noteAcceptedLogin(ctx, s, r.Account, acct)
-			case IsCredentialError(err):
+			case sfapi.IsCredentialError(err):
 				b.noteRejectedLogin(ctx, s, name, r, acct, gen, err)
 			}
 			return sess, err
 		}
 	case grantClientCredentials:
-		mint = func(ctx context.Context) (*Session, error) {
+		mint = func(ctx context.Context) (*sfapi.Session, error) {
 			return client.ClientCredentialsGrant(ctx, r.Scopes)
 		}
 	case grantJWTBearer:
@@ -597,29 +599,29 @@ func (b *backend) grantSession(ctx context.Context, s logical.Storage, client Cl
 		if err != nil {
 			return nil, err
 		}
-		mint = func(ctx context.Context) (*Session, error) {
-			var sess *Session
+		mint = func(ctx context.Context) (*sfapi.Session, error) {
+			var sess *sfapi.Session
 			var err error
 			for i, key := range keys {
 				sess, err = client.JWTBearerGrant(ctx, r.Username, key, r.Scopes)
-				if err == nil || !IsCredentialError(err) {
+				if err == nil || !sfapi.IsCredentialError(err) {
 					return sess, err
 				}
 				if i+1 < len(keys) {
-					b.logger.Info("JWT assertion rejected with the current key; trying the pending key", "code", ErrorCode(err))
+					b.logger.Info("JWT assertion rejected with the current key; trying the pending key", "code", sfapi.ErrorCode(err))
 				}
 			}
 			return sess, err
 		}
 	case grantRefreshToken:
-		mint = func(ctx context.Context) (*Session, error) {
+		mint = func(ctx context.Context) (*sfapi.Session, error) {
 			return client.RefreshTokenGrant(ctx, r.RefreshToken, r.Scopes)
 		}
 	default:
 		return nil, &roleSetupError{msg: fmt.Sprintf("unknown grant_type %q", r.GrantType)}
 	}
-	var sess *Session
-	err := withRetry(ctx, func(ctx context.Context) error {
+	var sess *sfapi.Session
+	err := sfapi.WithRetry(ctx, func(ctx context.Context) error {
 		var err error
 		sess, err = mint(ctx)
 		return err
@@ -636,7 +638,7 @@ func (b *backend) grantSession(ctx context.Context, s logical.Storage, client Cl
 // verifySignature checks Salesforce's signature, base64(HMAC-SHA256(
 // client_secret, id + issued_at)), when the response carries one. Without
 // a client secret (a JWT-only connected app setup) it cannot be checked.
-func verifySignature(sess *Session, clientSecret string) error {
+func verifySignature(sess *sfapi.Session, clientSecret string) error {
 	if sess.Signature == "" || clientSecret == "" {
 		return nil
 	}
@@ -656,7 +658,7 @@ func verifySignature(sess *Session, clientSecret string) error {
 // exp) when the connected app may introspect, else issued_at plus the
 // role's session_timeout. alive is false when Salesforce says the token
 // is not active.
-func (b *backend) learnExpiry(ctx context.Context, client Client, name string, r *roleEntry, sess *Session) (*cachedToken, bool) {
+func (b *backend) learnExpiry(ctx context.Context, client Client, name string, r *roleEntry, sess *sfapi.Session) (*cachedToken, bool) {
 	c := b.tokens
 	now := c.now()
 	issued := sess.IssuedAt
@@ -678,24 +680,24 @@ func (b *backend) learnExpiry(ctx context.Context, client Client, name string, r
 	denied := c.introspectionDenied
 	c.mu.Unlock()
 	if !denied {
-		var info *Introspection
-		err := withRetry(ctx, func(ctx context.Context) error {
+		var info *sfapi.Introspection
+		err := sfapi.WithRetry(ctx, func(ctx context.Context) error {
 			var err error
 			info, err = client.Introspect(ctx, sess.AccessToken)
 			return err
 		})
 		switch {
-		case err == nil && !info.Active, KindOf(err) == KindSession:
+		case err == nil && !info.Active, sfapi.KindOf(err) == sfapi.KindSession:
 			return nil, false
 		case err == nil && info.Expires.After(now):
 			// An exp in the past next to active=true means the clocks
 			// disagree; the assumed timeout is then the safer guess.
 			tok.expiresAt = info.Expires
 			tok.expirySource = expiryFromIntrospection
-		case err != nil && !IsTransient(err):
+		case err != nil && !sfapi.IsTransient(err):
 			// The app may not introspect (or the org does not offer it):
 			// stop asking until the config changes.
-			b.logger.Info("token introspection unavailable; assuming each role's session_timeout", "code", ErrorCode(err))
+			b.logger.Info("token introspection unavailable; assuming each role's session_timeout", "code", sfapi.ErrorCode(err))
 			c.mu.Lock()
 			c.introspectionDenied = true
 			c.mu.Unlock()
@@ -721,7 +723,7 @@ type heldRejectionError struct {
 }
 
 func (e *heldRejectionError) Error() string {
-	code := ErrorCode(e.err)
+	code := sfapi.ErrorCode(e.err)
 	if code == "" {
 		code = "unknown"
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 // rotationWALKind marks the WAL entries of password rotations.
@@ -282,7 +284,7 @@ func (b *backend) settleRootWAL(ctx context.Context, s logical.Storage, data int
 		return err
 	}
 	if err := b.adminProbe(ctx, client, cfg, w.Candidate, rcfg); err != nil {
-		if !IsCredentialError(err) {
+		if !sfapi.IsCredentialError(err) {
 			return fmt.Errorf("checking the candidate of an unfinished rotate-root: %w", err)
 		}
 		// INVALID_LOGIN also answers a locked-out admin: the candidate is
@@ -292,7 +294,7 @@ func (b *backend) settleRootWAL(ctx context.Context, s logical.Storage, data int
 			serr = b.adminProbe(ctx, client, cfg, cfg.Password, rcfg)
 		}
 		if serr != nil {
-			if IsCredentialError(serr) && b.adminRefusedNow() == nil {
+			if sfapi.IsCredentialError(serr) && b.adminRefusedNow() == nil {
 				_ = b.admin.refuse(cfg.GrantType, serr, b.admin.currentGeneration(), time.Now())
 			}
 			return fmt.Errorf("an unfinished rotate-root may have set a new admin password, and it cannot be checked now: neither it nor the stored "+
@@ -326,7 +328,7 @@ func (b *backend) adminProbe(ctx context.Context, client Client, cfg *salesforce
 	switch {
 	case err == nil:
 		b.rot.budget.resetFailed(adminBudgetKey)
-	case IsCredentialError(err):
+	case sfapi.IsCredentialError(err):
 		b.rot.budget.recordFailed(adminBudgetKey, 0)
 	}
 	return err

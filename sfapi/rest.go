@@ -1,4 +1,4 @@
-package salesforce
+package sfapi
 
 import (
 	"context"
@@ -11,13 +11,13 @@ import (
 
 // REST API calls made with a session (Authorization: Bearer).
 
-func (c *sfClient) restBase(s *Session) string {
+func (c *Client) restBase(s *Session) string {
 	return c.instanceBase(s) + "/services/data/v" + c.cfg.APIVersion
 }
 
 // restCall sends one REST request with the session and returns the answer
 // when its status is one of ok; anything else becomes a *Error.
-func (c *sfClient) restCall(ctx context.Context, op string, s *Session, method, path string, query url.Values, payload any, ok ...int) (*clientHTTPResponse, *Error) {
+func (c *Client) restCall(ctx context.Context, op string, s *Session, method, path string, query url.Values, payload any, ok ...int) (*clientHTTPResponse, *Error) {
 	if e := checkClientSession(op, s); e != nil {
 		return nil, e
 	}
@@ -92,7 +92,7 @@ func parseRESTErrorBody(body []byte) (code, msg string) {
 }
 
 // SetPassword sets a user's password with an admin session.
-func (c *sfClient) SetPassword(ctx context.Context, admin *Session, userID, newPassword string) (err error) {
+func (c *Client) SetPassword(ctx context.Context, admin *Session, userID, newPassword string) (err error) {
 	const op = "set password"
 	defer scrubSecrets(&err, newPassword, sessionSecret(admin))
 	if e := checkSalesforceID(op, userID); e != nil {
@@ -114,7 +114,7 @@ func (c *sfClient) SetPassword(ctx context.Context, admin *Session, userID, newP
 }
 
 // PasswordExpired reads isExpired from the user's password resource.
-func (c *sfClient) PasswordExpired(ctx context.Context, admin *Session, userID string) (expired bool, err error) {
+func (c *Client) PasswordExpired(ctx context.Context, admin *Session, userID string) (expired bool, err error) {
 	const op = "read password expiry"
 	defer scrubSecrets(&err, sessionSecret(admin))
 	if e := checkSalesforceID(op, userID); e != nil {
@@ -172,7 +172,7 @@ type soqlQueryResult struct {
 	Records   []json.RawMessage `json:"records"`
 }
 
-func (c *sfClient) query(ctx context.Context, op string, s *Session, soql string) (*soqlQueryResult, *Error) {
+func (c *Client) query(ctx context.Context, op string, s *Session, soql string) (*soqlQueryResult, *Error) {
 	resp, e := c.restCall(ctx, op, s, http.MethodGet, "/query", url.Values{"q": {soql}}, nil, http.StatusOK)
 	if e != nil {
 		return nil, e
@@ -185,7 +185,7 @@ func (c *sfClient) query(ctx context.Context, op string, s *Session, soql string
 }
 
 // LookupUser finds a user by username.
-func (c *sfClient) LookupUser(ctx context.Context, admin *Session, username string) (u *User, err error) {
+func (c *Client) LookupUser(ctx context.Context, admin *Session, username string) (u *User, err error) {
 	const op = "lookup user"
 	defer scrubSecrets(&err, sessionSecret(admin))
 	if username == "" {
@@ -211,7 +211,7 @@ func (c *sfClient) LookupUser(ctx context.Context, admin *Session, username stri
 }
 
 // LoginLocked reads the user's UserLogin record.
-func (c *sfClient) LoginLocked(ctx context.Context, admin *Session, userID string) (locked bool, userLoginID string, err error) {
+func (c *Client) LoginLocked(ctx context.Context, admin *Session, userID string) (locked bool, userLoginID string, err error) {
 	const op = "read login lock"
 	defer scrubSecrets(&err, sessionSecret(admin))
 	if e := checkSalesforceID(op, userID); e != nil {
@@ -235,7 +235,7 @@ func (c *sfClient) LoginLocked(ctx context.Context, admin *Session, userID strin
 }
 
 // UnlockLogin clears UserLogin.IsPasswordLocked.
-func (c *sfClient) UnlockLogin(ctx context.Context, admin *Session, userLoginID string) (err error) {
+func (c *Client) UnlockLogin(ctx context.Context, admin *Session, userLoginID string) (err error) {
 	const op = "unlock login"
 	defer scrubSecrets(&err, sessionSecret(admin))
 	if e := checkSalesforceID(op, userLoginID); e != nil {
@@ -250,7 +250,7 @@ func (c *sfClient) UnlockLogin(ctx context.Context, admin *Session, userLoginID 
 }
 
 // Query runs a SOQL query and returns totalSize.
-func (c *sfClient) Query(ctx context.Context, s *Session, soql string) (totalSize int, err error) {
+func (c *Client) Query(ctx context.Context, s *Session, soql string) (totalSize int, err error) {
 	const op = "query"
 	defer scrubSecrets(&err, sessionSecret(s))
 	qr, e := c.query(ctx, op, s, soql)

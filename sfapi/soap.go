@@ -1,4 +1,4 @@
-package salesforce
+package sfapi
 
 import (
 	"bytes"
@@ -114,13 +114,13 @@ func xmlCarries(s string) bool {
 	return true
 }
 
-func (c *sfClient) soapURL(base, version string) string {
+func (c *Client) soapURL(base, version string) string {
 	return strings.TrimRight(base, "/") + "/services/Soap/u/" + version
 }
 
 // soapCall posts one envelope and returns the parsed answer, or a *Error for
 // a fault, a transport failure or an unreadable answer.
-func (c *sfClient) soapCall(ctx context.Context, op, endpoint, sessionID string, content any) (*soapResponseEnvelope, *Error) {
+func (c *Client) soapCall(ctx context.Context, op, endpoint, sessionID string, content any) (*soapResponseEnvelope, *Error) {
 	env := soapRequestEnvelope{
 		EnvNS: soapEnvNS,
 		UrnNS: soapPartnerNS,
@@ -192,7 +192,7 @@ func soapFaultError(op string, status int, f *soapFault) *Error {
 }
 
 // SOAPLogin calls login() with the SOAP API version for login.
-func (c *sfClient) SOAPLogin(ctx context.Context, username, passwordWithToken string) (s *Session, err error) {
+func (c *Client) SOAPLogin(ctx context.Context, username, passwordWithToken string) (s *Session, err error) {
 	const op = "soap login"
 	defer scrubSecrets(&err, passwordWithToken)
 	if !xmlCarries(username) || !xmlCarries(passwordWithToken) {
@@ -232,7 +232,7 @@ func sessionFromLoginResult(op string, r *soapLoginResult) (*Session, error) {
 }
 
 // ChangeOwnPassword calls changeOwnPassword() on the session's instance.
-func (c *sfClient) ChangeOwnPassword(ctx context.Context, own *Session, oldPassword, newPassword string) (err error) {
+func (c *Client) ChangeOwnPassword(ctx context.Context, own *Session, oldPassword, newPassword string) (err error) {
 	const op = "soap change own password"
 	defer scrubSecrets(&err, oldPassword, newPassword, sessionSecret(own))
 	if e := checkClientSession(op, own); e != nil {
@@ -255,7 +255,7 @@ func (c *sfClient) ChangeOwnPassword(ctx context.Context, own *Session, oldPassw
 // Logout calls logout() on the session's instance. Salesforce may share one
 // session among logins of the same user, so callers should only log out
 // sessions nobody else uses.
-func (c *sfClient) Logout(ctx context.Context, s *Session) (err error) {
+func (c *Client) Logout(ctx context.Context, s *Session) (err error) {
 	const op = "soap logout"
 	defer scrubSecrets(&err, sessionSecret(s))
 	if e := checkClientSession(op, s); e != nil {

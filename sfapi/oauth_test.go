@@ -1,4 +1,4 @@
-package salesforce
+package sfapi
 
 import (
 	"context"
@@ -221,12 +221,12 @@ func TestClientJWTAudience(t *testing.T) {
 		"http://127.0.0.1:8443":                       "http://127.0.0.1:8443",
 	}
 	for login, want := range tests {
-		c := newTestClient(t, login).(*sfClient)
+		c := newTestClient(t, login)
 		if got := c.jwtAudience(); got != want {
 			t.Errorf("audience for %s = %q, want %q", login, got, want)
 		}
 	}
-	c := newTestClient(t, "https://acme.my.salesforce.com", func(cfg *ClientConfig) { cfg.Audience = "https://x.example" }).(*sfClient)
+	c := newTestClient(t, "https://acme.my.salesforce.com", func(cfg *Config) { cfg.Audience = "https://x.example" })
 	if got := c.jwtAudience(); got != "https://x.example" {
 		t.Errorf("configured audience ignored: %q", got)
 	}

@@ -1,4 +1,4 @@
-package salesforce
+package sfapi
 
 import (
 	"context"
@@ -72,7 +72,7 @@ func TestClientErrorsNeverEchoSecrets(t *testing.T) {
 				}
 			}))
 			defer srv.Close()
-			c := newTestClient(t, srv.URL, func(cfg *ClientConfig) { cfg.ClientSecret = secret })
+			c := newTestClient(t, srv.URL, func(cfg *Config) { cfg.ClientSecret = secret })
 			s := &Session{AccessToken: session, InstanceURL: srv.URL}
 			ctx := context.Background()
 			var errs []error

@@ -1,4 +1,4 @@
-package salesforce
+package sfapi
 
 import (
 	"context"
@@ -31,9 +31,9 @@ func emuSeed() *emulator.Seed {
 	return seed
 }
 
-func newEmuClient(t *testing.T, loginURL string, mod ...func(*ClientConfig)) Client {
+func newEmuClient(t *testing.T, loginURL string, mod ...func(*Config)) *Client {
 	t.Helper()
-	return newTestClient(t, loginURL, append([]func(*ClientConfig){func(cfg *ClientConfig) {
+	return newTestClient(t, loginURL, append([]func(*Config){func(cfg *Config) {
 		cfg.ClientID = emulator.DemoClientID
 		cfg.ClientSecret = emulator.DemoClientSecret
 	}}, mod...)...)
@@ -68,7 +68,7 @@ func track(s *Session) *Session {
 	return s
 }
 
-func mustSOAPLogin(t *testing.T, c Client, username, pwWithToken string) *Session {
+func mustSOAPLogin(t *testing.T, c *Client, username, pwWithToken string) *Session {
 	t.Helper()
 	s, err := c.SOAPLogin(context.Background(), username, pwWithToken)
 	if err != nil {
@@ -106,7 +106,7 @@ func TestClientEmulatorSOAPLogin(t *testing.T) {
 	mustSOAPLogin(t, c, emulator.DemoTrustUsername, emuTrustPW)
 
 	// login() is gone from API v65.0 on.
-	c65 := newEmuClient(t, emu.LoginURL(), func(cfg *ClientConfig) { cfg.SOAPAPIVersion = "65.0" })
+	c65 := newEmuClient(t, emu.LoginURL(), func(cfg *Config) { cfg.SOAPAPIVersion = "65.0" })
 	_, err = c65.SOAPLogin(ctx, emulator.DemoAdminUsername, emuAdminPW+emuAdminToken)
 	wantKind(t, err, "UNSUPPORTED_API_VERSION", KindPermission)
 }
@@ -168,7 +168,7 @@ func TestClientEmulatorEveryGrant(t *testing.T) {
 	// Refusals are credential errors.
 	_, err = login.PasswordGrant(ctx, emulator.DemoIntegUsername, "wrong-pass-1"+emuIntegToken)
 	wantKind(t, err, "invalid_grant", KindCredentials)
-	wrongSecret := newEmuClient(t, emu.LoginURL(), func(cfg *ClientConfig) { cfg.ClientSecret = "not-the-secret" })
+	wrongSecret := newEmuClient(t, emu.LoginURL(), func(cfg *Config) { cfg.ClientSecret = "not-the-secret" })
 	_, err = wrongSecret.PasswordGrant(ctx, emulator.DemoIntegUsername, emuIntegPW+emuIntegToken)
 	e := checkClientErr(t, err)
 	if e.Kind != KindCredentials {
@@ -375,7 +375,7 @@ func TestClientEmulatorTransientFaults(t *testing.T) {
 	myDomain := newEmuClient(t, emu.MyDomainURL())
 	// Only calls meant to time out use the short timeout, so a busy
 	// machine cannot make the others fail.
-	short := newEmuClient(t, emu.LoginURL(), func(cfg *ClientConfig) { cfg.RequestTimeout = 300 * time.Millisecond })
+	short := newEmuClient(t, emu.LoginURL(), func(cfg *Config) { cfg.RequestTimeout = 300 * time.Millisecond })
 	ctx := context.Background()
 	admin := mustSOAPLogin(t, c, emulator.DemoAdminUsername, emuAdminPW+emuAdminToken)
 

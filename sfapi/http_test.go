@@ -1,4 +1,4 @@
-package salesforce
+package sfapi
 
 import (
 	"context"
@@ -48,7 +48,7 @@ func checkClientErr(t *testing.T, err error, extra ...string) *Error {
 	}
 	var e *Error
 	if !errors.As(err, &e) {
-		t.Fatalf("error %T %q is not a *salesforce.Error", err, err)
+		t.Fatalf("error %T %q is not a *sfapi.Error", err, err)
 	}
 	clientTestSecretsMu.Lock()
 	secrets := append(append([]string(nil), clientTestSecrets...), extra...)
@@ -71,9 +71,9 @@ func wantKind(t *testing.T, err error, code string, kind ErrorKind) *Error {
 	return e
 }
 
-func newTestClient(t *testing.T, loginURL string, mod ...func(*ClientConfig)) Client {
+func newTestClient(t *testing.T, loginURL string, mod ...func(*Config)) *Client {
 	t.Helper()
-	cfg := ClientConfig{
+	cfg := Config{
 		LoginURL:       loginURL,
 		APIVersion:     "66.0",
 		SOAPAPIVersion: "64.0",
@@ -84,15 +84,15 @@ func newTestClient(t *testing.T, loginURL string, mod ...func(*ClientConfig)) Cl
 	for _, m := range mod {
 		m(&cfg)
 	}
-	c, err := NewClient(cfg)
+	c, err := New(cfg)
 	if err != nil {
-		t.Fatalf("NewClient: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	return c
 }
 
 func TestClientNewClientValidatesConfig(t *testing.T) {
-	bad := []ClientConfig{
+	bad := []Config{
 		{},
 		{LoginURL: "login.salesforce.com"},
 		{LoginURL: "ftp://login.salesforce.com"},
@@ -102,14 +102,14 @@ func TestClientNewClientValidatesConfig(t *testing.T) {
 		{LoginURL: "https://login.salesforce.com", SOAPAPIVersion: "64.0/../x"},
 	}
 	for _, cfg := range bad {
-		if _, err := NewClient(cfg); err == nil {
-			t.Errorf("NewClient(%+v) accepted a bad config", cfg)
+		if _, err := New(cfg); err == nil {
+			t.Errorf("New(%+v) accepted a bad config", cfg)
 		} else if strings.Contains(err.Error(), ":pw@") {
 			t.Errorf("error quotes the URL user info: %v", err)
 		}
 	}
-	if _, err := NewClient(ClientConfig{LoginURL: "https://acme.my.salesforce.com/"}); err != nil {
-		t.Errorf("NewClient with defaults: %v", err)
+	if _, err := New(Config{LoginURL: "https://acme.my.salesforce.com/"}); err != nil {
+		t.Errorf("New with defaults: %v", err)
 	}
 }
 
@@ -125,7 +125,7 @@ func TestClientTimeoutIsTransient(t *testing.T) {
 	}))
 	defer srv.Close()
 	defer close(release)
-	c := newTestClient(t, srv.URL, func(cfg *ClientConfig) { cfg.RequestTimeout = 100 * time.Millisecond })
+	c := newTestClient(t, srv.URL, func(cfg *Config) { cfg.RequestTimeout = 100 * time.Millisecond })
 	admin := &Session{AccessToken: "00Dx0000000001!AQcurrentAccess", InstanceURL: srv.URL}
 
 	_, err := c.SOAPLogin(context.Background(), "a@b.c", "S3cret<&>\"'pw")
@@ -233,7 +233,7 @@ func TestClientTLSUsesRootCAs(t *testing.T) {
 
 	pool := x509.NewCertPool()
 	pool.AddCert(srv.Certificate())
-	trusting := newTestClient(t, srv.URL, func(cfg *ClientConfig) { cfg.RootCAs = pool })
+	trusting := newTestClient(t, srv.URL, func(cfg *Config) { cfg.RootCAs = pool })
 	if _, err := trusting.SOAPLogin(context.Background(), "a@b.c", "S3cret<&>\"'pw"); err != nil {
 		t.Fatalf("login with the server's CA: %v", err)
 	}

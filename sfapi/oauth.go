@@ -1,4 +1,4 @@
-package salesforce
+package sfapi
 
 import (
 	"context"
@@ -35,9 +35,9 @@ const (
 	jwtAssertionLifetime = 2 * time.Minute
 )
 
-func (c *sfClient) tokenURL() string { return c.cfg.LoginURL + oauthTokenPath }
+func (c *Client) tokenURL() string { return c.cfg.LoginURL + oauthTokenPath }
 
-func (c *sfClient) oauthConfig(scopes []string) *oauth2.Config {
+func (c *Client) oauthConfig(scopes []string) *oauth2.Config {
 	return &oauth2.Config{
 		ClientID:     c.cfg.ClientID,
 		ClientSecret: c.cfg.ClientSecret,
@@ -48,7 +48,7 @@ func (c *sfClient) oauthConfig(scopes []string) *oauth2.Config {
 
 // tokenCall runs one x/oauth2 token request within RequestTimeout, with our
 // transport, and converts the outcome.
-func (c *sfClient) tokenCall(ctx context.Context, op string, fetch func(ctx context.Context) (*oauth2.Token, error)) (s *Session, err error) {
+func (c *Client) tokenCall(ctx context.Context, op string, fetch func(ctx context.Context) (*oauth2.Token, error)) (s *Session, err error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	rec := &transportRecorder{ctx: ctx}
@@ -63,7 +63,7 @@ func (c *sfClient) tokenCall(ctx context.Context, op string, fetch func(ctx cont
 
 // oauthError classifies what x/oauth2 returned. Its own error strings may
 // quote the response body or the URL, so none of them is passed through.
-func (c *sfClient) oauthError(ctx context.Context, op string, err error, rec *transportRecorder) *Error {
+func (c *Client) oauthError(ctx context.Context, op string, err error, rec *transportRecorder) *Error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
 		status := 0
@@ -132,7 +132,7 @@ func oauthCodeError(op string, status int, code, desc string) *Error {
 
 // sessionFromToken reads Salesforce's token response. Salesforce sends no
 // expires_in, so tok.Expiry is meaningless and ignored.
-func (c *sfClient) sessionFromToken(op string, tok *oauth2.Token) (*Session, error) {
+func (c *Client) sessionFromToken(op string, tok *oauth2.Token) (*Session, error) {
 	s := &Session{
 		AccessToken:  tok.AccessToken,
 		RefreshToken: tok.RefreshToken,
@@ -196,7 +196,7 @@ func parseIdentityURL(id string) (orgID, userID string) {
 }
 
 // PasswordGrant runs the username-password flow.
-func (c *sfClient) PasswordGrant(ctx context.Context, username, passwordWithToken string) (s *Session, err error) {
+func (c *Client) PasswordGrant(ctx context.Context, username, passwordWithToken string) (s *Session, err error) {
 	const op = "oauth token (password)"
 	defer scrubSecrets(&err, passwordWithToken, c.cfg.ClientSecret)
 	return c.tokenCall(ctx, op, func(ctx context.Context) (*oauth2.Token, error) {
@@ -206,7 +206,7 @@ func (c *sfClient) PasswordGrant(ctx context.Context, username, passwordWithToke
 
 // ClientCredentialsGrant runs the client credentials flow against LoginURL,
 // which must be the org's My Domain for Salesforce to accept it.
-func (c *sfClient) ClientCredentialsGrant(ctx context.Context, scopes []string) (s *Session, err error) {
+func (c *Client) ClientCredentialsGrant(ctx context.Context, scopes []string) (s *Session, err error) {
 	const op = "oauth token (client_credentials)"
 	defer scrubSecrets(&err, c.cfg.ClientSecret)
 	cc := &clientcredentials.Config{
@@ -221,7 +221,7 @@ func (c *sfClient) ClientCredentialsGrant(ctx context.Context, scopes []string) 
 
 // JWTBearerGrant signs an RS256 assertion (iss = client id, sub = username)
 // and exchanges it for an access token.
-func (c *sfClient) JWTBearerGrant(ctx context.Context, username string, key *rsa.PrivateKey, scopes []string) (s *Session, err error) {
+func (c *Client) JWTBearerGrant(ctx context.Context, username string, key *rsa.PrivateKey, scopes []string) (s *Session, err error) {
 	const op = "oauth token (jwt_bearer)"
 	if key == nil {
 		return nil, &Error{Op: op, Message: "no private key", Kind: KindCredentials}
@@ -244,7 +244,7 @@ func (c *sfClient) JWTBearerGrant(ctx context.Context, username string, key *rsa
 // jwtAudience is the "aud" Salesforce expects: login.salesforce.com for
 // production hosts, test.salesforce.com for sandboxes, else (an Experience
 // Cloud site, an emulator) the login URL itself.
-func (c *sfClient) jwtAudience() string {
+func (c *Client) jwtAudience() string {
 	if c.cfg.Audience != "" {
 		return c.cfg.Audience
 	}
@@ -264,7 +264,7 @@ func (c *sfClient) jwtAudience() string {
 // refresh, so scopes only document intent; Salesforce keeps the granted
 // ones. The refresh token stays in the returned Session because Salesforce
 // does not issue a new one.
-func (c *sfClient) RefreshTokenGrant(ctx context.Context, refreshToken string, scopes []string) (s *Session, err error) {
+func (c *Client) RefreshTokenGrant(ctx context.Context, refreshToken string, scopes []string) (s *Session, err error) {
 	const op = "oauth token (refresh_token)"
 	defer scrubSecrets(&err, refreshToken, c.cfg.ClientSecret)
 	if refreshToken == "" {
@@ -279,7 +279,7 @@ func (c *sfClient) RefreshTokenGrant(ctx context.Context, refreshToken string, s
 
 // postForm posts an OAuth form and returns the answer; client credentials
 // go in the body when addClient is set.
-func (c *sfClient) postForm(ctx context.Context, op, path string, form url.Values, addClient bool) (*clientHTTPResponse, *Error) {
+func (c *Client) postForm(ctx context.Context, op, path string, form url.Values, addClient bool) (*clientHTTPResponse, *Error) {
 	if addClient {
 		if c.cfg.ClientID != "" {
 			form.Set("client_id", c.cfg.ClientID)
@@ -298,7 +298,7 @@ func (c *sfClient) postForm(ctx context.Context, op, path string, form url.Value
 // Revoke revokes an access or refresh token (always by POST: a GET would
 // put the token in the URL). A token Salesforce does not know gives
 // invalid_token with KindSession.
-func (c *sfClient) Revoke(ctx context.Context, token string) (err error) {
+func (c *Client) Revoke(ctx context.Context, token string) (err error) {
 	const op = "oauth revoke"
 	defer scrubSecrets(&err, token, c.cfg.ClientSecret)
 	if token == "" {
@@ -316,7 +316,7 @@ func (c *sfClient) Revoke(ctx context.Context, token string) (err error) {
 }
 
 // Introspect asks whether a token is active.
-func (c *sfClient) Introspect(ctx context.Context, token string) (in *Introspection, err error) {
+func (c *Client) Introspect(ctx context.Context, token string) (in *Introspection, err error) {
 	const op = "oauth introspect"
 	defer scrubSecrets(&err, token, c.cfg.ClientSecret)
 	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
@@ -360,7 +360,7 @@ func unixSecondsTime(n json.Number) time.Time {
 
 // UserInfo calls the OpenID Connect userinfo endpoint of the session's
 // instance (the login host when the session names none).
-func (c *sfClient) UserInfo(ctx context.Context, s *Session) (ui *UserInfo, err error) {
+func (c *Client) UserInfo(ctx context.Context, s *Session) (ui *UserInfo, err error) {
 	const op = "oauth userinfo"
 	defer scrubSecrets(&err, sessionSecret(s))
 	if e := checkClientSession(op, s); e != nil {

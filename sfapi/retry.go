@@ -1,4 +1,4 @@
-package salesforce
+package sfapi
 
 import (
 	"context"
@@ -18,18 +18,22 @@ type retryPolicy struct {
 	MaxDelay  time.Duration
 }
 
+// RetryAttempts is how often WithRetry tries an operation, the first try
+// included.
+const RetryAttempts = 4
+
 // defaultRetryPolicy keeps the worst case (about 3.5 s of waiting) well
 // inside Vault's default request deadline of 90 s.
 var defaultRetryPolicy = retryPolicy{
-	Attempts:  4,
+	Attempts:  RetryAttempts,
 	BaseDelay: 250 * time.Millisecond,
 	MaxDelay:  2 * time.Second,
 }
 
-// withRetry runs op until it succeeds, fails with a non-transient error,
+// WithRetry runs op until it succeeds, fails with a non-transient error,
 // runs out of attempts, or the next wait would pass ctx's deadline. It
 // returns op's last error, so callers still see Salesforce's code.
-func withRetry(ctx context.Context, op func(ctx context.Context) error) error {
+func WithRetry(ctx context.Context, op func(ctx context.Context) error) error {
 	return defaultRetryPolicy.do(ctx, op)
 }
 

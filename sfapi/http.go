@@ -1,4 +1,8 @@
-package salesforce
+// Package sfapi is the Salesforce wire client: SOAP partner API, OAuth 2.0
+// flows and REST calls, with errors sorted by what a caller should do next.
+// It knows nothing of Vault; the engine reaches it through the small Client
+// interface of the root package.
+package sfapi
 
 import (
 	"bytes"
@@ -31,19 +35,17 @@ const (
 
 var clientAPIVersionPattern = regexp.MustCompile(`^[0-9]{2,3}\.[0-9]$`)
 
-// sfClient implements Client over HTTP. It keeps no mutable state besides the
+// Client speaks to one org over HTTP. It keeps no mutable state besides the
 // shared transport, so one value serves concurrent requests.
-type sfClient struct {
-	cfg       ClientConfig
+type Client struct {
+	cfg       Config
 	loginURL  *url.URL
 	transport http.RoundTripper
 }
 
-var _ Client = (*sfClient)(nil)
-
-// NewClient checks cfg and returns a Client for one org. It does not
+// New checks cfg and returns a Client for one org. It does not
 // contact Salesforce.
-func NewClient(cfg ClientConfig) (Client, error) {
+func New(cfg Config) (*Client, error) {
 	cfg.LoginURL = strings.TrimRight(strings.TrimSpace(cfg.LoginURL), "/")
 	if cfg.LoginURL == "" {
 		return nil, errors.New("salesforce client: login URL is required")
@@ -75,7 +77,7 @@ func NewClient(cfg ClientConfig) (Client, error) {
 		MinVersion: tls.VersionTLS12,
 		RootCAs:    cfg.RootCAs,
 	}
-	return &sfClient{cfg: cfg, loginURL: u, transport: tr}, nil
+	return &Client{cfg: cfg, loginURL: u, transport: tr}, nil
 }
 
 // httpClient returns an http.Client that records transport failures in rec,
@@ -83,7 +85,7 @@ func NewClient(cfg ClientConfig) (Client, error) {
 // to strings) can still be classified. Redirects are not followed: none of
 // our calls should be redirected, and following one would re-send a form
 // that carries credentials to another place.
-func (c *sfClient) httpClient(rec *transportRecorder) *http.Client {
+func (c *Client) httpClient(rec *transportRecorder) *http.Client {
 	rt := c.transport
 	if rec != nil {
 		rec.base = c.transport
@@ -138,7 +140,7 @@ func (r *transportRecorder) RoundTrip(req *http.Request) (*http.Response, error)
 }
 
 // withTimeout bounds one call by RequestTimeout on top of the caller's ctx.
-func (c *sfClient) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+func (c *Client) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -155,7 +157,7 @@ type clientHTTPResponse struct {
 // do sends one request within RequestTimeout and reads at most
 // clientMaxResponseBytes of the answer. A non-nil *Error is always a failure to
 // get an answer; HTTP error statuses are left to the caller.
-func (c *sfClient) do(ctx context.Context, op, method, rawURL string, header http.Header, body []byte) (*clientHTTPResponse, *Error) {
+func (c *Client) do(ctx context.Context, op, method, rawURL string, header http.Header, body []byte) (*clientHTTPResponse, *Error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 
@@ -187,7 +189,7 @@ func (c *sfClient) do(ctx context.Context, op, method, rawURL string, header htt
 // transportError turns a failure to reach Salesforce or to read its answer
 // into a *Error. The message names the method and the URL without query or
 // user info; net/http's own text is not used because it quotes the full URL.
-func (c *sfClient) transportError(ctx context.Context, op, method, rawURL string, err error) *Error {
+func (c *Client) transportError(ctx context.Context, op, method, rawURL string, err error) *Error {
 	where := method + " " + redactClientURL(rawURL)
 	var ne net.Error
 	switch {
@@ -275,57 +277,6 @@ func scrubSecrets(err *error, secrets ...string) {
 	}
 }
 
-// kindForSalesforceCode maps Salesforce's SOAP and REST error codes to kinds;
-// KindOther means "unknown code, decide by HTTP status".
-func kindForSalesforceCode(code string) ErrorKind {
-	switch {
-	case strings.HasPrefix(code, "LOGIN_CHALLENGE_"):
-		return KindCredentials
-	}
-	switch code {
-	// INVALID_OLD_PASSWORD says the stored password is no longer the
-	// user's: it is a credential problem (drift), not a rejected new password,
-	// so the same request must not be sent again.
-	case "INVALID_LOGIN", "LOGIN_MUST_USE_SECURITY_TOKEN", "PASSWORD_LOCKOUT", "INACTIVE_OWNER_OR_USER",
-		"INVALID_OLD_PASSWORD":
-		return KindCredentials
-	case "INVALID_SESSION_ID":
-		return KindSession
-	case "INVALID_NEW_PASSWORD":
-		return KindPassword
-	// INVALID_OPERATION_WITH_EXPIRED_PASSWORD is a permission problem of
-	// the session (only setPassword works); callers that care read Code.
-	case "INSUFFICIENT_ACCESS", "INSUFFICIENT_ACCESS_OR_READONLY", "API_DISABLED_FOR_ORG",
-		"API_CURRENTLY_DISABLED", "UNSUPPORTED_API_VERSION", "INVALID_OPERATION_WITH_EXPIRED_PASSWORD",
-		"FUNCTIONALITY_NOT_ENABLED", "ORG_LOCKED", "TRIAL_EXPIRED", "LOGIN_DURING_RESTRICTED_DOMAIN",
-		"INVALID_SSO_GATEWAY_URL":
-		return KindPermission
-	// LOGIN_RATE_EXCEEDED is not in the partner WSDL enum, but if it ever
-	// shows up it passes with time.
-	case "REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE", "SSO_SERVICE_DOWN", "UNABLE_TO_LOCK_ROW",
-		"LOGIN_RATE_EXCEEDED":
-		return KindTransient
-	case "NOT_FOUND", "INVALID_ID_FIELD", "MALFORMED_ID", "INVALID_CROSS_REFERENCE_KEY", "ENTITY_IS_DELETED":
-		return KindNotFound
-	}
-	return KindOther
-}
-
-// kindForHTTPStatus classifies by HTTP status when the code says nothing.
-func kindForHTTPStatus(status int) ErrorKind {
-	switch {
-	case status == http.StatusUnauthorized:
-		return KindSession
-	case status == http.StatusForbidden:
-		return KindPermission
-	case status == http.StatusNotFound:
-		return KindNotFound
-	case status == http.StatusTooManyRequests || status >= 500:
-		return KindTransient
-	}
-	return KindOther
-}
-
 // sfIDPattern matches 15- and 18-character Salesforce ids; ids go into URL
 // paths and SOQL literals, so nothing else is accepted.
 var sfIDPattern = regexp.MustCompile(`^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$`)
@@ -347,20 +298,9 @@ func checkClientSession(op string, s *Session) *Error {
 
 // instanceBase is where calls with a session go: the session's instance,
 // or the login host when the session does not say.
-func (c *sfClient) instanceBase(s *Session) string {
+func (c *Client) instanceBase(s *Session) string {
 	if s != nil && s.InstanceURL != "" {
 		return strings.TrimRight(s.InstanceURL, "/")
 	}
 	return c.cfg.LoginURL
-}
-
-// httpStatusError describes an unexpected HTTP status without quoting the
-// body, which might echo what we sent.
-func httpStatusError(op string, status int) *Error {
-	return &Error{
-		Op:         op,
-		Message:    fmt.Sprintf("unexpected HTTP status %d %s", status, http.StatusText(status)),
-		HTTPStatus: status,
-		Kind:       kindForHTTPStatus(status),
-	}
 }
