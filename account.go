@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/helper/automatedrotationutil"
@@ -12,6 +14,33 @@ import (
 )
 
 const accountStoragePrefix = "accounts/"
+
+// accountSegmentRegex is one '/'-separated part of an account name (\w
+// in Go's regexp would do, but the explicit class reads better in
+// path-help).
+const accountSegmentRegex = `[0-9A-Za-z_.@-]+`
+
+// accountNameRegex is an account name: one or more parts joined by '/'.
+// Paths served below an account (accounts/<name>/diagnose, .../security-token)
+// are wired before accounts/<name> in backend.go: the framework routes to
+// the first pattern that matches.
+const accountNameRegex = accountSegmentRegex + `(?:/` + accountSegmentRegex + `)*`
+
+var accountNameMatcher = regexp.MustCompile("^" + accountNameRegex + "$")
+
+// validateAccountName rejects names the pattern lets through but storage
+// should not hold.
+func validateAccountName(name string) error {
+	if !accountNameMatcher.MatchString(name) {
+		return fmt.Errorf("name %q is not a valid account name: use letters, digits and _ . @ -, with / between parts", name)
+	}
+	for _, part := range strings.Split(name, "/") {
+		if strings.Trim(part, ".") == "" {
+			return fmt.Errorf("name %q is not a valid account name: a part may not be . or ..", name)
+		}
+	}
+	return nil
+}
 
 // account is one Salesforce integration user as stored (seal-wrapped) under
 // accounts/<name>. Password and SecurityToken never leave the engine except
@@ -127,6 +156,40 @@ func (a *account) passwordWithToken() string {
 	return a.Password + a.SecurityToken
 }
 
+// tokenUsable reports whether logins of acct can carry a valid token.
+func (a *account) tokenUsable() bool {
+	return a.needsToken() && a.SecurityToken != "" && a.SecurityTokenStatus != tokenStatusStale
+}
+
+// tokenStatusOf is the security_token_status reads show; "" for an
+// account that neither has nor needs a token.
+func tokenStatusOf(acct *account) string {
+	if !acct.needsToken() && acct.SecurityToken == "" {
+		return ""
+	}
+	if acct.SecurityTokenStatus == "" {
+		return tokenStatusCurrent
+	}
+	return acct.SecurityTokenStatus
+}
+
+// rotationStatus sums up an account's rotation state for reads.
+func rotationStatus(acct *account) string {
+	switch {
+	case acct.RotationBlocked != "":
+		return "blocked"
+	case acct.ConsecutiveFailures > 0:
+		return "failing"
+	case !acct.MissedRotationAt.IsZero():
+		return "missed_window"
+	case acct.scheduled():
+		return "scheduled"
+	default:
+		return "manual"
+	}
+}
+
+// readAccount returns the stored account, or nil when none is stored.
 func readAccount(ctx context.Context, s logical.Storage, name string) (*account, error) {
 	entry, err := s.Get(ctx, accountStoragePrefix+name)
 	if err != nil {
@@ -153,6 +216,42 @@ func writeAccount(ctx context.Context, s logical.Storage, name string, a *accoun
 	return nil
 }
 
+// listAccountNames lists accounts/ in storage.
+func listAccountNames(ctx context.Context, s logical.Storage) ([]string, error) {
+	keys, err := s.List(ctx, accountStoragePrefix)
+	if err != nil {
+		return nil, err
+	}
+	names := keys[:0]
+	for _, k := range keys {
+		if !strings.HasSuffix(k, "/") {
+			names = append(names, k)
+		}
+	}
+	return names, nil
+}
+
+// accountWithUsername returns the name of the stored account whose
+// username is username (case-insensitively, as Salesforce compares them),
+// or "".
+func accountWithUsername(ctx context.Context, s logical.Storage, username string) (string, error) {
+	keys, err := logical.CollectKeysWithPrefix(ctx, s, accountStoragePrefix)
+	if err != nil {
+		return "", fmt.Errorf("listing accounts: %w", err)
+	}
+	for _, key := range keys {
+		name := strings.TrimPrefix(key, accountStoragePrefix)
+		acct, err := readAccount(ctx, s, name)
+		if err != nil {
+			return "", err
+		}
+		if acct != nil && strings.EqualFold(acct.Username, username) {
+			return name, nil
+		}
+	}
+	return "", nil
+}
+
 // lockAccount serialises changes of one account with its rotation (the
 // rotation code takes the same per-account lock), so neither overwrites
 // the other's password.
@@ -166,4 +265,12 @@ func (b *backend) lockAccount(name string) (unlock func()) {
 // that was never written.
 func accountNotFound(name string) error {
 	return logical.CodedError(http.StatusNotFound, fmt.Sprintf("account %q does not exist: write accounts/%s first", name, name))
+}
+
+// formatTime shows a stored time in reads: RFC 3339 in UTC, "" when unset.
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
 }

@@ -348,11 +348,6 @@ func (b *backend) probeLogin(ctx context.Context, s logical.Storage, client Clie
 	}
 }
 
-// tokenUsable reports whether logins of acct can carry a valid token.
-func (a *account) tokenUsable() bool {
-	return a.needsToken() && a.SecurityToken != "" && a.SecurityTokenStatus != tokenStatusStale
-}
-
 // isBudgetError reports whether err is a spent login budget.
 func isBudgetError(err error) bool {
 	var e *errLoginBudget

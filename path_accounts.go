@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
@@ -14,33 +13,6 @@ import (
 
 	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
-
-// accountSegmentRegex is one '/'-separated part of an account name (\w
-// in Go's regexp would do, but the explicit class reads better in
-// path-help).
-const accountSegmentRegex = `[0-9A-Za-z_.@-]+`
-
-// accountNameRegex is an account name: one or more parts joined by '/'.
-// Paths served below an account (accounts/<name>/diagnose, .../security-token)
-// are wired before accounts/<name> in backend.go: the framework routes to
-// the first pattern that matches.
-const accountNameRegex = accountSegmentRegex + `(?:/` + accountSegmentRegex + `)*`
-
-var accountNameMatcher = regexp.MustCompile("^" + accountNameRegex + "$")
-
-// validateAccountName rejects names the pattern lets through but storage
-// should not hold.
-func validateAccountName(name string) error {
-	if !accountNameMatcher.MatchString(name) {
-		return fmt.Errorf("name %q is not a valid account name: use letters, digits and _ . @ -, with / between parts", name)
-	}
-	for _, part := range strings.Split(name, "/") {
-		if strings.Trim(part, ".") == "" {
-			return fmt.Errorf("name %q is not a valid account name: a part may not be . or ..", name)
-		}
-	}
-	return nil
-}
 
 const (
 	maxDescriptionLength = 1024
@@ -456,13 +428,6 @@ func (b *backend) pathAccountDelete(ctx context.Context, req *logical.Request, d
 	b.unscheduleAccount(ctx, req, name)
 	b.invalidateTokensForAccount(name)
 	return nil, nil
-}
-
-func formatTime(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339)
 }
 
 const accountHelpSynopsis = `Store a Salesforce integration user's username, password and security token.`

@@ -363,22 +363,6 @@ func (b *backend) unscheduleAccount(ctx context.Context, req *logical.Request, n
 	b.rot.budget.forget(name)
 }
 
-// rotationStatus sums up an account's rotation state for reads.
-func rotationStatus(acct *account) string {
-	switch {
-	case acct.RotationBlocked != "":
-		return "blocked"
-	case acct.ConsecutiveFailures > 0:
-		return "failing"
-	case !acct.MissedRotationAt.IsZero():
-		return "missed_window"
-	case acct.scheduled():
-		return "scheduled"
-	default:
-		return "manual"
-	}
-}
-
 // addAccountRotationStatus adds rotation settings and status to an
 // accounts/<name> read. Durations are integer seconds (the SDK's
 // convention); optional fields that are unset are left out, while the
@@ -432,39 +416,5 @@ func (b *backend) addAccountRotationStatus(acct *account, data map[string]interf
 func setIfNotEmpty(data map[string]interface{}, key, value string) {
 	if value != "" {
 		data[key] = value
-	}
-}
-
-// addCredsRotationStatus adds version, ttl and token status to a creds read.
-func (b *backend) addCredsRotationStatus(name string, acct *account, data map[string]interface{}, resp *logical.Response) {
-	data["version"] = acct.Version
-	data["last_vault_rotation"] = formatTime(acct.LastVaultRotation)
-	if st := tokenStatusOf(acct); st != "" {
-		data["security_token_status"] = st
-	}
-	if acct.scheduled() && !acct.NextVaultRotation.IsZero() {
-		ttl := int64(acct.NextVaultRotation.Sub(b.rot.now()).Seconds())
-		if ttl < 0 {
-			ttl = 0
-		}
-		data["ttl"] = ttl
-		data["next_vault_rotation"] = formatTime(acct.NextVaultRotation)
-	}
-	if acct.needsToken() && acct.SecurityTokenStatus == tokenStatusStale {
-		resp.AddWarning(fmt.Sprintf("security_token is stale: the password was rotated at %s and Salesforce emailed a new "+
-			"security token to the user; password_with_token will not log in until the new token is written to accounts/%s/security-token",
-			formatTime(acct.PasswordChangedAt), name))
-	}
-	if !acct.needsToken() && acct.SecurityToken != "" && acct.SecurityTokenStatus == tokenStatusStale {
-		resp.AddWarning(fmt.Sprintf("security_token is stale: the password was rotated at %s, which invalidated the stored token. This account "+
-			"logs in without a token (security_token_mode=not_required), so password_with_token holds the password alone until the new token "+
-			"is written to accounts/%s/security-token", formatTime(acct.PasswordChangedAt), name))
-	}
-	if !acct.UnverifiedCandidateAt.IsZero() {
-		resp.AddWarning("an interrupted rotation may have set a new password in Salesforce that could not be checked yet (see last_rotation_error " +
-			"of the account); this password may not log in until it is settled")
-	}
-	if rotationStatus(acct) == "failing" || rotationStatus(acct) == "blocked" {
-		resp.AddWarning("the last rotation of this account failed: " + acct.LastRotationError)
 	}
 }

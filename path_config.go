@@ -428,37 +428,6 @@ func applyConfigFields(cfg *salesforceConfig, d *framework.FieldData, isCreate, 
 	return validateAdminGrant(cfg, haveVaultKey)
 }
 
-// endpointSecretFields are the stored secrets that logins send to
-// login_url as they are: the client secret (admin grants and token roles)
-// and the admin password and security token.
-//
-// private_key is deliberately not among them. The key never leaves Vault:
-// a jwt_bearer login sends only an assertion signed with it, which expires
-// within two minutes and whose "aud" names the new host when login_url
-// leaves Salesforce, so it cannot be replayed at the org. (After a ca_cert
-// change an interceptor could replay one within those minutes, but it would
-// see every session the engine obtains anyway.) Asking for the key again
-// would put one more copy of it in transit and protect nothing.
-var endpointSecretFields = []string{"client_secret", "password", "security_token"}
-
-// endpointChanges describes how an update moves or widens where logins go:
-// a new login_url, the non-Salesforce opt-in turned on, or other trust
-// anchors (any ca_cert change alters who can answer as login_url).
-// Turning the opt-in off only narrows it and is not listed.
-func endpointChanges(old, updated *salesforceConfig) []string {
-	var changes []string
-	if updated.LoginURL != old.LoginURL {
-		changes = append(changes, "login_url changed")
-	}
-	if updated.AllowNonSalesforceURL && !old.AllowNonSalesforceURL {
-		changes = append(changes, "allow_non_salesforce_url was turned on")
-	}
-	if updated.CACert != old.CACert {
-		changes = append(changes, "ca_cert changed")
-	}
-	return changes
-}
-
 // requireSecretsForNewEndpoint refuses an update that points logins at a
 // new endpoint while secrets stored for the old one would go along unseen:
 // whoever redirects the engine must supply (or clear, with "") each stored
@@ -485,85 +454,6 @@ func requireSecretsForNewEndpoint(old, updated *salesforceConfig, d *framework.F
 	return fmt.Errorf("%s, and stored secrets are never sent to a new endpoint: give %s again in the same write "+
 		"(or set a field to \"\" to clear it if grant_type %s does not need it); nothing was stored",
 		joinWithAnd(changes), joinWithAnd(reenter), updated.GrantType)
-}
-
-// joinWithAnd joins items as "a", "a and b" or "a, b and c".
-func joinWithAnd(items []string) string {
-	if len(items) <= 1 {
-		return strings.Join(items, "")
-	}
-	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
-}
-
-// defaultAdminGrant picks the admin grant from the credentials given.
-func defaultAdminGrant(cfg *salesforceConfig) string {
-	switch {
-	case cfg.PrivateKey != "":
-		return adminGrantJWTBearer
-	case cfg.ClientSecret != "" && cfg.Username == "" && cfg.Password == "":
-		return adminGrantClientCredentials
-	default:
-		return adminGrantPassword
-	}
-}
-
-// validateAdminGrant checks that the chosen grant has what it needs.
-// haveVaultKey says config/jwt-key holds a key jwt_bearer can sign with.
-func validateAdminGrant(cfg *salesforceConfig, haveVaultKey bool) error {
-	var needs []string
-	switch cfg.GrantType {
-	case adminGrantJWTBearer:
-		key := cfg.PrivateKey
-		if haveVaultKey && key == "" {
-			key = "config/jwt-key"
-		}
-		needs = missing(map[string]string{"client_id": cfg.ClientID, "username": cfg.Username, "private_key": key})
-	case adminGrantClientCredentials:
-		needs = missing(map[string]string{"client_id": cfg.ClientID, "client_secret": cfg.ClientSecret})
-	case adminGrantPassword:
-		needs = missing(map[string]string{"client_id": cfg.ClientID, "client_secret": cfg.ClientSecret, "username": cfg.Username, "password": cfg.Password})
-	default:
-		return fmt.Errorf("grant_type must be one of %s, %s or %s", adminGrantJWTBearer, adminGrantClientCredentials, adminGrantPassword)
-	}
-	if len(needs) > 0 {
-		msg := fmt.Sprintf("grant_type %s needs %s", cfg.GrantType, strings.Join(needs, ", "))
-		if cfg.GrantType == adminGrantJWTBearer && cfg.PrivateKey == "" {
-			msg += " (or a key generated in Vault with config/jwt-key)"
-		}
-		return errors.New(msg)
-	}
-	return nil
-}
-
-func missing(fields map[string]string) []string {
-	var out []string
-	for _, name := range []string{"client_id", "client_secret", "username", "password", "private_key"} {
-		if v, ok := fields[name]; ok && v == "" {
-			out = append(out, name)
-		}
-	}
-	return out
-}
-
-// accountWithUsername returns the name of the stored account whose
-// username is username (case-insensitively, as Salesforce compares them),
-// or "".
-func accountWithUsername(ctx context.Context, s logical.Storage, username string) (string, error) {
-	keys, err := logical.CollectKeysWithPrefix(ctx, s, accountStoragePrefix)
-	if err != nil {
-		return "", fmt.Errorf("listing accounts: %w", err)
-	}
-	for _, key := range keys {
-		name := strings.TrimPrefix(key, accountStoragePrefix)
-		acct, err := readAccount(ctx, s, name)
-		if err != nil {
-			return "", err
-		}
-		if acct != nil && strings.EqualFold(acct.Username, username) {
-			return name, nil
-		}
-	}
-	return "", nil
 }
 
 // httpStatusForSalesforce maps a Salesforce failure to the status Vault

@@ -309,16 +309,6 @@ func (b *backend) afterRotation(ctx context.Context, s logical.Storage, name str
 	b.logger.Info("rotated account password", "account", name, "version", acct.Version)
 }
 
-func tokenStatusOf(acct *account) string {
-	if !acct.needsToken() && acct.SecurityToken == "" {
-		return ""
-	}
-	if acct.SecurityTokenStatus == "" {
-		return tokenStatusCurrent
-	}
-	return acct.SecurityTokenStatus
-}
-
 // changePassword asks Salesforce to set the new password.
 func (b *backend) changePassword(ctx context.Context, r *rotationRun, candidate string) error {
 	if r.acct.method() == rotationMethodSelf {

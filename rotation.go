@@ -4,7 +4,6 @@ import (
 	"context"
 	"math/rand/v2"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -373,19 +372,4 @@ func rotationJitter(d time.Duration) time.Duration {
 		return d
 	}
 	return d - time.Duration(rand.Int64N(int64(d)/5+1))
-}
-
-// listAccountNames lists accounts/ in storage.
-func listAccountNames(ctx context.Context, s logical.Storage) ([]string, error) {
-	keys, err := s.List(ctx, accountStoragePrefix)
-	if err != nil {
-		return nil, err
-	}
-	names := keys[:0]
-	for _, k := range keys {
-		if !strings.HasSuffix(k, "/") {
-			names = append(names, k)
-		}
-	}
-	return names, nil
 }
