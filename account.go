@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/vault/sdk/helper/automatedrotationutil"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/hashicorp/vault/sdk/rotation"
 )
 
 const accountStoragePrefix = "accounts/"
@@ -256,7 +257,7 @@ func accountWithUsername(ctx context.Context, s logical.Storage, username string
 // rotation code takes the same per-account lock), so neither overwrites
 // the other's password.
 func (b *backend) lockAccount(name string) (unlock func()) {
-	lock := locksutil.LockForKey(b.rot.locks, name)
+	lock := locksutil.LockForKey(b.accountLocks, name)
 	lock.Lock()
 	return lock.Unlock
 }
@@ -273,4 +274,47 @@ func formatTime(t time.Time) string {
 		return ""
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// nextRotation computes the next scheduled rotation after from; zero when
+// the account is not scheduled.
+func nextRotation(acct *account, from time.Time) time.Time {
+	if !acct.scheduled() {
+		return time.Time{}
+	}
+	if acct.RotationSchedule != "" {
+		sched, err := rotation.DefaultScheduler.Parse(acct.RotationSchedule)
+		if err != nil {
+			return time.Time{}
+		}
+		return sched.Next(from).UTC()
+	}
+	return from.Add(acct.RotationPeriod).UTC()
+}
+
+// passwordRoleBlocked says why the account of a password role must not be
+// used to log in, with the fix, or "" when it may.
+func passwordRoleBlocked(name string, acct *account) string {
+	switch {
+	case acct.needsToken() && acct.SecurityTokenStatus == tokenStatusStale:
+		return fmt.Sprintf("account %q has a stale security token: its password was changed (rotated) and Salesforce emailed a new "+
+			"security token to the user, so a login would fail and count toward the user's lockout; "+
+			"write the new token to accounts/%s/security-token", name, name)
+	case acct.RotationBlocked == "token_stale":
+		return fmt.Sprintf("account %q is blocked because its security token is stale; write the new token to accounts/%s/security-token", name, name)
+	case acct.RotationBlocked == "drift":
+		return fmt.Sprintf("account %q is blocked: its stored credential no longer logs in (changed outside Vault?), and each try counts "+
+			"toward the user's lockout; write the current password to accounts/%s or the current token to accounts/%s/security-token "+
+			"(accounts/%s/diagnose tells which)", name, name, name, name)
+	case acct.RotationBlocked == "user_locked":
+		return fmt.Sprintf("account %q is blocked: the Salesforce user is locked out; unlock it in Salesforce, "+
+			"then rotate/%s or write the credential to accounts/%s again", name, name, name)
+	case acct.RotationBlocked == "user_inactive":
+		return fmt.Sprintf("account %q is blocked: the Salesforce user is inactive; reactivate it, "+
+			"then rotate/%s or write the credential to accounts/%s again", name, name, name)
+	case acct.RotationBlocked != "":
+		return fmt.Sprintf("account %q is blocked (%s); read accounts/%s for the last error, fix it, then write accounts/%s",
+			name, acct.RotationBlocked, name, name)
+	}
+	return ""
 }

@@ -84,5 +84,5 @@ func (a *adminSessionCache) refused(now time.Time) error {
 // adminRefusedNow reports the standing admin refusal, for rotation status
 // and to stop rotations before they make any login.
 func (b *backend) adminRefusedNow() error {
-	return b.admin.refused(time.Now())
+	return b.admin.refused(b.now())
 }

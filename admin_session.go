@@ -66,17 +66,17 @@ func (b *backend) dropAdminSession() {
 // adminSession returns a session of the config's admin identity, reusing
 // a cached one until shortly before it would expire.
 func (b *backend) adminSession(ctx context.Context, s logical.Storage) (*sfapi.Session, error) {
-	if sess, _ := b.admin.get(time.Now()); sess != nil {
+	if sess, _ := b.admin.get(b.now()); sess != nil {
 		return sess, nil
 	}
 	b.admin.loginMu.Lock()
 	defer b.admin.loginMu.Unlock()
 	// Another caller may have logged in while this one waited.
-	sess, generation := b.admin.get(time.Now())
+	sess, generation := b.admin.get(b.now())
 	if sess != nil {
 		return sess, nil
 	}
-	if err := b.admin.refused(time.Now()); err != nil {
+	if err := b.admin.refused(b.now()); err != nil {
 		return nil, err
 	}
 	client, cfg, err := b.getClient(ctx, s)
@@ -87,11 +87,11 @@ func (b *backend) adminSession(ctx context.Context, s logical.Storage) (*sfapi.S
 	if err != nil {
 		return nil, err
 	}
-	issued := time.Now()
+	issued := b.now()
 	sess, err = adminLogin(ctx, client, cfg, vaultKey)
 	if err != nil {
 		if sfapi.IsCredentialError(err) {
-			return nil, b.admin.refuse(cfg.GrantType, err, generation, time.Now())
+			return nil, b.admin.refuse(cfg.GrantType, err, generation, b.now())
 		}
 		return nil, err
 	}

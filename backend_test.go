@@ -286,8 +286,8 @@ func emulatorBackend(t testing.TB, grant string) (*backend, logical.Storage, *em
 	return b, s, srv, logs
 }
 
-// fakeClock is a clock tests move by hand; the backend's token cache and
-// rotation read it instead of time.Now.
+// fakeClock is a clock tests move by hand; the backend reads it (b.clock)
+// instead of time.Now.
 type fakeClock struct {
 	mu  sync.Mutex
 	now time.Time

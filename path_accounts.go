@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -284,7 +283,7 @@ func (b *backend) pathAccountWrite(ctx context.Context, req *logical.Request, d 
 	}
 	warnings = append(warnings, rotationWarnings...)
 
-	now := time.Now().UTC()
+	now := b.now().UTC()
 	if isCreate {
 		acct.CreatedAt = now
 	}
@@ -296,7 +295,7 @@ func (b *backend) pathAccountWrite(ctx context.Context, req *logical.Request, d 
 	if err := writeAccount(ctx, req.Storage, name, acct); err != nil {
 		return nil, err
 	}
-	b.scheduleAccount(ctx, req, name, acct)
+	b.scheduleAccount(name, acct)
 	b.invalidateTokensForAccount(name)
 
 	if len(warnings) == 0 {
@@ -425,7 +424,8 @@ func (b *backend) pathAccountDelete(ctx context.Context, req *logical.Request, d
 	if err := req.Storage.Delete(ctx, accountStoragePrefix+name); err != nil {
 		return nil, fmt.Errorf("deleting account %q: %w", name, err)
 	}
-	b.unscheduleAccount(ctx, req, name)
+	b.scheduleAccount(name, nil)
+	b.budget.forget(name)
 	b.invalidateTokensForAccount(name)
 	return nil, nil
 }

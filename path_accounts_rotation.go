@@ -104,7 +104,7 @@ func (b *backend) applyAccountRotation(ctx context.Context, req *logical.Request
 	if err != nil {
 		return nil, err
 	}
-	now := b.rot.now()
+	now := b.now()
 
 	before := acct.AutomatedRotationParams
 	p := acct.AutomatedRotationParams
@@ -184,7 +184,7 @@ func (b *backend) applyAccountRotation(ctx context.Context, req *logical.Request
 		acct.ConsecutiveFailures = 0
 		// The operator's write resets the failed-login count: with
 		// verify, its login succeeded, which resets Salesforce's count too.
-		b.rot.budget.resetFailed(name)
+		b.budget.resetFailed(name)
 		acct.FailedLogins = 0
 	}
 	// Without a stored token the core's login check already logged in
@@ -350,17 +350,6 @@ func shortestRotationGap(acct *account, now time.Time) time.Duration {
 		t = n
 	}
 	return shortest
-}
-
-// scheduleAccount runs after an account was stored.
-func (b *backend) scheduleAccount(ctx context.Context, req *logical.Request, name string, acct *account) {
-	b.pushSchedule(name, acct)
-}
-
-// unscheduleAccount runs after an account was deleted.
-func (b *backend) unscheduleAccount(ctx context.Context, req *logical.Request, name string) {
-	b.pushSchedule(name, nil)
-	b.rot.budget.forget(name)
 }
 
 // addAccountRotationStatus adds rotation settings and status to an

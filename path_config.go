@@ -227,8 +227,8 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	// Serialised with rotate-root, which rewrites the admin password in
 	// config: neither may overwrite the other's change.
-	b.rot.rootMu.Lock()
-	defer b.rot.rootMu.Unlock()
+	b.rootMu.Lock()
+	defer b.rootMu.Unlock()
 
 	existing, err := readConfig(ctx, req.Storage)
 	if err != nil {
@@ -326,8 +326,8 @@ func (b *backend) verifyConfig(ctx context.Context, cfg *salesforceConfig, vault
 }
 
 func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	b.rot.rootMu.Lock()
-	defer b.rot.rootMu.Unlock()
+	b.rootMu.Lock()
+	defer b.rootMu.Unlock()
 	if err := req.Storage.Delete(ctx, configStoragePath); err != nil {
 		return nil, fmt.Errorf("deleting config: %w", err)
 	}

@@ -202,7 +202,6 @@ func (b *backend) pathConfigRotationWrite(ctx context.Context, req *logical.Requ
 	if err := req.Storage.Put(ctx, entry); err != nil {
 		return nil, err
 	}
-	b.rotationConfigChanged()
 	return nil, nil
 }
 
@@ -210,6 +209,5 @@ func (b *backend) pathConfigRotationDelete(ctx context.Context, req *logical.Req
 	if err := req.Storage.Delete(ctx, rotationConfigStoragePath); err != nil {
 		return nil, err
 	}
-	b.rotationConfigChanged()
 	return nil, nil
 }

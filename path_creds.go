@@ -144,7 +144,7 @@ func (b *backend) addCredsRotationStatus(name string, acct *account, data map[st
 		data["security_token_status"] = st
 	}
 	if acct.scheduled() && !acct.NextVaultRotation.IsZero() {
-		ttl := int64(acct.NextVaultRotation.Sub(b.rot.now()).Seconds())
+		ttl := int64(acct.NextVaultRotation.Sub(b.now()).Seconds())
 		if ttl < 0 {
 			ttl = 0
 		}

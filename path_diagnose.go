@@ -180,7 +180,7 @@ func loginFinding(name, code string, err error, acct *account) string {
 // diagnosePasswordFlow logs in once through the OAuth username-password
 // flow. soapWorked says whether SOAP login() accepted the credential.
 func (b *backend) diagnosePasswordFlow(ctx context.Context, client Client, name string, acct *account, rcfg *rotationConfig, soapWorked bool) (finding, flow string) {
-	if ok, _ := b.rot.budget.take(name, rcfg.LoginBudgetPerHour, b.rot.now()); !ok {
+	if ok, _ := b.budget.take(name, rcfg.LoginBudgetPerHour, b.now()); !ok {
 		return "", ""
 	}
 	secret := acct.Password

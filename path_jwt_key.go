@@ -129,7 +129,7 @@ func (b *backend) pathJWTKeyRead(ctx context.Context, req *logical.Request, d *f
 
 // keyFromRequest builds a new key from the request's fields; a non-empty
 // message is a 400 naming the field.
-func keyFromRequest(d *framework.FieldData) (*jwtKey, string, error) {
+func keyFromRequest(d *framework.FieldData, now time.Time) (*jwtKey, string, error) {
 	commonName := strings.TrimSpace(d.Get("common_name").(string))
 	if commonName == "" {
 		return nil, "common_name must not be empty", nil
@@ -139,7 +139,7 @@ func keyFromRequest(d *framework.FieldData) (*jwtKey, string, error) {
 		return nil, fmt.Sprintf("certificate_ttl must be between 1h and %s", maxCertificateTTL), nil
 	}
 	importPEM := d.Get("private_key").(string)
-	key, err := newJWTKey(importPEM, commonName, certTTL, time.Now())
+	key, err := newJWTKey(importPEM, commonName, certTTL, now)
 	if err != nil {
 		if strings.TrimSpace(importPEM) != "" {
 			// Parse errors name the problem, never the key's content.
@@ -151,8 +151,8 @@ func keyFromRequest(d *framework.FieldData) (*jwtKey, string, error) {
 }
 
 func (b *backend) pathJWTKeyWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	b.tokens.jwtKeyMu.Lock()
-	defer b.tokens.jwtKeyMu.Unlock()
+	b.jwtKeyMu.Lock()
+	defer b.jwtKeyMu.Unlock()
 	state, err := readJWTKeyState(ctx, req.Storage)
 	if err != nil {
 		return nil, err
@@ -160,7 +160,7 @@ func (b *backend) pathJWTKeyWrite(ctx context.Context, req *logical.Request, d *
 	if state.Current != nil {
 		return logical.ErrorResponse(jwtKeyExistsErrorMessage), nil
 	}
-	key, msg, err := keyFromRequest(d)
+	key, msg, err := keyFromRequest(d, b.now())
 	if err != nil {
 		return nil, err
 	}
@@ -176,8 +176,8 @@ func (b *backend) pathJWTKeyWrite(ctx context.Context, req *logical.Request, d *
 }
 
 func (b *backend) pathJWTKeyRotate(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	b.tokens.jwtKeyMu.Lock()
-	defer b.tokens.jwtKeyMu.Unlock()
+	b.jwtKeyMu.Lock()
+	defer b.jwtKeyMu.Unlock()
 	state, err := readJWTKeyState(ctx, req.Storage)
 	if err != nil {
 		return nil, err
@@ -185,7 +185,7 @@ func (b *backend) pathJWTKeyRotate(ctx context.Context, req *logical.Request, d 
 	if state.Current == nil {
 		return logical.ErrorResponse("no current JWT key to rotate: write config/jwt-key first"), nil
 	}
-	key, msg, err := keyFromRequest(d)
+	key, msg, err := keyFromRequest(d, b.now())
 	if err != nil {
 		return nil, err
 	}
@@ -207,8 +207,8 @@ func (b *backend) pathJWTKeyRotate(ctx context.Context, req *logical.Request, d 
 }
 
 func (b *backend) pathJWTKeyCancelRotation(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	b.tokens.jwtKeyMu.Lock()
-	defer b.tokens.jwtKeyMu.Unlock()
+	b.jwtKeyMu.Lock()
+	defer b.jwtKeyMu.Unlock()
 	state, err := readJWTKeyState(ctx, req.Storage)
 	if err != nil {
 		return nil, err
@@ -221,8 +221,8 @@ func (b *backend) pathJWTKeyCancelRotation(ctx context.Context, req *logical.Req
 }
 
 func (b *backend) pathJWTKeyConfirm(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	b.tokens.jwtKeyMu.Lock()
-	defer b.tokens.jwtKeyMu.Unlock()
+	b.jwtKeyMu.Lock()
+	defer b.jwtKeyMu.Unlock()
 	state, err := readJWTKeyState(ctx, req.Storage)
 	if err != nil {
 		return nil, err
@@ -239,8 +239,8 @@ func (b *backend) pathJWTKeyConfirm(ctx context.Context, req *logical.Request, d
 }
 
 func (b *backend) pathJWTKeyDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	b.tokens.jwtKeyMu.Lock()
-	defer b.tokens.jwtKeyMu.Unlock()
+	b.jwtKeyMu.Lock()
+	defer b.jwtKeyMu.Unlock()
 	if err := req.Storage.Delete(ctx, jwtKeyStoragePath); err != nil {
 		return nil, fmt.Errorf("deleting JWT key: %w", err)
 	}

@@ -209,7 +209,7 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 	}
 	isCreate := r == nil
 	if isCreate {
-		r = &roleEntry{CreatedAt: time.Now().UTC()}
+		r = &roleEntry{CreatedAt: b.now().UTC()}
 	}
 
 	// On update, fields not sent keep their stored value; on create they
@@ -267,7 +267,7 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 		return logical.ErrorResponse("role %q: %s", name, msg), nil
 	}
 
-	r.LastUpdated = time.Now().UTC()
+	r.LastUpdated = b.now().UTC()
 	if err := writeRole(ctx, req.Storage, name, r); err != nil {
 		return nil, err
 	}

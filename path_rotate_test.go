@@ -9,8 +9,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
-	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/emulator"
 
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/emulator"
 	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 

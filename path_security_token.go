@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -78,7 +77,7 @@ func (b *backend) pathSecurityTokenWrite(ctx context.Context, req *logical.Reque
 	}
 	// The operator's write resets the failed-login count, so that the
 	// check below may log in even where earlier rejections stopped logins.
-	b.rot.budget.resetFailed(name)
+	b.budget.resetFailed(name)
 	acct.FailedLogins = 0
 	candidate := *acct
 	candidate.SecurityToken = token
@@ -103,7 +102,7 @@ func (b *backend) pathSecurityTokenWrite(ctx context.Context, req *logical.Reque
 	if acct.RotationBlocked == "token_stale" || acct.RotationBlocked == "drift" {
 		acct.RotationBlocked = ""
 	}
-	acct.LastUpdated = time.Now().UTC()
+	acct.LastUpdated = b.now().UTC()
 	if err := writeAccount(ctx, req.Storage, name, acct); err != nil {
 		return nil, err
 	}

@@ -118,7 +118,7 @@ func (b *backend) readRoleToken(ctx context.Context, req *logical.Request, name 
 		return roleTokenErrorResponse(name, r, err)
 	}
 
-	now := b.tokens.now()
+	now := b.now()
 	ttl, maxTTL, ok := leaseTTLs(b.System(), r, now, now, tok.expiresAt)
 	if !ok {
 		// Only possible with a lifetime shorter than the refresh margin.
@@ -193,9 +193,9 @@ func (b *backend) tokenRenew(ctx context.Context, req *logical.Request, d *frame
 	}
 	issued := req.Secret.IssueTime
 	if issued.IsZero() {
-		issued = b.tokens.now()
+		issued = b.now()
 	}
-	ttl, maxTTL, ok := leaseTTLs(b.System(), r, issued, b.tokens.now(), sessionEnd)
+	ttl, maxTTL, ok := leaseTTLs(b.System(), r, issued, b.now(), sessionEnd)
 	if !ok {
 		return logical.ErrorResponse("the Salesforce session of this lease has ended; read token/%s again", internalString(req.Secret, "role")), nil
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/emulator"
-
 	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 

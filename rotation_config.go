@@ -3,6 +3,7 @@ package salesforce
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -23,7 +24,6 @@ const (
 	defaultMaxFailedLogins        = 2
 	defaultMaxNewPasswordAttempts = 3
 	defaultPasswordLength         = 24
-	defaultTickInterval           = 5 * time.Second
 	minPasswordLength             = 12
 )
 
@@ -112,4 +112,26 @@ func (rc *rotationConfig) validate() string {
 		}
 	}
 	return ""
+}
+
+// backoff is the delay before retrying after n consecutive failures:
+// exponential from failure_backoff_base, capped, with jitter.
+func (rcfg *rotationConfig) backoff(n int) time.Duration {
+	d := rcfg.FailureBackoffBase
+	for i := 1; i < n && d < rcfg.FailureBackoffCap; i++ {
+		d *= 2
+	}
+	if d > rcfg.FailureBackoffCap {
+		d = rcfg.FailureBackoffCap
+	}
+	return rotationJitter(d)
+}
+
+// rotationJitter returns a duration between 80% and 100% of d, so that accounts
+// failing together do not retry together.
+func rotationJitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return d
+	}
+	return d - time.Duration(rand.Int64N(int64(d)/5+1))
 }

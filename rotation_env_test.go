@@ -49,7 +49,7 @@ func (e *rotEnv) setClock(t time.Time) { e.clock.Set(t) }
 // prepare makes a backend deterministic: the test's clock, no ticker
 // (tests drive the queue with tick), fast webhook retries.
 func (e *rotEnv) prepare(b *backend) {
-	b.rot.now = e.now
+	b.clock = e.now
 	b.rot.tickInterval = time.Hour
 	b.rot.webhookRetryDelay = 10 * time.Millisecond
 	b.rot.httpClient.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.webhookCAs}}

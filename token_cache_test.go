@@ -191,7 +191,7 @@ func tokenTestBackend(t testing.TB) (*backend, logical.Storage, *tokenFake) {
 
 func useFakeClock(b *backend) *fakeClock {
 	c := &fakeClock{now: time.Now()}
-	b.tokens.now = c.Now
+	b.clock = c.Now
 	return c
 }
 
@@ -618,7 +618,6 @@ func TestPasswordRoleRefusesBlockedAccount(t *testing.T) {
 func TestPasswordRoleHoldsRejectedCredential(t *testing.T) {
 	b, s, f := tokenTestBackend(t)
 	clock := useFakeClock(b)
-	b.rot.now = clock.Now
 	rejected := &sfapi.Error{Op: "oauth token", Code: "invalid_grant", Message: "authentication failure", HTTPStatus: 400, Kind: sfapi.KindCredentials}
 	for range 100 {
 		f.mintErrs = append(f.mintErrs, rejected)

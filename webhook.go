@@ -41,7 +41,7 @@ func (b *backend) newEvent(event, name string, acct *account, outcome string) *r
 		Account:  name,
 		Username: acct.Username,
 		Version:  acct.Version,
-		Time:     b.rot.now().UTC().Truncate(time.Second),
+		Time:     b.now().UTC().Truncate(time.Second),
 		Outcome:  outcome,
 	}
 }
@@ -241,4 +241,16 @@ func redactWebhookURL(raw string) string {
 		u.RawQuery = strings.Join(keys, "&")
 	}
 	return u.String()
+}
+
+// newWebhookHTTPClient is the client of webhooks. It does not follow
+// redirects: the event (and the signature) goes only to the URL the
+// operator configured, and a 3xx answer counts as not accepted.
+func newWebhookHTTPClient() *http.Client {
+	return &http.Client{
+		Timeout: 15 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
 }

@@ -2,27 +2,22 @@ package salesforce
 
 import (
 	"context"
-	"math/rand/v2"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/helper/consts"
-	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/hashicorp/vault/sdk/queue"
 	"golang.org/x/sync/errgroup"
 )
 
-// rotationState is the backend's rotation machinery: the queue of
-// scheduled rotations, per-account locks, the login budget and the
-// background goroutines.
-type rotationState struct {
-	// locks serialise rotations, token re-entry and WAL reconciliation per
-	// account.
-	locks  []*locksutil.LockEntry
-	budget *loginBudget
+// defaultTickInterval is how often the queue is checked for due rotations.
+const defaultTickInterval = 5 * time.Second
 
+// rotationState is the backend's rotation machinery: the queue of
+// scheduled rotations and the background goroutines (ticker, webhooks).
+type rotationState struct {
 	mu sync.Mutex
 	// queue orders accounts by their next rotation (unix seconds); nil
 	// while this node does not run scheduled rotations.
@@ -34,18 +29,14 @@ type rotationState struct {
 	bgCancel context.CancelFunc
 	wg       sync.WaitGroup
 
-	// nextStart spaces rotation starts to honour requests_per_minute.
 	// eventsOnce decides eventsOK: whether the server takes plugin events.
 	eventsOnce sync.Once
 	eventsOK   bool
 
-	// rootMu serialises rotate-root.
-	rootMu sync.Mutex
-
+	// nextStart spaces rotation starts to honour requests_per_minute.
 	startMu   sync.Mutex
 	nextStart time.Time
 
-	now               func() time.Time
 	tickInterval      time.Duration
 	webhookRetryDelay time.Duration
 	httpClient        *http.Client
@@ -57,26 +48,11 @@ type rotationState struct {
 func newRotationState() *rotationState {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &rotationState{
-		locks:             locksutil.CreateLocks(),
-		budget:            newLoginBudget(),
 		bgCtx:             ctx,
 		bgCancel:          cancel,
-		now:               time.Now,
 		tickInterval:      defaultTickInterval,
 		webhookRetryDelay: 2 * time.Second,
 		httpClient:        newWebhookHTTPClient(),
-	}
-}
-
-// newWebhookHTTPClient is the client of webhooks. It does not follow
-// redirects: the event (and the signature) goes only to the URL the
-// operator configured, and a 3xx answer counts as not accepted.
-func newWebhookHTTPClient() *http.Client {
-	return &http.Client{
-		Timeout: 15 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
 	}
 }
 
@@ -108,7 +84,7 @@ func (b *backend) initializeRotation(ctx context.Context, req *logical.Initializ
 		return nil
 	}
 	b.stopRotation()
-	if err := b.reconcileAllWALs(ctx, req.Storage); err != nil {
+	if err := b.settleAllWALs(ctx, req.Storage); err != nil {
 		// Unreconciled WALs are retried before the account's next rotation
 		// and by WALRollback; they must not keep the mount from starting.
 		b.logger.Warn("some rotation WALs could not be reconciled yet", "error", err)
@@ -171,12 +147,9 @@ func (b *backend) cleanRotation() {
 	b.rot.wg.Wait()
 }
 
-// rotationConfigChanged is called after config/rotation changes. Settings
-// are read at every tick, so nothing is cached to drop.
-func (b *backend) rotationConfigChanged() {}
-
-// pushSchedule (re)queues an account at its stored next rotation.
-func (b *backend) pushSchedule(name string, acct *account) {
+// scheduleAccount (re)queues an account at its next rotation; nil (a
+// deleted account) or an unscheduled one leaves the queue.
+func (b *backend) scheduleAccount(name string, acct *account) {
 	b.rot.mu.Lock()
 	defer b.rot.mu.Unlock()
 	if b.rot.queue == nil {
@@ -219,7 +192,7 @@ func (b *backend) processDueRotations(ctx context.Context) {
 	if s == nil {
 		return
 	}
-	due := b.popDue(b.rot.now())
+	due := b.popDue(b.now())
 	if len(due) == 0 {
 		return
 	}
@@ -279,7 +252,7 @@ func (b *backend) requeueStored(ctx context.Context, s logical.Storage, name str
 		b.logger.Error("reading account to requeue", "account", name, "error", err)
 		return
 	}
-	b.pushSchedule(name, acct)
+	b.scheduleAccount(name, acct)
 }
 
 // runScheduledRotation rotates one account popped from the queue, after
@@ -305,7 +278,7 @@ func (b *backend) scheduledRotationDue(ctx context.Context, s logical.Storage, n
 	if err != nil || acct == nil || !acct.scheduled() || acct.NextVaultRotation.IsZero() {
 		return false
 	}
-	now := b.rot.now()
+	now := b.now()
 	if acct.NextVaultRotation.After(now) {
 		return false
 	}
@@ -315,7 +288,7 @@ func (b *backend) scheduledRotationDue(ctx context.Context, s logical.Storage, n
 		if err != nil {
 			rcfg = defaultRotationConfig()
 		}
-		acct.NextVaultRotation = now.Add(b.backoff(acct.ConsecutiveFailures, rcfg)).Truncate(time.Second)
+		acct.NextVaultRotation = now.Add(rcfg.backoff(acct.ConsecutiveFailures)).Truncate(time.Second)
 		if err := writeAccount(ctx, s, name, acct); err != nil {
 			b.logger.Error("storing account", "account", name, "error", err)
 		}
@@ -350,26 +323,4 @@ func (b *backend) missedWindow(acct *account, now time.Time) bool {
 		end = acct.WindowEnd
 	}
 	return !now.Before(end)
-}
-
-// backoff is the delay before retrying after n consecutive failures:
-// exponential from failure_backoff_base, capped, with jitter.
-func (b *backend) backoff(n int, rcfg *rotationConfig) time.Duration {
-	d := rcfg.FailureBackoffBase
-	for i := 1; i < n && d < rcfg.FailureBackoffCap; i++ {
-		d *= 2
-	}
-	if d > rcfg.FailureBackoffCap {
-		d = rcfg.FailureBackoffCap
-	}
-	return rotationJitter(d)
-}
-
-// rotationJitter returns a duration between 80% and 100% of d, so that accounts
-// failing together do not retry together.
-func rotationJitter(d time.Duration) time.Duration {
-	if d <= 0 {
-		return d
-	}
-	return d - time.Duration(rand.Int64N(int64(d)/5+1))
 }

@@ -1,18 +1,28 @@
 package salesforce
 
+// One rotation of an account's password, top to bottom:
+//
+//	settle   unfinished earlier rotations of the account (their WAL entries)
+//	plan     refuse early what would fail anyway; before-hooks (login check,
+//	         pre-rotation webhook); admin session and user id
+//	WAL      the candidate is written to the write-ahead log
+//	change   Salesforce is asked to set it (a rejected candidate is dropped
+//	         for good and a fresh one tried)
+//	store    the account gets it, then the WAL entry goes
+//	verify   after-hooks (unlock, new login, validation query and webhook)
+//	notify   token caches dropped, Vault event and webhook
+//
+// A failure is recorded on the account (recordFailure). Nothing here touches
+// the rotation queue: the callers (path_rotate.go, rotation_schedule.go,
+// rotation_wal.go) requeue the account from storage.
+
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"math/big"
 	"time"
 
-	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
-	"github.com/hashicorp/vault/sdk/rotation"
 
 	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
@@ -32,9 +42,6 @@ const (
 	stepPasswordChanged = "password-changed"
 	stepStored          = "stored"
 	stepWALDeleted      = "wal-deleted"
-
-	stepRootWALWritten      = "root-wal-written"
-	stepRootPasswordChanged = "root-password-changed"
 )
 
 // rotationError is a failed or postponed rotation, with a code for status
@@ -65,6 +72,8 @@ type rotationResult struct {
 // rotateAccount rotates the password of one account now. It returns an
 // error whenever the password was not rotated. force lets a manual
 // rotation log in again with a credential already known not to work.
+// It does not touch the rotation queue: its callers (the rotate handler,
+// the scheduler) requeue the account from storage afterwards.
 func (b *backend) rotateAccount(ctx context.Context, s logical.Storage, name, trigger string, force bool) (*rotationResult, error) {
 	defer b.lockAccount(name)()
 
@@ -74,7 +83,7 @@ func (b *backend) rotateAccount(ctx context.Context, s logical.Storage, name, tr
 			return nil, err
 		}
 		if stored == nil {
-			return nil, errAccountNotFound(name)
+			return nil, accountNotFound(name)
 		}
 		if re := blockedManualRotation(name, stored); re != nil {
 			// Nothing was tried, so nothing is recorded as a failure.
@@ -82,9 +91,9 @@ func (b *backend) rotateAccount(ctx context.Context, s logical.Storage, name, tr
 		}
 	}
 
-	// An unfinished earlier rotation is settled first, so a new password is
-	// never set on top of an unknown one.
-	if err := b.reconcileAccountWALs(ctx, s, name); err != nil {
+	// Settle: an unfinished earlier rotation is settled first, so a new
+	// password is never set on top of an unknown one.
+	if err := b.settleAccountWALs(ctx, s, name); err != nil {
 		re := &rotationError{code: "unsettled", err: err,
 			msg: fmt.Sprintf("an earlier rotation of %q is unfinished and could not be settled yet: %v", name, err)}
 		re.postponed = isBudgetError(err)
@@ -99,7 +108,7 @@ func (b *backend) rotateAccount(ctx context.Context, s logical.Storage, name, tr
 		return nil, err
 	}
 	if acct == nil {
-		return nil, errAccountNotFound(name)
+		return nil, accountNotFound(name)
 	}
 	rcfg, err := readRotationConfig(ctx, s)
 	if err != nil {
@@ -126,6 +135,7 @@ func (b *backend) rotateAccount(ctx context.Context, s logical.Storage, name, tr
 	return res, nil
 }
 
+// outcomeOf is the outcome a failed rotation reports.
 func outcomeOf(err error) string {
 	var re *rotationError
 	if errors.As(err, &re) && re.postponed {
@@ -148,16 +158,133 @@ func blockedManualRotation(name string, acct *account) *rotationError {
 			name, acct.RotationBlocked, name, name, acct.LastRotationError)}
 }
 
-func errAccountNotFound(name string) error {
-	return &rotationError{code: "not_found", msg: fmt.Sprintf("account %q does not exist", name)}
+// settleAccountWALs settles the unfinished rotations of one account,
+// whose lock the caller holds. For each candidate: if it is already stored,
+// the WAL is stale; if it logs in, Salesforce has it and it becomes the
+// stored password; if Salesforce rejects it, the old password is kept and
+// the candidate is discarded, never retried. If nothing can be concluded
+// (outage, login budget), the WAL stays and an error is returned.
+func (b *backend) settleAccountWALs(ctx context.Context, s logical.Storage, name string) error {
+	pending, err := accountWALs(ctx, s, name)
+	if err != nil {
+		return err
+	}
+	for _, p := range pending {
+		if err := b.settleRotationWAL(ctx, s, p.w); err != nil {
+			return err
+		}
+		b.deleteWAL(ctx, s, p.id)
+	}
+	return nil
 }
 
-// rotate runs the pipeline for an account whose lock is held.
+// settleRotationWAL reconciles one candidate with Salesforce; the caller
+// holds the account's lock. nil means the WAL entry may be deleted.
+func (b *backend) settleRotationWAL(ctx context.Context, s logical.Storage, w *rotationWAL) error {
+	acct, err := readAccount(ctx, s, w.Account)
+	if err != nil {
+		return err
+	}
+	if acct == nil || acct.Username != w.Username || acct.Password == w.Candidate {
+		// Deleted, replaced, or the rotation was stored before the crash.
+		return nil
+	}
+	rcfg, err := readRotationConfig(ctx, s)
+	if err != nil {
+		return err
+	}
+	policy := acct.PasswordPolicy
+	if policy == "" {
+		policy = rcfg.PasswordPolicy
+	}
+	if policyHash(policy, rcfg) != w.PolicyHash {
+		// The candidate is never reused in any case; with the policy
+		// changed it is only checked, since a candidate Salesforce already
+		// accepted must not be lost.
+		b.logger.Info("the password policy changed since the rotation WAL was written; its candidate is discarded unless Salesforce already has it", "account", w.Account)
+	}
+	client, cfg, err := b.getClient(ctx, s)
+	if err != nil {
+		return err
+	}
+	run := &rotationRun{b: b, storage: s, name: w.Account, acct: acct, cfg: cfg, rcfg: rcfg, client: client}
+	if !acct.UnverifiedCandidateAt.IsZero() {
+		// An earlier check was inconclusive because the user could not log
+		// in; a login tells nothing until the admin sees that it can.
+		if facts := b.userState(ctx, run); !facts.canLogIn() {
+			return b.keepUnverifiedCandidate(ctx, s, w.Account, acct, facts)
+		}
+	}
+	res, err := b.probeLogin(ctx, s, client, w.Account, acct, w.Candidate, false, rcfg)
+	if err != nil {
+		return fmt.Errorf("checking the candidate of an unfinished rotation: %w", err)
+	}
+	if res.verdict == loginRejected {
+		// Salesforce answers INVALID_LOGIN also for a locked-out or
+		// inactive user, whatever the password: the rejection only proves
+		// the candidate wrong for a user that can log in.
+		facts := b.userState(ctx, run)
+		if !facts.canLogIn() {
+			return b.keepUnverifiedCandidate(ctx, s, w.Account, acct, facts)
+		}
+		b.logger.Info("unfinished rotation did not reach Salesforce; keeping the stored password", "account", w.Account)
+		if !acct.UnverifiedCandidateAt.IsZero() {
+			acct.UnverifiedCandidateAt = time.Time{}
+			if err := writeAccount(ctx, s, w.Account, acct); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// Salesforce has the candidate: roll forward.
+	adoptPassword(acct, w.Candidate, b.now())
+	if err := writeAccount(ctx, s, w.Account, acct); err != nil {
+		return err
+	}
+	b.logger.Info("completed an unfinished rotation: Salesforce had the new password", "account", w.Account, "version", acct.Version)
+	b.notifyRotated(ctx, w.Account, acct, rcfg)
+	return nil
+}
+
+// keepUnverifiedCandidate keeps the WAL of a candidate that could not be
+// checked because the user cannot log in now, and shows it on the account:
+// Salesforce may already have the candidate, so the stored password may
+// not log in. The returned error keeps the WAL.
+func (b *backend) keepUnverifiedCandidate(ctx context.Context, s logical.Storage, name string, acct *account, facts userFacts) error {
+	var why string
+	switch {
+	case facts.locked:
+		why = fmt.Sprintf("the Salesforce user %q is locked out, and Salesforce refuses every login of a locked user; unlock it in Setup or wait for the lockout to end", acct.Username)
+	case facts.inactive:
+		why = fmt.Sprintf("the Salesforce user %q is inactive; activate it in Setup", acct.Username)
+	default:
+		why = "Salesforce refused the login and the admin session could not tell whether the user is locked out or inactive; check the admin login of config"
+	}
+	msg := fmt.Sprintf("an interrupted rotation of account %q may have set a new password in Salesforce, and it cannot be checked now: %s. "+
+		"The new password is kept in the write-ahead log and checked again later; until then the stored password may not log in", name, why)
+	now := b.now().UTC()
+	if acct.UnverifiedCandidateAt.IsZero() {
+		acct.UnverifiedCandidateAt = now
+	}
+	acct.LastRotationError = msg
+	acct.LastRotationErrorAt = now
+	if acct.ConsecutiveFailures == 0 {
+		acct.ConsecutiveFailures = 1
+	}
+	if err := writeAccount(ctx, s, name, acct); err != nil {
+		b.logger.Error("storing the state of an unsettled rotation", "account", name, "error", err)
+	}
+	b.logger.Warn("keeping the WAL of an interrupted rotation: its new password cannot be checked now", "account", name,
+		"locked", facts.locked, "inactive", facts.inactive, "state_known", facts.known)
+	return &rotationError{code: "unsettled", msg: msg}
+}
+
+// rotate runs the steps of one rotation for an account whose lock is held.
 func (b *backend) rotate(ctx context.Context, r *rotationRun) (*rotationResult, error) {
-	// Checked before any login: a change Salesforce would refuse anyway
-	// must not cost logins.
+	// Plan. Checked before any login: a change Salesforce would refuse
+	// anyway must not cost logins.
 	if r.acct.method() == rotationMethodSelf && r.rcfg.MinPasswordLifetime &&
-		!r.acct.PasswordChangedAt.IsZero() && b.rot.now().Sub(r.acct.PasswordChangedAt) < 24*time.Hour {
+		!r.acct.PasswordChangedAt.IsZero() && b.now().Sub(r.acct.PasswordChangedAt) < 24*time.Hour {
 		return nil, &rotationError{code: "min_password_lifetime", postponed: true,
 			msg: fmt.Sprintf("the org's minimum password lifetime forbids a self-service change before %s",
 				r.acct.PasswordChangedAt.Add(24*time.Hour).UTC().Format(time.RFC3339))}
@@ -201,13 +328,14 @@ func (b *backend) rotate(ctx context.Context, r *rotationRun) (*rotationResult, 
 		if err != nil {
 			return nil, &rotationError{code: "password_policy", msg: err.Error(), err: err}
 		}
-		walID, err := framework.PutWAL(ctx, r.storage, rotationWALKind, &rotationWAL{
+		// WAL, then the change at Salesforce, then store.
+		walID, err := putRotationWAL(ctx, r.storage, &rotationWAL{
 			Account:    r.name,
 			Username:   r.acct.Username,
 			Candidate:  c,
 			PolicyHash: policyHash,
 			Version:    r.acct.Version,
-			CreatedAt:  b.rot.now().UTC(),
+			CreatedAt:  b.now().UTC(),
 		})
 		if err != nil {
 			return nil, &rotationError{code: "storage", msg: "writing the rotation WAL: " + err.Error(), err: err}
@@ -253,8 +381,9 @@ func (b *backend) rotate(ctx context.Context, r *rotationRun) (*rotationResult, 
 			return nil, re
 		}
 	}
+	// Verify (failures are warnings: the new password is stored), notify.
 	_ = r.runHooks(ctx, afterRotation)
-	b.afterRotation(ctx, r.storage, r.name, r.acct, r.rcfg)
+	b.notifyRotated(ctx, r.name, r.acct, r.rcfg)
 	return &rotationResult{
 		Account:     r.name,
 		Outcome:     outcomeRotated,
@@ -262,51 +391,6 @@ func (b *backend) rotate(ctx context.Context, r *rotationRun) (*rotationResult, 
 		TokenStatus: tokenStatusOf(r.acct),
 		Warnings:    r.warnings,
 	}, nil
-}
-
-// storeRotated makes the new password the stored one and drops the WAL.
-func (b *backend) storeRotated(ctx context.Context, r *rotationRun, candidate, walID string) error {
-	adoptPassword(r.acct, candidate, b.rot.now())
-	if err := writeAccount(ctx, r.storage, r.name, r.acct); err != nil {
-		// The WAL keeps the candidate; reconciliation stores it later.
-		return &rotationError{code: "storage", msg: "storing the new password (Salesforce already has it; it is kept in the WAL and stored on recovery): " + err.Error(), err: err}
-	}
-	r.rotated = true
-	if err := b.step(stepStored); err != nil {
-		return err
-	}
-	b.deleteWAL(ctx, r.storage, walID)
-	return b.step(stepWALDeleted)
-}
-
-// adoptPassword records a password Salesforce now has.
-func adoptPassword(acct *account, password string, now time.Time) {
-	acct.Password = password
-	acct.Version++
-	acct.LastVaultRotation = now.UTC()
-	acct.PasswordChangedAt = now.UTC()
-	if acct.needsToken() || acct.SecurityToken != "" {
-		// Salesforce emails a new token on every password change; the
-		// stored one no longer works, whatever the mode.
-		acct.SecurityTokenStatus = tokenStatusStale
-	}
-	acct.UnverifiedCandidateAt = time.Time{}
-	acct.LastRotationError = ""
-	acct.LastRotationErrorAt = time.Time{}
-	acct.ConsecutiveFailures = 0
-	acct.RotationBlocked = ""
-	acct.MissedRotationAt = time.Time{}
-	acct.WindowEnd = time.Time{}
-	acct.NextVaultRotation = nextRotation(acct, now)
-	acct.LastUpdated = now.UTC()
-}
-
-// afterRotation drops token caches and tells the integrations.
-func (b *backend) afterRotation(ctx context.Context, s logical.Storage, name string, acct *account, rcfg *rotationConfig) {
-	b.invalidateTokensForAccount(name)
-	b.pushSchedule(name, acct)
-	b.notify(ctx, name, acct, rcfg, outcomeRotated, nil)
-	b.logger.Info("rotated account password", "account", name, "version", acct.Version)
 }
 
 // changePassword asks Salesforce to set the new password.
@@ -339,21 +423,47 @@ func (b *backend) changePassword(ctx context.Context, r *rotationRun, candidate 
 	return err
 }
 
-// errSimulatedCrash is returned by test step hooks to stop a rotation the
-// way a crash would: nothing more is written.
-var errSimulatedCrash = errors.New("simulated crash")
-
-func (b *backend) step(name string) error {
-	if b.rot.testStep == nil {
-		return nil
+// storeRotated makes the new password the stored one and drops the WAL.
+func (b *backend) storeRotated(ctx context.Context, r *rotationRun, candidate, walID string) error {
+	adoptPassword(r.acct, candidate, b.now())
+	if err := writeAccount(ctx, r.storage, r.name, r.acct); err != nil {
+		// The WAL keeps the candidate; reconciliation stores it later.
+		return &rotationError{code: "storage", msg: "storing the new password (Salesforce already has it; it is kept in the WAL and stored on recovery): " + err.Error(), err: err}
 	}
-	return b.rot.testStep(name)
+	if err := b.step(stepStored); err != nil {
+		return err
+	}
+	b.deleteWAL(ctx, r.storage, walID)
+	return b.step(stepWALDeleted)
 }
 
-func (b *backend) deleteWAL(ctx context.Context, s logical.Storage, id string) {
-	if err := framework.DeleteWAL(ctx, s, id); err != nil {
-		b.logger.Warn("deleting rotation WAL; it is settled on the next start", "error", err)
+// adoptPassword records a password Salesforce now has.
+func adoptPassword(acct *account, password string, now time.Time) {
+	acct.Password = password
+	acct.Version++
+	acct.LastVaultRotation = now.UTC()
+	acct.PasswordChangedAt = now.UTC()
+	if acct.needsToken() || acct.SecurityToken != "" {
+		// Salesforce emails a new token on every password change; the
+		// stored one no longer works, whatever the mode.
+		acct.SecurityTokenStatus = tokenStatusStale
 	}
+	acct.UnverifiedCandidateAt = time.Time{}
+	acct.LastRotationError = ""
+	acct.LastRotationErrorAt = time.Time{}
+	acct.ConsecutiveFailures = 0
+	acct.RotationBlocked = ""
+	acct.MissedRotationAt = time.Time{}
+	acct.WindowEnd = time.Time{}
+	acct.NextVaultRotation = nextRotation(acct, now)
+	acct.LastUpdated = now.UTC()
+}
+
+// notifyRotated drops token caches and tells the integrations.
+func (b *backend) notifyRotated(ctx context.Context, name string, acct *account, rcfg *rotationConfig) {
+	b.invalidateTokensForAccount(name)
+	b.notify(ctx, name, acct, rcfg, outcomeRotated, nil)
+	b.logger.Info("rotated account password", "account", name, "version", acct.Version)
 }
 
 // recordFailure stores the failure on the account (status, backoff) and
@@ -363,12 +473,12 @@ func (b *backend) recordFailure(ctx context.Context, s logical.Storage, name str
 	if err != nil || acct == nil {
 		return
 	}
-	now := b.rot.now()
+	now := b.now()
 	var re *rotationError
 	errors.As(failure, &re)
 	if re != nil && re.postponed {
 		if trigger == triggerScheduled {
-			acct.NextVaultRotation = now.Add(b.backoff(1, rcfg)).Truncate(time.Second)
+			acct.NextVaultRotation = now.Add(rcfg.backoff(1)).Truncate(time.Second)
 		}
 	} else {
 		acct.LastRotationError = failure.Error()
@@ -382,125 +492,13 @@ func (b *backend) recordFailure(ctx context.Context, s logical.Storage, name str
 			acct.WindowEnd = acct.NextVaultRotation.Add(acct.RotationWindow)
 		}
 		if trigger == triggerScheduled || !acct.NextVaultRotation.IsZero() && !acct.NextVaultRotation.After(now) {
-			acct.NextVaultRotation = now.Add(b.backoff(acct.ConsecutiveFailures, rcfg)).Truncate(time.Second)
+			acct.NextVaultRotation = now.Add(rcfg.backoff(acct.ConsecutiveFailures)).Truncate(time.Second)
 		}
 	}
 	if err := writeAccount(ctx, s, name, acct); err != nil {
 		b.logger.Error("storing rotation failure", "account", name, "error", err)
 	}
-	b.pushSchedule(name, acct)
 	if re == nil || !re.postponed {
 		b.notify(ctx, name, acct, rcfg, outcomeFailed, failure)
 	}
-}
-
-// nextRotation computes the next scheduled rotation after from; zero when
-// the account is not scheduled.
-func nextRotation(acct *account, from time.Time) time.Time {
-	if !acct.scheduled() {
-		return time.Time{}
-	}
-	if acct.RotationSchedule != "" {
-		sched, err := rotation.DefaultScheduler.Parse(acct.RotationSchedule)
-		if err != nil {
-			return time.Time{}
-		}
-		return sched.Next(from).UTC()
-	}
-	return from.Add(acct.RotationPeriod).UTC()
-}
-
-// Password generation.
-
-// Salesforce's special characters for complexity levels 2 and 4.
-const (
-	lowerChars   = "abcdefghijkmnopqrstuvwxyz"
-	upperChars   = "ABCDEFGHJKLMNPQRSTUVWXYZ"
-	digitChars   = "23456789"
-	specialChars = "!#$%-_=+<>"
-)
-
-// newCandidate makes a new password from the account's (or the mount's)
-// Vault password policy, or from the built-in generator, avoiding rejected
-// ones. It also returns a hash that identifies the policy in the WAL.
-func (b *backend) newCandidate(ctx context.Context, acct *account, rcfg *rotationConfig, rejected map[string]bool) (string, string, error) {
-	policy := acct.PasswordPolicy
-	if policy == "" {
-		policy = rcfg.PasswordPolicy
-	}
-	hash := policyHash(policy, rcfg)
-	for i := 0; i < 10; i++ {
-		var pw string
-		var err error
-		if policy != "" {
-			pw, err = b.System().GeneratePasswordFromPolicy(ctx, policy)
-			if err != nil {
-				return "", "", fmt.Errorf("generating a password from policy %q: %w", policy, err)
-			}
-		} else {
-			pw, err = generatePassword(rcfg.PasswordLength)
-			if err != nil {
-				return "", "", err
-			}
-		}
-		if !rejected[pw] {
-			return pw, hash, nil
-		}
-	}
-	return "", "", fmt.Errorf("password policy %q keeps producing passwords Salesforce already rejected", policy)
-}
-
-// policyHash fingerprints the password rules a WAL candidate was made with.
-// Vault does not let a plugin read a named policy's contents, so for named
-// policies it covers the name; for the built-in generator it covers the
-// generator's rules.
-func policyHash(policy string, rcfg *rotationConfig) string {
-	var desc string
-	if policy != "" {
-		desc = "vault-policy:" + policy
-	} else {
-		desc = fmt.Sprintf("builtin:v1:length=%d:%s|%s|%s|%s", rcfg.PasswordLength, lowerChars, upperChars, digitChars, specialChars)
-	}
-	sum := sha256.Sum256([]byte(desc))
-	return hex.EncodeToString(sum[:])
-}
-
-// generatePassword returns a random password with at least one lower- and
-// upper-case letter, digit and special character, which satisfies
-// Salesforce's strictest complexity level (4).
-func generatePassword(length int) (string, error) {
-	if length < 8 {
-		length = 8
-	}
-	all := lowerChars + upperChars + digitChars + specialChars
-	classes := []string{lowerChars, upperChars, digitChars, specialChars}
-	out := make([]byte, length)
-	for i := range out {
-		set := all
-		if i < len(classes) {
-			set = classes[i]
-		}
-		c, err := randIndex(len(set))
-		if err != nil {
-			return "", err
-		}
-		out[i] = set[c]
-	}
-	// Shuffle so the guaranteed classes are not always first.
-	for i := len(out) - 1; i > 0; i-- {
-		j, err := randIndex(i + 1)
-		if err != nil {
-			return "", err
-		}
-		out[i], out[j] = out[j], out[i]
-	}
-	return string(out), nil
-}
-
-func randIndex(n int) (int, error) {
-	v, err := rand.Int(rand.Reader, big.NewInt(int64(n)))
-	if err != nil {
-		return 0, fmt.Errorf("reading randomness: %w", err)
-	}
-	return int(v.Int64()), nil
 }

@@ -44,6 +44,22 @@ func (e *rotEnv) queued(name string) bool {
 	return true
 }
 
+// queuedAt is when the queue holds the account for; ok is false when it
+// does not hold it.
+func (e *rotEnv) queuedAt(name string) (at time.Time, ok bool) {
+	e.b.rot.mu.Lock()
+	defer e.b.rot.mu.Unlock()
+	if e.b.rot.queue == nil {
+		return time.Time{}, false
+	}
+	item, err := e.b.rot.queue.PopByKey(name)
+	if err != nil || item == nil {
+		return time.Time{}, false
+	}
+	_ = e.b.rot.queue.Push(item)
+	return time.Unix(item.Priority, 0).UTC(), true
+}
+
 // A scheduled account rotates when due and only then; restarts (crash,
 // reload, new version) rotate nothing that is not due.
 func TestSchedule_PeriodAndRestarts(t *testing.T) {
@@ -506,5 +522,22 @@ func TestSchedule_Fields(t *testing.T) {
 	}
 	if e.queued("trusted") {
 		t.Error("deleted account still queued")
+	}
+}
+
+// The rotation pipeline leaves the queue to its callers: after a manual
+// rotation the queue holds the account at its new stored time.
+func TestSchedule_ManualRotationRequeues(t *testing.T) {
+	e := newRotEnv(t)
+	e.initialize()
+	e.addTrusted("trusted", map[string]interface{}{"rotation_period": "24h"})
+	e.advance(time.Hour)
+	e.mustRotate("trusted")
+	want := e.now().Add(24 * time.Hour)
+	if got := e.nextRotation("trusted"); !got.Equal(want) {
+		t.Fatalf("next_vault_rotation = %v, want %v", got, want)
+	}
+	if at, ok := e.queuedAt("trusted"); !ok || !at.Equal(want) {
+		t.Errorf("queued at %v (%v), want %v", at, ok, want)
 	}
 }

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
 	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/emulator"
 )
 
@@ -135,6 +137,56 @@ func TestWALRollback_RollsForward(t *testing.T) {
 	e.assertServedCredentialLogsIn("trusted")
 	if e.creds("trusted")["version"] != 1 {
 		t.Errorf("version = %v, want 1", e.creds("trusted")["version"])
+	}
+}
+
+// A WAL entry that Vault's WALRollback rolls forward moves the account in
+// the queue to its new next rotation.
+func TestWALRollback_RollForwardRequeues(t *testing.T) {
+	e := newRotEnv(t)
+	e.initialize()
+	e.addTrusted("trusted", map[string]interface{}{"rotation_period": "24h"})
+	e.advance(time.Hour)
+	e.crashedRotation("trusted", stepPasswordChanged)
+	_, err := e.b.HandleRequest(context.Background(), &logical.Request{
+		Operation: logical.RollbackOperation, Path: "", Storage: e.s,
+		Data: map[string]interface{}{"immediate": true},
+	})
+	if err != nil {
+		t.Fatalf("rollback: %v", err)
+	}
+	if e.version("trusted") != 1 {
+		t.Fatalf("version = %d, want 1 (rolled forward)", e.version("trusted"))
+	}
+	want := e.nextRotation("trusted")
+	if at, ok := e.queuedAt("trusted"); !ok || !at.Equal(want) {
+		t.Errorf("queued at %v (%v), want the stored next rotation %v", at, ok, want)
+	}
+}
+
+// A WAL entry of a kind this engine does not know is an error, logged and
+// kept, by Vault's WALRollback and at start-up alike: only the engine that
+// wrote it knows how to settle it.
+func TestWAL_UnknownKindKept(t *testing.T) {
+	e := newRotEnv(t)
+	ctx := context.Background()
+	id, err := framework.PutWAL(ctx, e.s, "salesforceFromTheFuture", map[string]interface{}{"account": "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.b.HandleRequest(ctx, &logical.Request{
+		Operation: logical.RollbackOperation, Path: "", Storage: e.s,
+		Data: map[string]interface{}{"immediate": true},
+	})
+	if msg := respErr(resp, err); msg == nil || !strings.Contains(msg.Error(), `unknown kind "salesforceFromTheFuture"`) {
+		t.Errorf("rollback error = %v, want one naming the unknown kind", msg)
+	}
+	e.restart()
+	if entry, err := framework.GetWAL(ctx, e.s, id); err != nil || entry == nil {
+		t.Fatalf("the WAL entry of an unknown kind was deleted (%v)", err)
+	}
+	if !strings.Contains(e.logs.String(), `unknown kind \"salesforceFromTheFuture\"`) {
+		t.Errorf("start-up did not log the unknown WAL kind:\n%s", e.logs.String())
 	}
 }
 

@@ -12,101 +12,13 @@ import (
 	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
-// The rotation pipeline: hooks run before the password changes (a failure
-// stops the rotation) and after it (a failure becomes a warning, because the
-// new password is already set and stored). Each hook is one type in its own
-// hook_*.go file; adding a hook means adding a file and a line to
-// rotationHooks.
-
-type hookPhase int
-
-const (
-	beforeRotation hookPhase = iota
-	afterRotation
-)
-
-type rotationHook interface {
-	// name identifies the hook in warnings and errors.
-	name() string
-	phase() hookPhase
-	// applies reports whether the hook runs for this rotation.
-	applies(run *rotationRun) bool
-	run(ctx context.Context, run *rotationRun) error
-}
-
-// rotationHooks in execution order within each phase.
-var rotationHooks = []rotationHook{
-	loginCheckHook{},
-	webhookGateHook{},
-	// unlock first so the new login is not refused by a lock.
-	unlockHook{},
-	newLoginHook{},
-	validationQueryHook{},
-	validationWebhookHook{},
-}
-
-// rotationRun is the state one rotation shares between its steps and hooks,
-// so sessions are reused instead of logging in again.
-type rotationRun struct {
-	b       *backend
-	storage logical.Storage
-	name    string
-	acct    *account
-	cfg     *salesforceConfig
-	rcfg    *rotationConfig
-	client  Client
-	trigger string
-
-	// oldPassword is the password before the change.
-	oldPassword string
-	// ownSession is a session of the account itself, when one was made.
-	ownSession *sfapi.Session
-	// adminSess caches the admin session for this rotation.
-	adminSess *sfapi.Session
-	// expired is set when the current password is expired; the rotation
-	// then repairs it.
-	expired bool
-	// rotated is set once the new password is stored.
-	rotated bool
-
-	warnings []string
-}
-
-func (r *rotationRun) admin(ctx context.Context) (*sfapi.Session, error) {
-	if r.adminSess != nil {
-		return r.adminSess, nil
-	}
-	s, err := r.b.adminSession(ctx, r.storage)
-	if err != nil {
-		return nil, fmt.Errorf("admin login: %w", err)
-	}
-	r.adminSess = s
-	return s, nil
-}
-
-func (r *rotationRun) warn(format string, args ...interface{}) {
-	r.warnings = append(r.warnings, fmt.Sprintf(format, args...))
-}
-
-// runHooks runs the hooks of one phase. Before the change the first error
-// stops; after it every hook runs and errors become warnings.
-func (r *rotationRun) runHooks(ctx context.Context, phase hookPhase) error {
-	for _, h := range rotationHooks {
-		if h.phase() != phase || !h.applies(r) {
-			continue
-		}
-		err := h.run(ctx, r)
-		if err == nil {
-			continue
-		}
-		if phase == beforeRotation {
-			return err
-		}
-		r.warn("%s: %v", h.name(), err)
-		r.b.logger.Warn("post-rotation check failed", "account", r.name, "hook", h.name(), "error", err)
-	}
-	return nil
-}
+// The login budget: every login the engine makes with a stored credential
+// (an account's own, or the admin password) is counted here, so that
+// neither the org's login rate nor the user's lockout threshold is reached
+// by the engine. Its users: rotation hooks and WAL settling (probeLogin),
+// rotate-root settling (adminProbe), password roles of the token cache
+// (spendPasswordLogin, noteRejectedLogin, noteAcceptedLogin), account and
+// security-token writes (resetFailed) and diagnose.
 
 // loginBudget counts the logins the engine makes with each account's own
 // credential in a sliding hour (every login counts toward the org's login
@@ -208,6 +120,43 @@ func (l *loginBudget) forget(account string) {
 	l.mu.Unlock()
 }
 
+// adminBudgetKey is the login budget key of the config's admin user; it
+// cannot collide with an account name.
+const adminBudgetKey = "config/admin"
+
+// errLoginBudget is returned instead of logging in when the budget is spent.
+type errLoginBudget struct {
+	account string
+	next    time.Time
+	// failed: the failed-login limit is reached, not the login budget.
+	failed bool
+}
+
+func (e *errLoginBudget) Error() string {
+	if e.failed {
+		if e.account == adminBudgetKey {
+			return "Salesforce rejected the config's admin user as often as max_failed_logins allows since its last successful login: " +
+				"the engine makes no more logins as that user, so that it is not locked out. Fix the admin credential in config " +
+				"(a successful admin login or a plugin reload resets the count)"
+		}
+		return fmt.Sprintf("Salesforce rejected the credential of account %q as often as max_failed_logins (config/rotation) allows since its last successful login: "+
+			"the engine makes no more logins as this user, so that Salesforce does not lock it out. "+
+			"Write the current password to accounts/%s (or the current security token to accounts/%s/security-token) to reset the count",
+			e.account, e.account, e.account)
+	}
+	who := fmt.Sprintf("account %q", e.account)
+	if e.account == adminBudgetKey {
+		who = "the config's admin user"
+	}
+	return fmt.Sprintf("login budget of %s for this hour is spent; next login allowed at %s", who, e.next.UTC().Format(time.RFC3339))
+}
+
+// isBudgetError reports whether err is a spent login budget.
+func isBudgetError(err error) bool {
+	var e *errLoginBudget
+	return errors.As(err, &e)
+}
+
 // persistedFailed is the failed-login count stored with acct.
 func persistedFailed(acct *account) int {
 	if acct == nil {
@@ -221,7 +170,7 @@ func persistedFailed(acct *account) int {
 // forget how close the user is to lockout. acct (may be nil) is the
 // caller's copy, updated so that a later write of it keeps the count.
 func (b *backend) noteFailedLogin(ctx context.Context, s logical.Storage, name string, acct *account) {
-	n := b.rot.budget.recordFailed(name, persistedFailed(acct))
+	n := b.budget.recordFailed(name, persistedFailed(acct))
 	if acct != nil {
 		acct.FailedLogins = n
 	}
@@ -232,7 +181,7 @@ func (b *backend) noteFailedLogin(ctx context.Context, s logical.Storage, name s
 // Salesforce does on a successful login. Storage is written only when the
 // stored count may be nonzero: successes are frequent, failures are not.
 func (b *backend) noteSuccessfulLogin(ctx context.Context, s logical.Storage, name string, acct *account) {
-	prev := b.rot.budget.resetFailed(name)
+	prev := b.budget.resetFailed(name)
 	stored := acct != nil && acct.FailedLogins > 0
 	if acct != nil {
 		acct.FailedLogins = 0
@@ -264,33 +213,6 @@ func (b *backend) storeFailedLogins(ctx context.Context, s logical.Storage, name
 	}
 }
 
-// errLoginBudget is returned instead of logging in when the budget is spent.
-type errLoginBudget struct {
-	account string
-	next    time.Time
-	// failed: the failed-login limit is reached, not the login budget.
-	failed bool
-}
-
-func (e *errLoginBudget) Error() string {
-	if e.failed {
-		if e.account == adminBudgetKey {
-			return "Salesforce rejected the config's admin user as often as max_failed_logins allows since its last successful login: " +
-				"the engine makes no more logins as that user, so that it is not locked out. Fix the admin credential in config " +
-				"(a successful admin login or a plugin reload resets the count)"
-		}
-		return fmt.Sprintf("Salesforce rejected the credential of account %q as often as max_failed_logins (config/rotation) allows since its last successful login: "+
-			"the engine makes no more logins as this user, so that Salesforce does not lock it out. "+
-			"Write the current password to accounts/%s (or the current security token to accounts/%s/security-token) to reset the count",
-			e.account, e.account, e.account)
-	}
-	who := fmt.Sprintf("account %q", e.account)
-	if e.account == adminBudgetKey {
-		who = "the config's admin user"
-	}
-	return fmt.Sprintf("login budget of %s for this hour is spent; next login allowed at %s", who, e.next.UTC().Format(time.RFC3339))
-}
-
 // Login verdicts of probeLogin.
 type loginVerdict int
 
@@ -319,7 +241,7 @@ type probeResult struct {
 // security token when withToken), within the login budget. A returned error
 // means nothing could be concluded (budget spent, outage, other failure).
 func (b *backend) probeLogin(ctx context.Context, s logical.Storage, client Client, name string, acct *account, password string, withToken bool, rcfg *rotationConfig) (*probeResult, error) {
-	if ok, next, failed := b.rot.budget.takeLogin(name, rcfg.LoginBudgetPerHour, rcfg.MaxFailedLogins, persistedFailed(acct), b.rot.now()); !ok {
+	if ok, next, failed := b.budget.takeLogin(name, rcfg.LoginBudgetPerHour, rcfg.MaxFailedLogins, persistedFailed(acct), b.now()); !ok {
 		return nil, &errLoginBudget{account: name, next: next, failed: failed}
 	}
 	secret := password
@@ -348,8 +270,122 @@ func (b *backend) probeLogin(ctx context.Context, s logical.Storage, client Clie
 	}
 }
 
-// isBudgetError reports whether err is a spent login budget.
-func isBudgetError(err error) bool {
-	var e *errLoginBudget
-	return errors.As(err, &e)
+// adminProbe logs in as the config's admin user with password, within the
+// login budgets, without caching a session.
+func (b *backend) adminProbe(ctx context.Context, client Client, cfg *salesforceConfig, password string, rcfg *rotationConfig) error {
+	now := b.now()
+	if ok, next, failed := b.budget.takeLogin(adminBudgetKey, rcfg.LoginBudgetPerHour, rcfg.MaxFailedLogins, 0, now); !ok {
+		return &errLoginBudget{account: adminBudgetKey, next: next, failed: failed}
+	}
+	_, err := client.PasswordGrant(ctx, cfg.Username, password+cfg.SecurityToken)
+	switch {
+	case err == nil:
+		b.budget.resetFailed(adminBudgetKey)
+	case sfapi.IsCredentialError(err):
+		b.budget.recordFailed(adminBudgetKey, 0)
+	}
+	return err
 }
+
+// spendPasswordLogin takes one login from the account's budgets (logins
+// and failed logins, shared with the rotation) when its credential was
+// rejected since it last changed. Logins with a credential not in doubt
+// are not charged: a busy cache=false role must not starve the rotation's
+// own login checks.
+func (b *backend) spendPasswordLogin(ctx context.Context, s logical.Storage, name string, acct *account) error {
+	rcfg, err := readRotationConfig(ctx, s)
+	if err != nil {
+		return err
+	}
+	// Past max_failed_logins no login is made, doubted or not: after a
+	// restart only the stored count remembers the rejections.
+	if rcfg.MaxFailedLogins > 0 && b.budget.failedCount(name, persistedFailed(acct)) >= rcfg.MaxFailedLogins {
+		return &errLoginBudget{account: name, failed: true}
+	}
+	c := b.tokens
+	c.mu.Lock()
+	doubted := c.doubted[name]
+	c.mu.Unlock()
+	if !doubted {
+		return nil
+	}
+	if ok, next, failed := b.budget.takeLogin(name, rcfg.LoginBudgetPerHour, rcfg.MaxFailedLogins, persistedFailed(acct), b.now()); !ok {
+		return &errLoginBudget{account: name, next: next, failed: failed}
+	}
+	return nil
+}
+
+// noteRejectedLogin remembers a password grant Salesforce refused, so the
+// next reads answer without logging in, and counts the failed login where
+// the rotation counts its own: Salesforce locks the user on the total.
+func (b *backend) noteRejectedLogin(ctx context.Context, s logical.Storage, name string, r *roleEntry, acct *account, gen uint64, err error) {
+	c := b.tokens
+	c.mu.Lock()
+	if c.gen == gen {
+		c.rejections[roleCacheKey(name, r)] = &rejectedLogin{role: name, account: r.Account, err: err, until: b.now().Add(rejectedLoginHold)}
+		c.doubted[r.Account] = true
+	}
+	c.mu.Unlock()
+	b.noteFailedLogin(ctx, s, r.Account, acct)
+	b.logger.Warn("Salesforce rejected the password grant of an account; not logging in with it again for a while",
+		"role", name, "account", r.Account, "code", sfapi.ErrorCode(err), "hold", rejectedLoginHold)
+}
+
+// noteAcceptedLogin clears the doubt on an account whose credential just
+// logged in; Salesforce resets its failed-login count then too.
+func (b *backend) noteAcceptedLogin(ctx context.Context, s logical.Storage, account string, acct *account) {
+	c := b.tokens
+	c.mu.Lock()
+	delete(c.doubted, account)
+	c.mu.Unlock()
+	b.noteSuccessfulLogin(ctx, s, account, acct)
+}
+
+// rejectedLoginHold is how long a password role answers with the
+// credential error Salesforce just gave instead of logging in again:
+// every failed login brings the user closer to lockout.
+const rejectedLoginHold = time.Minute
+
+// rejectedLogin is a credential failure of a password role's grant.
+type rejectedLogin struct {
+	role, account string
+	err           error
+	until         time.Time
+}
+
+// heldRejection returns the credential error a password role got less
+// than rejectedLoginHold ago, if any.
+func (c *tokenCache) heldRejection(key string, now time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rej := c.rejections[key]
+	if rej == nil {
+		return nil
+	}
+	if !now.Before(rej.until) {
+		delete(c.rejections, key)
+		return nil
+	}
+	return &heldRejectionError{account: rej.account, until: rej.until, err: rej.err}
+}
+
+// heldRejectionError answers a password role's read while Salesforce's
+// last rejection of the account's credential is held.
+type heldRejectionError struct {
+	account string
+	until   time.Time
+	err     error
+}
+
+func (e *heldRejectionError) Error() string {
+	code := sfapi.ErrorCode(e.err)
+	if code == "" {
+		code = "unknown"
+	}
+	return fmt.Sprintf("Salesforce rejected the password grant with account %q (%s) moments ago; not logging in with it again "+
+		"before %s, to spare the user's failed-login count. Fix the credential: write the current password to accounts/%s "+
+		"or the current token to accounts/%s/security-token (accounts/%s/diagnose tells which)",
+		e.account, code, e.until.UTC().Format(time.RFC3339), e.account, e.account, e.account)
+}
+
+func (e *heldRejectionError) Unwrap() error { return e.err }
