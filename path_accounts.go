@@ -73,7 +73,7 @@ func pathAccounts(b *backend) []*framework.Path {
 		{
 			Pattern: "accounts(?:/(?P<prefix>(?:" + accountSegmentRegex + "/)*))?$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "salesforce",
+				OperationPrefix: operationPrefix,
 				OperationSuffix: "accounts",
 			},
 			Fields: map[string]*framework.FieldSchema{
@@ -94,7 +94,7 @@ func pathAccounts(b *backend) []*framework.Path {
 		{
 			Pattern: "accounts/(?P<name>" + accountNameRegex + ")$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "salesforce",
+				OperationPrefix: operationPrefix,
 				OperationSuffix: "account",
 			},
 			Fields:         fields,

@@ -18,9 +18,9 @@ import (
 func pathConfig(b *backend) []*framework.Path {
 	return []*framework.Path{
 		{
-			Pattern: "config",
+			Pattern: "config$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "salesforce",
+				OperationPrefix: operationPrefix,
 			},
 			Fields: configFields(),
 			Operations: map[logical.Operation]framework.OperationHandler{
@@ -311,7 +311,7 @@ func (b *backend) verifyConfig(ctx context.Context, cfg *salesforceConfig, vault
 	code := sfapi.ErrorCode(err)
 	b.logger.Warn("config verification failed", "grant_type", cfg.GrantType, "login_url", cfg.LoginURL, "code", code, "error", err)
 	if sfapi.IsTransient(err) {
-		return nil, logical.CodedError(httpStatusForSalesforce(err), fmt.Sprintf(
+		return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf(
 			"verifying config: Salesforce could not be reached (%s); nothing was stored. Try again, or write with verify=false", err))
 	}
 	msg := fmt.Sprintf("verifying config: Salesforce refused the %s admin grant", cfg.GrantType)
@@ -454,16 +454,6 @@ func requireSecretsForNewEndpoint(old, updated *salesforceConfig, d *framework.F
 	return fmt.Errorf("%s, and stored secrets are never sent to a new endpoint: give %s again in the same write "+
 		"(or set a field to \"\" to clear it if grant_type %s does not need it); nothing was stored",
 		joinWithAnd(changes), joinWithAnd(reenter), updated.GrantType)
-}
-
-// httpStatusForSalesforce maps a Salesforce failure to the status Vault
-// returns: transient failures are the upstream's fault, the rest the
-// caller's.
-func httpStatusForSalesforce(err error) int {
-	if sfapi.IsTransient(err) {
-		return http.StatusBadGateway
-	}
-	return http.StatusBadRequest
 }
 
 const configHelpSynopsis = `Configure how the engine connects to Salesforce and which admin identity it uses.`

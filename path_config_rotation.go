@@ -10,9 +10,9 @@ import (
 
 func pathConfigRotation(b *backend) []*framework.Path {
 	return []*framework.Path{{
-		Pattern: "config/rotation",
+		Pattern: "config/rotation$",
 		DisplayAttrs: &framework.DisplayAttributes{
-			OperationPrefix: "salesforce",
+			OperationPrefix: operationPrefix,
 			OperationSuffix: "rotation-configuration",
 		},
 		Fields: map[string]*framework.FieldSchema{

@@ -50,7 +50,7 @@ func pathCreds(b *backend) []*framework.Path {
 		{
 			Pattern: "creds/(?P<name>" + accountNameRegex + ")$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "salesforce",
+				OperationPrefix: operationPrefix,
 				OperationSuffix: "credentials",
 			},
 			Fields: map[string]*framework.FieldSchema{

@@ -14,7 +14,7 @@ func pathDiagnose(b *backend) []*framework.Path {
 	return []*framework.Path{{
 		Pattern: "accounts/(?P<name>" + accountNameRegex + ")/diagnose$",
 		DisplayAttrs: &framework.DisplayAttributes{
-			OperationPrefix: "salesforce",
+			OperationPrefix: operationPrefix,
 			OperationVerb:   "diagnose",
 			OperationSuffix: "account",
 		},

@@ -35,9 +35,9 @@ func jwtKeyFields() map[string]*framework.FieldSchema {
 func pathJWTKey(b *backend) []*framework.Path {
 	return []*framework.Path{
 		{
-			Pattern: "config/jwt-key",
+			Pattern: "config/jwt-key$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "salesforce",
+				OperationPrefix: operationPrefix,
 				OperationSuffix: "jwt-key",
 			},
 			Fields: jwtKeyFields(),
@@ -52,9 +52,9 @@ func pathJWTKey(b *backend) []*framework.Path {
 			HelpDescription: strings.TrimSpace(jwtKeyHelp),
 		},
 		{
-			Pattern: "config/jwt-key/rotate",
+			Pattern: "config/jwt-key/rotate$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "salesforce",
+				OperationPrefix: operationPrefix,
 				OperationSuffix: "jwt-key-rotate",
 			},
 			Fields: jwtKeyFields(),
@@ -66,9 +66,9 @@ func pathJWTKey(b *backend) []*framework.Path {
 			HelpDescription: strings.TrimSpace(jwtKeyHelp),
 		},
 		{
-			Pattern: "config/jwt-key/confirm",
+			Pattern: "config/jwt-key/confirm$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "salesforce",
+				OperationPrefix: operationPrefix,
 				OperationSuffix: "jwt-key-confirm",
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{

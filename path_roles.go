@@ -18,9 +18,9 @@ const passwordFlowWarning = "grant_type=password uses the OAuth username-passwor
 func pathRoles(b *backend) []*framework.Path {
 	return []*framework.Path{
 		{
-			Pattern: "roles/" + framework.GenericNameRegex("name"),
+			Pattern: "roles/" + framework.GenericNameRegex("name") + "$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "salesforce",
+				OperationPrefix: operationPrefix,
 				OperationSuffix: "role",
 			},
 			Fields: map[string]*framework.FieldSchema{
@@ -90,7 +90,7 @@ func pathRoles(b *backend) []*framework.Path {
 		{
 			Pattern: "roles/?$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "salesforce",
+				OperationPrefix: operationPrefix,
 				OperationSuffix: "roles",
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{

@@ -18,7 +18,7 @@ func pathRotate(b *backend) []*framework.Path {
 		{
 			Pattern: "rotate/(?P<name>" + accountNameRegex + ")$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "salesforce",
+				OperationPrefix: operationPrefix,
 				OperationVerb:   "rotate",
 				OperationSuffix: "account",
 			},
@@ -50,7 +50,7 @@ func pathRotate(b *backend) []*framework.Path {
 		{
 			Pattern: "rotate-root$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "salesforce",
+				OperationPrefix: operationPrefix,
 				OperationVerb:   "rotate",
 				OperationSuffix: "root",
 			},
@@ -73,7 +73,7 @@ func (b *backend) pathRotateWrite(ctx context.Context, req *logical.Request, d *
 	// The rotation moved (or kept) the account's next scheduled time.
 	b.requeueStored(ctx, req.Storage, name)
 	if err != nil {
-		return rotationErrorResponse(name, res, err)
+		return rotationErrorResponse(name, err)
 	}
 	data := map[string]interface{}{
 		"account": res.Account,
@@ -95,7 +95,7 @@ func (b *backend) pathRotateWrite(ctx context.Context, req *logical.Request, d *
 
 // rotationErrorResponse reports a failed rotation: never as success, with
 // a status that says whose fault it is.
-func rotationErrorResponse(name string, res *rotationResult, err error) (*logical.Response, error) {
+func rotationErrorResponse(name string, err error) (*logical.Response, error) {
 	var coded logical.HTTPCodedError
 	if errors.As(err, &coded) {
 		return nil, err
@@ -176,7 +176,7 @@ func (b *backend) pathRotateRootWrite(ctx context.Context, req *logical.Request,
 	case errors.As(err, &refused):
 		return logical.ErrorResponse(refused.msg), nil
 	case errors.As(err, &change):
-		return rotationErrorResponse("rotate-root", nil, change.err)
+		return rotationErrorResponse("rotate-root", change.err)
 	}
 	return nil, err
 }

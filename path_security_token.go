@@ -15,7 +15,7 @@ func pathSecurityToken(b *backend) []*framework.Path {
 	return []*framework.Path{{
 		Pattern: "accounts/(?P<name>" + accountNameRegex + ")/security-token$",
 		DisplayAttrs: &framework.DisplayAttributes{
-			OperationPrefix: "salesforce",
+			OperationPrefix: operationPrefix,
 			OperationVerb:   "write",
 			OperationSuffix: "security-token",
 		},

@@ -21,9 +21,9 @@ const secretAccessTokenType = "salesforce_access_token"
 func pathToken(b *backend) []*framework.Path {
 	return []*framework.Path{
 		{
-			Pattern: "token/" + framework.GenericNameRegex("name"),
+			Pattern: "token/" + framework.GenericNameRegex("name") + "$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "salesforce",
+				OperationPrefix: operationPrefix,
 				OperationVerb:   "generate",
 				OperationSuffix: "access-token",
 			},

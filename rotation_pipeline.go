@@ -437,28 +437,6 @@ func (b *backend) storeRotated(ctx context.Context, r *rotationRun, candidate, w
 	return b.step(stepWALDeleted)
 }
 
-// adoptPassword records a password Salesforce now has.
-func adoptPassword(acct *account, password string, now time.Time) {
-	acct.Password = password
-	acct.Version++
-	acct.LastVaultRotation = now.UTC()
-	acct.PasswordChangedAt = now.UTC()
-	if acct.needsToken() || acct.SecurityToken != "" {
-		// Salesforce emails a new token on every password change; the
-		// stored one no longer works, whatever the mode.
-		acct.SecurityTokenStatus = tokenStatusStale
-	}
-	acct.UnverifiedCandidateAt = time.Time{}
-	acct.LastRotationError = ""
-	acct.LastRotationErrorAt = time.Time{}
-	acct.ConsecutiveFailures = 0
-	acct.RotationBlocked = ""
-	acct.MissedRotationAt = time.Time{}
-	acct.WindowEnd = time.Time{}
-	acct.NextVaultRotation = nextRotation(acct, now)
-	acct.LastUpdated = now.UTC()
-}
-
 // notifyRotated drops token caches and tells the integrations.
 func (b *backend) notifyRotated(ctx context.Context, name string, acct *account, rcfg *rotationConfig) {
 	b.invalidateTokensForAccount(name)
