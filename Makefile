@@ -3,7 +3,7 @@ VERSION ?= $(shell cat VERSION 2>/dev/null || echo v0.1.0)
 PLUGIN := vault-plugin-secrets-salesforce
 LDFLAGS := -X github.com/vault-salesforce/vault-plugin-secrets-salesforce.Version=$(VERSION)
 
-.PHONY: build emulator vault test fmt fmtcheck vet dev bench
+.PHONY: build emulator vault test test-unit fmt fmtcheck vet dev bench
 
 # bin/vault-plugin-secrets-salesforce, static, reporting $(VERSION) to Vault.
 build:
@@ -20,6 +20,10 @@ vault:
 # All tests: gofmt check, go vet, unit tests and the acceptance suite against a real Vault.
 test:
 	@scripts/test.sh
+
+# Unit tests only: everything but the acceptance suite, which -short skips; needs no Vault.
+test-unit:
+	go test -short ./...
 
 fmt:
 	gofmt -w $$(find . -name '*.go' -not -path './bin/*' -not -path './tools/*')
