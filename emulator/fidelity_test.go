@@ -121,3 +121,27 @@ func TestFidelitySimpleforceSOAPLogin(t *testing.T) {
 		t.Errorf("calls: login=%d query=%d", s.Calls("soap.login"), s.Calls("rest.query"))
 	}
 }
+
+// go-salesforce follows nextRecordsUrl until done: the emulator's query
+// locators must look like Salesforce's for it to collect every page.
+func TestFidelityGoSalesforceQueryPages(t *testing.T) {
+	s := NewTestServer(t, widgetSeed(2300))
+	sf, err := gosf.Init(gosf.Creds{Domain: s.MyDomainURL(), ConsumerKey: DemoClientID, ConsumerSecret: DemoClientSecret})
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	var widgets []struct {
+		Id   string
+		Name string
+		Size float64
+	}
+	if err := sf.Query("SELECT Id, Name, Size FROM Widget__c WHERE Size > 100 ORDER BY Size DESC", &widgets); err != nil {
+		t.Fatalf("query: %v", err)
+	}
+	if len(widgets) != 2200 || widgets[0].Name != "W2300" || widgets[2199].Size != 101 {
+		t.Fatalf("%d widgets, first %+v", len(widgets), widgets[0])
+	}
+	if s.Calls("rest.query") != 1 || s.Calls("rest.queryMore") != 1 {
+		t.Errorf("calls: query=%d queryMore=%d", s.Calls("rest.query"), s.Calls("rest.queryMore"))
+	}
+}

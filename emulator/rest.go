@@ -96,6 +96,8 @@ func (s *Server) restRoute(r *http.Request) (string, handlerFunc) {
 		return "rest.user", with(s.restUser)
 	case is(http.MethodGet, "query"):
 		return "rest.query", with(s.restQuery)
+	case is(http.MethodGet, "query", "*"):
+		return "rest.queryMore", with(s.restQueryMore)
 	case is(http.MethodGet, "limits"):
 		return "rest.limits", with(s.restLimits)
 	}
@@ -195,7 +197,7 @@ func (s *Server) restUser(w *recorder, _ *http.Request, c *restCall) {
 	if t == nil {
 		return
 	}
-	writeJSON(w, http.StatusOK, s.userRecord(t, c.version, nil))
+	writeJSON(w, http.StatusOK, s.userRecord(t, c.version))
 }
 
 // restUserLogin: GET a UserLogin row, or PATCH {"IsPasswordLocked":false}
@@ -213,7 +215,7 @@ func (s *Server) restUserLogin(w *recorder, r *http.Request, c *restCall) {
 	}
 	switch r.Method {
 	case http.MethodGet:
-		writeJSON(w, http.StatusOK, s.userLoginRecord(t, c.version, nil))
+		writeJSON(w, http.StatusOK, s.userLoginRecord(t, c.version))
 	case http.MethodPatch:
 		if !s.canManagePasswords(c.user) {
 			writeRESTError(w, http.StatusForbidden, "INSUFFICIENT_ACCESS", "insufficient access rights on object id")

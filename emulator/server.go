@@ -21,6 +21,7 @@ type Server struct {
 	byID     map[string]*User // by 15-character id
 	sessions map[string]*session
 	refresh  map[string]*refreshToken
+	cursors  map[string]*queryCursor
 	mail     map[string][]Email // by lower-case username
 	logins   []LoginAttempt
 	revoked  int
@@ -89,6 +90,7 @@ func New(seed *Seed) (*Server, error) {
 		byID:        map[string]*User{},
 		sessions:    map[string]*session{},
 		refresh:     map[string]*refreshToken{},
+		cursors:     map[string]*queryCursor{},
 		mail:        map[string][]Email{},
 		clock:       time.Now,
 		loginURL:    "https://login.salesforce.com",
