@@ -90,7 +90,7 @@ func (s *Server) passwordExpired(u *User) bool {
 	if days <= 0 {
 		return false
 	}
-	if p := s.org.profile(u.Profile); p != nil && p.PasswordNeverExpires {
+	if s.hasPermission(u, PermPasswordNeverExpires) {
 		return false
 	}
 	return !s.clock().Before(u.PasswordChangedAt.Add(time.Duration(days) * 24 * time.Hour))
@@ -161,7 +161,7 @@ func (s *Server) checkPasswordLogin(u *User, secret string, ip net.IP) (*User, l
 		return u, loginInvalid
 	}
 	u.FailedLoginAttempts = 0
-	if !profile.APIEnabled {
+	if !s.apiEnabled(u) {
 		return u, loginAPIDisabled
 	}
 	return u, loginOK
@@ -217,10 +217,10 @@ var (
 )
 
 // canManagePasswords: "Manage Users" or "Reset User Passwords and Unlock
-// Users" (which one Salesforce checks is uncertain; either is accepted).
+// Users" (which one Salesforce checks is uncertain; either is accepted),
+// from the profile or a permission set.
 func (s *Server) canManagePasswords(u *User) bool {
-	p := s.org.profile(u.Profile)
-	return p != nil && (p.ManageUsers || p.ResetPasswords)
+	return s.hasPermission(u, PermManageUsers) || s.hasPermission(u, PermResetPasswords)
 }
 
 // checkNewPassword applies the password policy. Caller holds s.mu.

@@ -26,6 +26,8 @@ const (
 	controlSecurityToken = "control.securityToken"
 	controlCertificate   = "control.certificate"
 	controlRefreshToken  = "control.refreshToken"
+	controlUser          = "control.user"
+	controlPermissionSet = "control.permissionSet"
 )
 
 // controlBodyLimit bounds PEM and form bodies; a certificate is a few KiB.
@@ -65,6 +67,16 @@ func (s *Server) controlRoute(r *http.Request) (string, handlerFunc) {
 		})
 	case len(parts) == 1 && parts[0] == "refresh-tokens":
 		return controlRefreshToken, s.guardControl(map[string]handlerFunc{http.MethodPost: s.handleIssueRefreshToken})
+	case len(parts) == 2 && parts[0] == "users" && parts[1] != "":
+		return controlUser, s.guardControl(map[string]handlerFunc{
+			http.MethodGet:   s.handleGetUser(parts[1]),
+			http.MethodPatch: s.handlePatchUser(parts[1]),
+		})
+	case len(parts) == 4 && parts[0] == "users" && parts[1] != "" && parts[2] == "permission-sets" && parts[3] != "":
+		return controlPermissionSet, s.guardControl(map[string]handlerFunc{
+			http.MethodPut:    s.handleAssignPermissionSet(parts[1], parts[3], true),
+			http.MethodDelete: s.handleAssignPermissionSet(parts[1], parts[3], false),
+		})
 	}
 	return "control.unknown", s.guardControl(nil)
 }
@@ -92,7 +104,7 @@ func (s *Server) guardControl(methods map[string]handlerFunc) handlerFunc {
 		h := methods[r.Method]
 		if h == nil {
 			allowed := make([]string, 0, len(methods))
-			for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodPost} {
+			for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodPost, http.MethodPatch, http.MethodDelete} {
 				if methods[m] != nil {
 					allowed = append(allowed, m)
 				}

@@ -145,3 +145,41 @@ func TestFidelityGoSalesforceQueryPages(t *testing.T) {
 		t.Errorf("calls: query=%d queryMore=%d", s.Calls("rest.query"), s.Calls("rest.queryMore"))
 	}
 }
+
+// go-salesforce decodes relationship fields (PermissionSet.Name) into
+// nested structs, as a dual-account check would read them.
+func TestFidelityGoSalesforcePermissionSetAssignments(t *testing.T) {
+	s := NewTestServer(t, nil)
+	sf, err := gosf.Init(gosf.Creds{Domain: s.MyDomainURL(), ConsumerKey: DemoClientID, ConsumerSecret: DemoClientSecret})
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	type assignment struct {
+		AssigneeId           string
+		PermissionSetGroupId string
+		PermissionSet        struct {
+			Name             string
+			IsOwnedByProfile bool
+		}
+		Assignee struct{ Username string }
+	}
+	var got []assignment
+	q := "SELECT AssigneeId, PermissionSetGroupId, PermissionSet.Name, PermissionSet.IsOwnedByProfile, Assignee.Username FROM PermissionSetAssignment " +
+		"WHERE Assignee.Username IN ('" + DemoInteg2Username + "') ORDER BY PermissionSet.Name"
+	if err := sf.Query(q, &got); err != nil {
+		t.Fatalf("query: %v", err)
+	}
+	if len(got) != 3 || got[0].PermissionSet.Name != "Integration_Base" || got[0].PermissionSet.IsOwnedByProfile ||
+		got[1].PermissionSet.Name != "Integration_Suite" || got[1].PermissionSetGroupId == "" ||
+		!got[2].PermissionSet.IsOwnedByProfile || got[2].Assignee.Username != DemoInteg2Username || got[2].AssigneeId != s.UserID(DemoInteg2Username) {
+		t.Fatalf("%+v", got)
+	}
+	var users []struct {
+		Username string
+		Profile  struct{ Name string }
+	}
+	if err := sf.Query("SELECT Username, Profile.Name FROM User WHERE Username = '"+DemoMismatchUsername+"'", &users); err != nil ||
+		len(users) != 1 || users[0].Profile.Name != "Integration" {
+		t.Fatalf("users %+v: %v", users, err)
+	}
+}

@@ -44,9 +44,13 @@ type Org struct {
 	// reports suggest real orgs accept 300; tests can raise it.
 	JWTMaxLifetimeSeconds int `json:"jwtMaxLifetimeSeconds,omitempty"`
 	// DailyAPIRequests is the DailyApiRequests Max of /limits (default 15000).
-	DailyAPIRequests int            `json:"dailyApiRequests,omitempty"`
-	Profiles         []Profile      `json:"profiles"`
-	ConnectedApps    []ConnectedApp `json:"connectedApps"`
+	DailyAPIRequests int       `json:"dailyApiRequests,omitempty"`
+	Profiles         []Profile `json:"profiles"`
+	// PermissionSets and PermissionSetGroups grant permissions on top of
+	// profiles (users[].permissionSets / permissionSetGroups assign them).
+	PermissionSets      []PermissionSet      `json:"permissionSets,omitempty"`
+	PermissionSetGroups []PermissionSetGroup `json:"permissionSetGroups,omitempty"`
+	ConnectedApps       []ConnectedApp       `json:"connectedApps"`
 	// Records are extra rows for simple SOQL queries, by sObject type
 	// (e.g. "Account": [{"Id":"001...","Name":"Acme"}]).
 	Records map[string][]map[string]any `json:"records,omitempty"`
@@ -90,6 +94,9 @@ type Profile struct {
 	UseAnyAPIAuth bool `json:"useAnyApiAuth,omitempty"`
 	// PasswordNeverExpires exempts the profile's users from expiry.
 	PasswordNeverExpires bool `json:"passwordNeverExpires,omitempty"`
+	// Permissions are further user permissions by API name (as in
+	// PermissionSet.Permissions), e.g. CustomizeApplication.
+	Permissions []string `json:"permissions,omitempty"`
 }
 
 // ConnectedApp is an OAuth client of the org.
@@ -122,6 +129,9 @@ type User struct {
 	FirstName string `json:"firstName,omitempty"`
 	LastName  string `json:"lastName,omitempty"`
 	Profile   string `json:"profile"` // profile name
+	// PermissionSets and PermissionSetGroups assigned to the user, by name.
+	PermissionSets      []string `json:"permissionSets,omitempty"`
+	PermissionSetGroups []string `json:"permissionSetGroups,omitempty"`
 	// IsActive defaults to true in seed files when omitted.
 	IsActive      bool   `json:"isActive"`
 	Password      string `json:"password"`

@@ -147,6 +147,14 @@ var builtinSchemas = map[string]*soqlObject{
 // soqlSchema returns the schema of an sObject type, nil if unknown.
 // Caller holds s.mu.
 func (s *Server) soqlSchema(name string) *soqlObject {
+	switch strings.ToLower(name) {
+	case "permissionset":
+		return s.permissionSetSchema()
+	case "permissionsetassignment":
+		return permissionSetAssignmentSchema
+	case "permissionsetgroup":
+		return permissionSetGroupSchema
+	}
 	if o := builtinSchemas[strings.ToLower(name)]; o != nil {
 		return o
 	}
@@ -249,6 +257,15 @@ func (s *Server) soqlRows(obj *soqlObject, _ *restCall) []*row {
 	case "Profile":
 		for i := range s.org.Profiles {
 			out = append(out, s.profileRow(&s.org.Profiles[i]))
+		}
+		return out
+	case "PermissionSet":
+		return s.permissionSetRows()
+	case "PermissionSetAssignment":
+		return s.permissionSetAssignmentRows()
+	case "PermissionSetGroup":
+		for i := range s.org.PermissionSetGroups {
+			out = append(out, s.permissionSetGroupRow(&s.org.PermissionSetGroups[i]))
 		}
 		return out
 	}

@@ -121,7 +121,7 @@ func (s *Server) restCall(w *recorder, r *http.Request, ver string, path []strin
 		return
 	}
 	w.username = u.Username
-	if p := s.org.profile(u.Profile); p == nil || !p.APIEnabled {
+	if !s.apiEnabled(u) {
 		writeRESTError(w, http.StatusForbidden, "API_DISABLED_FOR_ORG", "The REST API is not enabled for this Organization.")
 		return
 	}

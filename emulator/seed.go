@@ -130,6 +130,7 @@ func (s *Seed) validate() error {
 			errs = append(errs, fmt.Errorf("connected app %q: unknown runAsUser %q", a.Name, a.RunAsUser))
 		}
 	}
+	errs = append(errs, s.validatePermissions()...)
 	for _, rt := range s.RefreshTokens {
 		if !usernames[strings.ToLower(rt.Username)] || rt.Token == "" {
 			errs = append(errs, fmt.Errorf("refresh token for %q: unknown user or empty token", rt.Username))
@@ -140,15 +141,23 @@ func (s *Seed) validate() error {
 
 // Demo org values every test may rely on.
 const (
-	DemoOrgID          = "00D5g00000AcmeDEAR" // 18-character form of 00D5g00000AcmeD
-	DemoClientID       = "3MVG9demoClientId"
-	DemoClientSecret   = "demo-client-secret"
-	DemoAdminUsername  = "admin@acme.demo"
-	DemoIntegUsername  = "integration@acme.demo"
-	DemoTrustUsername  = "trusted@acme.demo"
-	demoAdminProfile   = "System Administrator"
-	demoIntegProfile   = "Integration"
-	demoTrustedProfile = "Trusted Integration"
+	DemoOrgID         = "00D5g00000AcmeDEAR" // 18-character form of 00D5g00000AcmeD
+	DemoClientID      = "3MVG9demoClientId"
+	DemoClientSecret  = "demo-client-secret"
+	DemoAdminUsername = "admin@acme.demo"
+	DemoIntegUsername = "integration@acme.demo"
+	DemoTrustUsername = "trusted@acme.demo"
+	// DemoInteg2Username is interchangeable with DemoIntegUsername (same
+	// profile, permission sets and group; its own password and token): the
+	// second user of a blue/green pair.
+	DemoInteg2Username = "integration2@acme.demo"
+	// DemoMismatchUsername has the Integration profile too, but another
+	// set of permission sets (one more, and no group): a pair with it must
+	// be refused.
+	DemoMismatchUsername = "integration3@acme.demo"
+	demoAdminProfile     = "System Administrator"
+	demoIntegProfile     = "Integration"
+	demoTrustedProfile   = "Trusted Integration"
 )
 
 // DefaultSeed returns the demo org "Acme Demo" (see the team contract).
@@ -171,10 +180,21 @@ func DefaultSeed() *Seed {
 			LoginRateLimitPerHour: 3600,
 			DailyAPIRequests:      15000,
 			Profiles: []Profile{
-				{ID: "00e5g000000SysA", Name: demoAdminProfile, APIEnabled: true, ManageUsers: true, ResetPasswords: true, UseAnyAPIAuth: true},
+				{ID: "00e5g000000SysA", Name: demoAdminProfile, APIEnabled: true, ManageUsers: true, ResetPasswords: true, UseAnyAPIAuth: true,
+					Permissions: []string{PermCustomizeApplication, PermMonitorLoginHistory, "ViewSetup"}},
 				{ID: "00e5g000000IntA", Name: demoIntegProfile, APIEnabled: true, UseAnyAPIAuth: true},
 				{ID: "00e5g000000TrsA", Name: demoTrustedProfile, APIEnabled: true, UseAnyAPIAuth: true, LoginIPRanges: []string{"127.0.0.0/8", "::1"}},
 				{ID: "00e5g000000StdA", Name: "Standard User"},
+			},
+			PermissionSets: []PermissionSet{
+				{ID: "0PS5g000000IapA", Name: "Integration_Base", Label: "Integration Base", Permissions: []string{"ViewSetup"}},
+				{ID: "0PS5g000000IdaA", Name: "Integration_Data_Access", Label: "Integration Data Access", Permissions: []string{"ViewAllData"}},
+				{ID: "0PS5g000000EcaA", Name: "ECA_Credential_Manager", Label: "ECA Credential Manager",
+					Permissions: []string{PermExternalClientAppDeveloper, PermViewClientSecret}},
+				{ID: "0PS5g000000RptA", Name: "Report_Builder", Label: "Report Builder", Permissions: []string{"ReportBuilder"}},
+			},
+			PermissionSetGroups: []PermissionSetGroup{
+				{ID: "0PG5g000000IntA", Name: "Integration_Suite", Label: "Integration Suite", PermissionSets: []string{"Integration_Data_Access"}},
 			},
 			ConnectedApps: []ConnectedApp{{
 				Name:                  "Vault",
@@ -192,9 +212,17 @@ func DefaultSeed() *Seed {
 		},
 		Users: []User{
 			{ID: "0055g00000AdmnA", Username: DemoAdminUsername, Email: DemoAdminUsername, FirstName: "Ada", LastName: "Admin",
-				Profile: demoAdminProfile, IsActive: true, Password: "Admin-Pass-1234", SecurityToken: "ADMINTOKEN0000000000000000"},
+				Profile: demoAdminProfile, IsActive: true, Password: "Admin-Pass-1234", SecurityToken: "ADMINTOKEN0000000000000000",
+				PermissionSets: []string{"ECA_Credential_Manager"}},
 			{ID: "0055g00000IntgA", Username: DemoIntegUsername, Email: DemoIntegUsername, FirstName: "Ivy", LastName: "Integration",
-				Profile: demoIntegProfile, IsActive: true, Password: "Integ-Pass-1234", SecurityToken: "INTEGTOKEN00000000000000000"},
+				Profile: demoIntegProfile, IsActive: true, Password: "Integ-Pass-1234", SecurityToken: "INTEGTOKEN00000000000000000",
+				PermissionSets: []string{"Integration_Base"}, PermissionSetGroups: []string{"Integration_Suite"}},
+			{ID: "0055g00000Int2A", Username: DemoInteg2Username, Email: DemoInteg2Username, FirstName: "Iris", LastName: "Integration",
+				Profile: demoIntegProfile, IsActive: true, Password: "Integ2-Pass-1234", SecurityToken: "INTEG2TOKEN000000000000000",
+				PermissionSets: []string{"Integration_Base"}, PermissionSetGroups: []string{"Integration_Suite"}},
+			{ID: "0055g00000Int3A", Username: DemoMismatchUsername, Email: DemoMismatchUsername, FirstName: "Ian", LastName: "Integration",
+				Profile: demoIntegProfile, IsActive: true, Password: "Integ3-Pass-1234", SecurityToken: "INTEG3TOKEN000000000000000",
+				PermissionSets: []string{"Integration_Base", "Report_Builder"}},
 			{ID: "0055g00000TrstA", Username: DemoTrustUsername, Email: DemoTrustUsername, FirstName: "Tom", LastName: "Trusted",
 				Profile: demoTrustedProfile, IsActive: true, Password: "Trusted-Pass-1234", SecurityToken: "TRUSTTOKEN000000000000000"},
 		},
@@ -209,7 +237,18 @@ func copySeed(in *Seed) (*Seed, error) {
 	out.Org.Profiles = make([]Profile, len(in.Org.Profiles))
 	for i, p := range in.Org.Profiles {
 		p.LoginIPRanges = append([]string(nil), p.LoginIPRanges...)
+		p.Permissions = append([]string(nil), p.Permissions...)
 		out.Org.Profiles[i] = p
+	}
+	out.Org.PermissionSets = nil
+	for _, ps := range in.Org.PermissionSets {
+		ps.Permissions = append([]string(nil), ps.Permissions...)
+		out.Org.PermissionSets = append(out.Org.PermissionSets, ps)
+	}
+	out.Org.PermissionSetGroups = nil
+	for _, g := range in.Org.PermissionSetGroups {
+		g.PermissionSets = append([]string(nil), g.PermissionSets...)
+		out.Org.PermissionSetGroups = append(out.Org.PermissionSetGroups, g)
 	}
 	out.Org.ConnectedApps = make([]ConnectedApp, len(in.Org.ConnectedApps))
 	for i, a := range in.Org.ConnectedApps {
@@ -230,6 +269,8 @@ func copySeed(in *Seed) (*Seed, error) {
 	out.Users = make([]User, len(in.Users))
 	for i, u := range in.Users {
 		u.PreviousPasswords = append([]string(nil), u.PreviousPasswords...)
+		u.PermissionSets = append([]string(nil), u.PermissionSets...)
+		u.PermissionSetGroups = append([]string(nil), u.PermissionSetGroups...)
 		u.loginTimes = nil
 		out.Users[i] = u
 	}

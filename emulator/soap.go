@@ -143,7 +143,7 @@ func (s *Server) soapLogin(w *recorder, r *http.Request, req *soapRequest) {
 	var fault *soapFault
 	switch lerr {
 	case loginOK:
-		if s.org.EnforceUseAnyAPIAuth && !s.org.profile(u.Profile).UseAnyAPIAuth {
+		if s.org.EnforceUseAnyAPIAuth && !s.hasPermission(u, PermUseAnyAPIAuth) {
 			// Checked only once the credentials are right. The fault type
 			// is uncertain; other INSUFFICIENT_ACCESS faults use
 			// UnexpectedErrorFault. The Login History status is a guess.
@@ -230,7 +230,7 @@ func (s *Server) soapSession(req *soapRequest, allowExpired bool) (*session, *Us
 	if se.passwordExpired && !allowExpired {
 		return nil, nil, &soapFault{"INVALID_OPERATION_WITH_EXPIRED_PASSWORD", msgExpiredPassword, "UnexpectedErrorFault"}
 	}
-	if p := s.org.profile(u.Profile); p == nil || !p.APIEnabled {
+	if !s.apiEnabled(u) {
 		return nil, nil, &soapFault{"API_DISABLED_FOR_ORG", msgAPIDisabled, "UnexpectedErrorFault"}
 	}
 	s.apiUsed++
