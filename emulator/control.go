@@ -28,6 +28,7 @@ const (
 	controlRefreshToken  = "control.refreshToken"
 	controlUser          = "control.user"
 	controlPermissionSet = "control.permissionSet"
+	controlLoginHistory  = "control.loginHistory"
 )
 
 // controlBodyLimit bounds PEM and form bodies; a certificate is a few KiB.
@@ -67,6 +68,11 @@ func (s *Server) controlRoute(r *http.Request) (string, handlerFunc) {
 		})
 	case len(parts) == 1 && parts[0] == "refresh-tokens":
 		return controlRefreshToken, s.guardControl(map[string]handlerFunc{http.MethodPost: s.handleIssueRefreshToken})
+	case len(parts) == 1 && parts[0] == "login-history":
+		return controlLoginHistory, s.guardControl(map[string]handlerFunc{
+			http.MethodGet:  s.handleGetLoginHistory,
+			http.MethodPost: s.handleAddLoginHistory,
+		})
 	case len(parts) == 2 && parts[0] == "users" && parts[1] != "":
 		return controlUser, s.guardControl(map[string]handlerFunc{
 			http.MethodGet:   s.handleGetUser(parts[1]),

@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	gosf "github.com/k-capehart/go-salesforce/v3"
@@ -181,5 +182,50 @@ func TestFidelityGoSalesforcePermissionSetAssignments(t *testing.T) {
 	if err := sf.Query("SELECT Username, Profile.Name FROM User WHERE Username = '"+DemoMismatchUsername+"'", &users); err != nil ||
 		len(users) != 1 || users[0].Profile.Name != "Integration" {
 		t.Fatalf("users %+v: %v", users, err)
+	}
+}
+
+// A login-method report reads LoginHistory through a real client: the
+// labels, LAST_N_DAYS, ORDER BY and the pages past 2000 rows.
+func TestFidelityGoSalesforceLoginHistory(t *testing.T) {
+	s := NewTestServer(t, nil)
+	var rows []SeedLogin
+	for i := 0; i < 2100; i++ {
+		rows = append(rows, SeedLogin{Username: DemoInteg2Username, Ago: fmt.Sprintf("%dm", 10+i), Flow: "oauth-password", Application: "Vault"})
+	}
+	if _, err := s.AddLoginHistory(rows...); err != nil {
+		t.Fatal(err)
+	}
+	simple := simpleforce.NewClient(s.LoginURL(), "acme-etl", "58.0")
+	if err := simple.LoginPassword(integUser, integPass, integTok); err != nil {
+		t.Fatalf("SOAP login: %v", err)
+	}
+	sf, err := gosf.Init(gosf.Creds{Domain: s.LoginURL(), Username: adminUser, Password: adminPass, SecurityToken: adminTok,
+		ConsumerKey: DemoClientID, ConsumerSecret: DemoClientSecret})
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	type login struct {
+		UserId, LoginTime, LoginType, LoginSubType, Status, Application, ApiType, ApiVersion, SourceIp string
+	}
+	var got []login
+	if err := sf.Query("SELECT UserId, LoginTime, LoginType, LoginSubType, Status, Application, ApiType, ApiVersion, SourceIp FROM LoginHistory "+
+		"WHERE LoginTime = LAST_N_DAYS:30 ORDER BY LoginTime DESC", &got); err != nil {
+		t.Fatalf("query: %v", err)
+	}
+	// 2100 added, 6 in the demo org, and the two logins just made.
+	if len(got) != 2108 {
+		t.Fatalf("%d rows", len(got))
+	}
+	admin, soap := got[0], got[1]
+	if admin.LoginType != "Remote Access 2.0" || admin.LoginSubType != "OauthUsernamePassword" || admin.UserId != s.UserID(adminUser) {
+		t.Errorf("newest row %+v", admin)
+	}
+	if soap.LoginType != "Other Apex API" || soap.ApiType != "SOAP Partner" || soap.ApiVersion != "58.0" ||
+		soap.Application != "acme-etl" || soap.SourceIp != "127.0.0.1" || soap.Status != "Success" {
+		t.Errorf("SOAP row %+v", soap)
+	}
+	if s.Calls("rest.queryMore") != 1 {
+		t.Errorf("queryMore calls %d", s.Calls("rest.queryMore"))
 	}
 }

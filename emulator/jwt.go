@@ -144,14 +144,17 @@ func (s *Server) jwtBearerGrant(w *recorder, r *http.Request) (tokenResponse, *o
 		// Unknown users get the same answer as unapproved ones.
 		return tokenResponse{}, errNotApproved
 	}
+	lc := newLoginContext(r, FlowJWTBearer)
+	lc.app = app
 	if !u.IsActive {
+		s.recordLogin(u, lc, StatusUserInactive)
 		return tokenResponse{}, errInactiveUser
 	}
 	if s.checkRateLimit(u) {
-		s.recordLogin(u, "OAuth JWT bearer", clientIP(r), "Login Rate Exceeded")
+		s.recordLogin(u, lc, StatusRateExceeded)
 		return tokenResponse{}, errRateLimit
 	}
-	s.recordLogin(u, "OAuth JWT bearer", clientIP(r), "Success")
+	s.recordLogin(u, lc, StatusSuccess)
 	se := s.newSession(u, app.ClientID, app.scopes(), "")
 	// The doc's JWT response shows no signature (no client secret is
 	// involved); issued_at is kept as the other flows send it (uncertain).

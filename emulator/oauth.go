@@ -165,11 +165,18 @@ func (s *Server) passwordGrant(w *recorder, r *http.Request) (tokenResponse, *oa
 	if oerr != nil {
 		return tokenResponse{}, oerr
 	}
+	lc := newLoginContext(r, FlowOAuthPassword)
+	lc.app = app
 	if s.org.BlockUsernamePasswordFlow {
-		// Reported as a plain authentication failure (uncertain).
+		// A third-party write-up reports a plain authentication failure,
+		// whatever the credentials, and "Username-Password Flow Disabled"
+		// in Login History.
+		if u := s.userByName(username); u != nil {
+			s.recordLogin(u, lc, StatusUsernamePasswordDisabled)
+		}
 		return tokenResponse{}, errAuthFailure
 	}
-	u, lerr := s.passwordLogin("OAuth password", username, r.PostFormValue("password"), clientIP(r))
+	u, lerr, _ := s.passwordLogin(lc, username, r.PostFormValue("password"))
 	switch lerr {
 	case loginOK, loginAPIDisabled:
 		// Without "API Enabled" the token is granted; REST calls then fail.
@@ -207,14 +214,17 @@ func (s *Server) clientCredentialsGrant(w *recorder, r *http.Request) (tokenResp
 		return tokenResponse{}, errNoRunAsUser
 	}
 	w.username = u.Username
+	lc := newLoginContext(r, FlowClientCredentials)
+	lc.app = app
 	if !u.IsActive {
+		s.recordLogin(u, lc, StatusUserInactive)
 		return tokenResponse{}, errInactiveUser
 	}
 	if s.checkRateLimit(u) {
-		s.recordLogin(u, "OAuth client credentials", clientIP(r), "Login Rate Exceeded")
+		s.recordLogin(u, lc, StatusRateExceeded)
 		return tokenResponse{}, errRateLimit
 	}
-	s.recordLogin(u, "OAuth client credentials", clientIP(r), "Success")
+	s.recordLogin(u, lc, StatusSuccess)
 	se := s.newSession(u, app.ClientID, app.scopes(), "")
 	return s.tokenFor(se, u, app, true), nil
 }
@@ -237,9 +247,13 @@ func (s *Server) refreshGrant(w *recorder, r *http.Request) (tokenResponse, *oau
 		return tokenResponse{}, errExpiredToken
 	}
 	w.username = u.Username
+	lc := newLoginContext(r, FlowRefreshToken)
+	lc.app = app
 	if !u.IsActive {
+		s.recordLogin(u, lc, StatusUserInactive)
 		return tokenResponse{}, errInactiveUser
 	}
+	s.recordLogin(u, lc, StatusSuccess)
 	se := s.newSession(u, app.ClientID, rt.scope, rt.token)
 	return s.tokenFor(se, u, app, true), nil
 }

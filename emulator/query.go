@@ -148,6 +148,8 @@ var builtinSchemas = map[string]*soqlObject{
 // Caller holds s.mu.
 func (s *Server) soqlSchema(name string) *soqlObject {
 	switch strings.ToLower(name) {
+	case "loginhistory":
+		return loginHistorySchema
 	case "permissionset":
 		return s.permissionSetSchema()
 	case "permissionsetassignment":
@@ -239,7 +241,7 @@ func (s *Server) sortedUsers() []*User {
 
 // soqlRows returns the rows of an sObject type the caller may see.
 // Caller holds s.mu.
-func (s *Server) soqlRows(obj *soqlObject, _ *restCall) []*row {
+func (s *Server) soqlRows(obj *soqlObject, c *restCall) []*row {
 	var out []*row
 	switch obj.name {
 	case "User":
@@ -259,6 +261,8 @@ func (s *Server) soqlRows(obj *soqlObject, _ *restCall) []*row {
 			out = append(out, s.profileRow(&s.org.Profiles[i]))
 		}
 		return out
+	case "LoginHistory":
+		return s.loginHistoryRows(c)
 	case "PermissionSet":
 		return s.permissionSetRows()
 	case "PermissionSetAssignment":

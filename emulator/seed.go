@@ -17,6 +17,9 @@ type Seed struct {
 	// RefreshTokens are pre-issued refresh tokens, so the refresh flow can
 	// be exercised without a browser-based flow.
 	RefreshTokens []SeedRefreshToken `json:"refreshTokens,omitempty"`
+	// LoginHistory rows exist before the server serves its first login
+	// (times given with "ago" count back from when the server starts).
+	LoginHistory []SeedLogin `json:"loginHistory,omitempty"`
 }
 
 // SeedRefreshToken is a refresh token granted to a user through an app.
@@ -131,6 +134,9 @@ func (s *Seed) validate() error {
 		}
 	}
 	errs = append(errs, s.validatePermissions()...)
+	for i, l := range s.LoginHistory {
+		errs = append(errs, validateSeedLogin(i, l, usernames))
+	}
 	for _, rt := range s.RefreshTokens {
 		if !usernames[strings.ToLower(rt.Username)] || rt.Token == "" {
 			errs = append(errs, fmt.Errorf("refresh token for %q: unknown user or empty token", rt.Username))
@@ -226,6 +232,20 @@ func DefaultSeed() *Seed {
 			{ID: "0055g00000TrstA", Username: DemoTrustUsername, Email: DemoTrustUsername, FirstName: "Tom", LastName: "Trusted",
 				Profile: demoTrustedProfile, IsActive: true, Password: "Trusted-Pass-1234", SecurityToken: "TRUSTTOKEN000000000000000"},
 		},
+		// A month of logins before the demo starts: SOAP login() at v58
+		// and v64, the OAuth username-password flow, client credentials,
+		// and a failed login from another address two days ago (someone
+		// still holding an old password).
+		LoginHistory: []SeedLogin{
+			{Username: DemoIntegUsername, Ago: "29d", Flow: "soap", APIVersion: "58.0", Application: "acme-etl", SourceIP: "203.0.113.10"},
+			{Username: DemoIntegUsername, Ago: "14d", Flow: "soap", APIVersion: "64.0", SourceIP: "203.0.113.10"},
+			{Username: DemoInteg2Username, Ago: "9d", Flow: "soap", APIVersion: "64.0", SourceIP: "203.0.113.11"},
+			{Username: DemoIntegUsername, Ago: "5d", Flow: "oauth-password", Application: "Vault", SourceIP: "198.51.100.7"},
+			{Username: DemoAdminUsername, Ago: "3d", Flow: "oauth-client-credentials", Application: "Vault", SourceIP: "198.51.100.7",
+				LoginURL: "acme-demo.my.salesforce.com"},
+			{Username: DemoIntegUsername, Ago: "2d", Flow: "oauth-password", Application: "Vault", SourceIP: "192.0.2.44",
+				Status: StatusInvalidPassword},
+		},
 	}
 }
 
@@ -275,5 +295,6 @@ func copySeed(in *Seed) (*Seed, error) {
 		out.Users[i] = u
 	}
 	out.RefreshTokens = append([]SeedRefreshToken(nil), in.RefreshTokens...)
+	out.LoginHistory = append([]SeedLogin(nil), in.LoginHistory...)
 	return &out, nil
 }

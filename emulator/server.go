@@ -23,7 +23,7 @@ type Server struct {
 	refresh  map[string]*refreshToken
 	cursors  map[string]*queryCursor
 	mail     map[string][]Email // by lower-case username
-	logins   []LoginAttempt
+	logins   []*LoginAttempt
 	revoked  int
 	apiUsed  int
 	clock    func() time.Time
@@ -105,6 +105,9 @@ func New(seed *Seed) (*Server, error) {
 		u.UserLoginID = id18("060" + u.ID[3:15])
 		s.users[strings.ToLower(u.Username)] = &u
 		s.byID[id15(u.ID)] = &u
+	}
+	if _, err := s.addLogins(cp.LoginHistory); err != nil {
+		return nil, err
 	}
 	for _, rt := range cp.RefreshTokens {
 		s.refresh[rt.Token] = &refreshToken{token: rt.Token, clientID: rt.ClientID, userKey: strings.ToLower(rt.Username),
