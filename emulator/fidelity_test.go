@@ -229,3 +229,38 @@ func TestFidelityGoSalesforceLoginHistory(t *testing.T) {
 		t.Errorf("queryMore calls %d", s.Calls("rest.queryMore"))
 	}
 }
+
+// Ending a user's other sessions as SGNL's revoke-session action does,
+// through go-salesforce: query AuthSession with IsCurrent = false, then
+// delete each row.
+func TestFidelityGoSalesforceEndSessions(t *testing.T) {
+	s := NewTestServer(t, nil)
+	old := mustSOAPLogin(t, s, integUser, integPass+integTok)
+	sf, err := gosf.Init(gosf.Creds{Domain: s.MyDomainURL(), ConsumerKey: DemoClientID, ConsumerSecret: DemoClientSecret})
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	var sessions []struct {
+		Id      string
+		UsersId string
+	}
+	if err := sf.Query("SELECT Id, UsersId FROM AuthSession WHERE UsersId = '"+s.UserID(integUser)+"' AND IsCurrent = false ORDER BY Id ASC", &sessions); err != nil {
+		t.Fatalf("query: %v", err)
+	}
+	if len(sessions) != 1 {
+		t.Fatalf("sessions %+v", sessions)
+	}
+	for _, se := range sessions {
+		if err := sf.DeleteOne("AuthSession", se); err != nil {
+			t.Fatalf("delete: %v", err)
+		}
+	}
+	if s.IsTokenActive(old) || len(s.SessionIDs(integUser)) != 0 {
+		t.Fatal("the session survived")
+	}
+	// The caller's own session (the run-as admin's) is untouched.
+	var mine []struct{ Id string }
+	if err := sf.Query("SELECT Id FROM AuthSession WHERE IsCurrent = true", &mine); err != nil || len(mine) != 1 {
+		t.Fatalf("own session %+v: %v", mine, err)
+	}
+}

@@ -154,8 +154,8 @@ func (s *Server) jwtBearerGrant(w *recorder, r *http.Request) (tokenResponse, *o
 		s.recordLogin(u, lc, StatusRateExceeded)
 		return tokenResponse{}, errRateLimit
 	}
-	s.recordLogin(u, lc, StatusSuccess)
-	se := s.newSession(u, app.ClientID, app.scopes(), "")
+	attempt := s.recordLogin(u, lc, StatusSuccess)
+	se := s.newSession(u, app.ClientID, app.scopes(), "", attempt)
 	// The doc's JWT response shows no signature (no client secret is
 	// involved); issued_at is kept as the other flows send it (uncertain).
 	return s.tokenFor(se, u, app, false), nil

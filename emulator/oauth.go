@@ -176,7 +176,7 @@ func (s *Server) passwordGrant(w *recorder, r *http.Request) (tokenResponse, *oa
 		}
 		return tokenResponse{}, errAuthFailure
 	}
-	u, lerr, _ := s.passwordLogin(lc, username, r.PostFormValue("password"))
+	u, lerr, attempt := s.passwordLogin(lc, username, r.PostFormValue("password"))
 	switch lerr {
 	case loginOK, loginAPIDisabled:
 		// Without "API Enabled" the token is granted; REST calls then fail.
@@ -194,7 +194,7 @@ func (s *Server) passwordGrant(w *recorder, r *http.Request) (tokenResponse, *oa
 	if app.adminApprovedOnly() && !app.preAuthorized(u) {
 		return tokenResponse{}, errAppAccess
 	}
-	se := s.newSession(u, app.ClientID, app.scopes(), "")
+	se := s.newSession(u, app.ClientID, app.scopes(), "", attempt)
 	return s.tokenFor(se, u, app, true), nil
 }
 
@@ -224,8 +224,8 @@ func (s *Server) clientCredentialsGrant(w *recorder, r *http.Request) (tokenResp
 		s.recordLogin(u, lc, StatusRateExceeded)
 		return tokenResponse{}, errRateLimit
 	}
-	s.recordLogin(u, lc, StatusSuccess)
-	se := s.newSession(u, app.ClientID, app.scopes(), "")
+	attempt := s.recordLogin(u, lc, StatusSuccess)
+	se := s.newSession(u, app.ClientID, app.scopes(), "", attempt)
 	return s.tokenFor(se, u, app, true), nil
 }
 
@@ -253,8 +253,10 @@ func (s *Server) refreshGrant(w *recorder, r *http.Request) (tokenResponse, *oau
 		s.recordLogin(u, lc, StatusUserInactive)
 		return tokenResponse{}, errInactiveUser
 	}
-	s.recordLogin(u, lc, StatusSuccess)
-	se := s.newSession(u, app.ClientID, rt.scope, rt.token)
+	attempt := s.recordLogin(u, lc, StatusSuccess)
+	rt.useCount++
+	rt.lastUsed = s.clock()
+	se := s.newSession(u, app.ClientID, rt.scope, rt.token, attempt)
 	return s.tokenFor(se, u, app, true), nil
 }
 
@@ -279,14 +281,21 @@ func (s *Server) handleRevoke(w *recorder, r *http.Request, _ []byte) {
 	}
 	s.mu.Lock()
 	found := false
-	if rt := s.refresh[token]; rt != nil {
-		// Revoking a refresh token revokes its access tokens too.
-		delete(s.refresh, token)
-		for k, se := range s.sessions {
-			if se.refresh == token {
-				delete(s.sessions, k)
+	rt := s.refresh[token]
+	if rt == nil {
+		// An OauthToken row's DeleteToken revokes its refresh token.
+		for _, cand := range s.refresh {
+			if hmac.Equal([]byte(cand.deleteToken), []byte(token)) {
+				rt = cand
 			}
 		}
+	}
+	if rt != nil {
+		// Revoking a refresh token revokes its access tokens too.
+		if u := s.users[rt.userKey]; u != nil {
+			w.username = u.Username
+		}
+		s.revokeRefreshToken(rt)
 		found = true
 	} else if se := s.liveSession(token); se != nil {
 		w.username = s.users[se.userKey].Username
@@ -302,6 +311,17 @@ func (s *Server) handleRevoke(w *recorder, r *http.Request, _ []byte) {
 		return
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// revokeRefreshToken ends a refresh token and the sessions it minted.
+// Caller holds s.mu.
+func (s *Server) revokeRefreshToken(rt *refreshToken) {
+	delete(s.refresh, rt.token)
+	for k, se := range s.sessions {
+		if se.refresh == rt.token {
+			delete(s.sessions, k)
+		}
+	}
 }
 
 func (s *Server) handleIntrospect(w *recorder, r *http.Request, _ []byte) {

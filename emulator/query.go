@@ -150,6 +150,10 @@ func (s *Server) soqlSchema(name string) *soqlObject {
 	switch strings.ToLower(name) {
 	case "loginhistory":
 		return loginHistorySchema
+	case "authsession":
+		return authSessionSchema
+	case "oauthtoken":
+		return oauthTokenSchema
 	case "permissionset":
 		return s.permissionSetSchema()
 	case "permissionsetassignment":
@@ -263,6 +267,10 @@ func (s *Server) soqlRows(obj *soqlObject, c *restCall) []*row {
 		return out
 	case "LoginHistory":
 		return s.loginHistoryRows(c)
+	case "AuthSession":
+		return s.authSessionRows(c)
+	case "OauthToken":
+		return s.oauthTokenRows(c)
 	case "PermissionSet":
 		return s.permissionSetRows()
 	case "PermissionSetAssignment":

@@ -94,6 +94,8 @@ func (s *Server) restRoute(r *http.Request) (string, handlerFunc) {
 		return "rest.userlogin", with(s.restUserLogin)
 	case is(http.MethodGet, "sobjects", "User", "*"):
 		return "rest.user", with(s.restUser)
+	case is("", "sobjects", "*", "*"):
+		return "rest.sobject", with(s.restSObject)
 	case is(http.MethodGet, "query"):
 		return "rest.query", with(s.restQuery)
 	case is(http.MethodGet, "query", "*"):

@@ -51,6 +51,14 @@ type session struct {
 	lastUsed time.Time
 	// passwordExpired restricts the session to setPassword/changeOwnPassword.
 	passwordExpired bool
+
+	// AuthSession fields.
+	id             string // 0Ak…
+	parentID       string // the session family; its own id when none
+	loginHistoryID string
+	sourceIP       string
+	loginType      string // LoginHistory's LoginType label
+	sessionType    string // "API" for SOAP login(), "Oauth2" for OAuth tokens
 }
 
 type refreshToken struct {
@@ -59,6 +67,18 @@ type refreshToken struct {
 	userKey  string
 	scope    string
 	issued   time.Time
+	// OauthToken fields: DeleteToken works at /services/oauth2/revoke.
+	deleteToken string
+	useCount    int
+	lastUsed    time.Time
+}
+
+// newRefreshToken registers a refresh token. Caller holds s.mu (or owns s).
+func (s *Server) newRefreshToken(token, clientID, username string) *refreshToken {
+	rt := &refreshToken{token: token, clientID: clientID, userKey: strings.ToLower(username),
+		scope: s.org.app(clientID).scopes(), issued: s.clock(), deleteToken: randomString(40)}
+	s.refresh[token] = rt
+	return rt
 }
 
 // CallInfo describes one handled request, for logging. It never carries a
@@ -110,8 +130,7 @@ func New(seed *Seed) (*Server, error) {
 		return nil, err
 	}
 	for _, rt := range cp.RefreshTokens {
-		s.refresh[rt.Token] = &refreshToken{token: rt.Token, clientID: rt.ClientID, userKey: strings.ToLower(rt.Username),
-			scope: s.org.app(rt.ClientID).scopes(), issued: now}
+		s.newRefreshToken(rt.Token, rt.ClientID, rt.Username)
 	}
 	return s, nil
 }
@@ -232,8 +251,7 @@ func (s *Server) IssueRefreshToken(clientID, username string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	token := id15(s.org.ID) + "!" + randomString(60)
-	s.refresh[token] = &refreshToken{token: token, clientID: clientID, userKey: strings.ToLower(username),
-		scope: s.org.app(clientID).scopes(), issued: s.clock()}
+	s.newRefreshToken(token, clientID, username)
 	return token
 }
 
@@ -284,8 +302,9 @@ func (s *Server) useSession(token string) (*session, *User) {
 }
 
 // newSession creates a session for u, or with Org.ReuseSessions returns
-// the user's live session for the same app and scope. Caller holds s.mu.
-func (s *Server) newSession(u *User, clientID, scope, refresh string) *session {
+// the user's live session for the same app and scope. attempt is the
+// login's Login History row. Caller holds s.mu.
+func (s *Server) newSession(u *User, clientID, scope, refresh string, attempt *LoginAttempt) *session {
 	now := s.clock()
 	key := strings.ToLower(u.Username)
 	if s.org.ReuseSessions && refresh == "" {
@@ -306,13 +325,22 @@ func (s *Server) newSession(u *User, clientID, scope, refresh string) *session {
 		s.sweepSessions()
 	}
 	se := &session{
-		token:    id15(s.org.ID) + "!" + randomString(96),
-		userKey:  key,
-		clientID: clientID,
-		scope:    scope,
-		refresh:  refresh,
-		issued:   now,
-		lastUsed: now,
+		token:       id15(s.org.ID) + "!" + randomString(96),
+		userKey:     key,
+		clientID:    clientID,
+		scope:       scope,
+		refresh:     refresh,
+		issued:      now,
+		lastUsed:    now,
+		id:          newID("0Ak"),
+		sessionType: "Oauth2",
+	}
+	se.parentID = se.id
+	if clientID == "" {
+		se.sessionType = "API"
+	}
+	if attempt != nil {
+		se.loginHistoryID, se.sourceIP, se.loginType = attempt.ID, attempt.SourceIP, attempt.LoginType
 	}
 	s.sessions[se.token] = se
 	return se
