@@ -1,8 +1,10 @@
 package emulator
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	gosf "github.com/k-capehart/go-salesforce/v3"
@@ -262,5 +264,76 @@ func TestFidelityGoSalesforceEndSessions(t *testing.T) {
 	var mine []struct{ Id string }
 	if err := sf.Query("SELECT Id FROM AuthSession WHERE IsCurrent = true", &mine); err != nil || len(mine) != 1 {
 		t.Fatalf("own session %+v: %v", mine, err)
+	}
+}
+
+// The OAuth staged credentials flow through go-salesforce's DoRequest at
+// v65.0, the way sfdx-hardis drives it (POST {} with JSON headers, PATCH
+// rotate, DELETE the rotated set), with the ECA's old and new keys
+// logging in through go-salesforce's client credentials flow.
+func TestFidelityGoSalesforceStagedCredentials(t *testing.T) {
+	s := NewTestServer(t, nil)
+	sf, err := gosf.Init(gosf.Creds{Domain: s.MyDomainURL(), ConsumerKey: DemoClientID, ConsumerSecret: DemoClientSecret}, gosf.WithAPIVersion("v65.0"))
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	call := func(method, uri, body string, out any) {
+		t.Helper()
+		resp, err := sf.DoRequest(method, strings.TrimPrefix(uri, "/services/data/v65.0"), []byte(body))
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, uri, err)
+		}
+		defer resp.Body.Close()
+		if out != nil {
+			if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+				t.Fatalf("%s %s: %v", method, uri, err)
+			}
+		}
+	}
+	var usage struct {
+		Apps []struct{ Identifier, DeveloperName string }
+	}
+	call("GET", "/apps/oauth/usage?page=0&pageSize=100", "", &usage)
+	appID := ""
+	for _, a := range usage.Apps {
+		if a.DeveloperName == "Acme_ETL" {
+			appID = a.Identifier
+		}
+	}
+	var consumers struct {
+		Consumers []struct{ ID, Key, StagedCredentialsURL string }
+	}
+	call("GET", "/apps/oauth/credentials/"+appID, "", &consumers)
+	if len(consumers.Consumers) != 1 || consumers.Consumers[0].Key != DemoETLClientID {
+		t.Fatalf("consumers %+v", consumers)
+	}
+	var staged struct {
+		StagedCredentials []struct{ ID, Key, Secret, State, URL string }
+	}
+	call("POST", consumers.Consumers[0].StagedCredentialsURL, "{}", &staged)
+	next := staged.StagedCredentials[0]
+	call("PATCH", next.URL, `{"command":"rotate"}`, nil)
+
+	login := func(key, secret string) error {
+		_, err := gosf.Init(gosf.Creds{Domain: s.MyDomainURL(), ConsumerKey: key, ConsumerSecret: secret})
+		return err
+	}
+	if err := login(next.Key, next.Secret); err != nil {
+		t.Fatalf("new key: %v", err)
+	}
+	if err := login(DemoETLClientID, DemoETLClientSecret); err != nil {
+		t.Fatalf("old key during the overlap: %v", err)
+	}
+	call("GET", consumers.Consumers[0].StagedCredentialsURL, "", &staged)
+	if staged.StagedCredentials[0].State != "Rotated" || staged.StagedCredentials[0].Key != DemoETLClientID {
+		t.Fatalf("slot %+v", staged.StagedCredentials)
+	}
+	call("DELETE", staged.StagedCredentials[0].URL, "", nil)
+	if err := login(DemoETLClientID, DemoETLClientSecret); err == nil {
+		t.Fatal("old key works after DELETE")
+	}
+	// go-salesforce surfaces a Connect REST error array as an error.
+	if _, err := sf.DoRequest("PATCH", strings.TrimPrefix(next.URL, "/services/data/v65.0"), []byte(`{"command":"rotate"}`)); err == nil {
+		t.Fatal("rotating a deleted credential succeeded")
 	}
 }

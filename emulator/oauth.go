@@ -57,9 +57,10 @@ type tokenResponse struct {
 	IssuedAt     string `json:"issued_at,omitempty"`
 }
 
-// tokenFor builds the response for a new session. sign adds signature
-// (flows that authenticate with the client secret). Caller holds s.mu.
-func (s *Server) tokenFor(se *session, u *User, app *ConnectedApp, sign bool) tokenResponse {
+// tokenFor builds the response for a new session. A secret adds the
+// signature (flows that authenticate with the client secret sign with the
+// secret presented). Caller holds s.mu.
+func (s *Server) tokenFor(se *session, u *User, secret string) tokenResponse {
 	tr := tokenResponse{
 		AccessToken: se.token,
 		Scope:       se.scope,
@@ -68,8 +69,8 @@ func (s *Server) tokenFor(se *session, u *User, app *ConnectedApp, sign bool) to
 		TokenType:   "Bearer",
 		IssuedAt:    strconv.FormatInt(se.issued.UnixMilli(), 10),
 	}
-	if sign {
-		tr.Signature = Signature(app.ClientSecret, tr.ID, tr.IssuedAt)
+	if secret != "" {
+		tr.Signature = Signature(secret, tr.ID, tr.IssuedAt)
 	}
 	return tr
 }
@@ -112,16 +113,18 @@ func clientCredentials(r *http.Request) (id, secret string) {
 	return r.PostFormValue("client_id"), r.PostFormValue("client_secret")
 }
 
-// authenticateApp finds the app and checks its secret. Caller holds s.mu.
-func (s *Server) authenticateApp(id, secret string) (*ConnectedApp, *oauthError) {
-	app := s.org.app(id)
-	if app == nil || id == "" {
+// authenticateApp finds the app by any client id that authenticates
+// (during an ECA rotation the staged or rotated-out key too) and checks
+// the secret that goes with it. Caller holds s.mu.
+func (s *Server) authenticateApp(id, secret string) (*appCredential, *oauthError) {
+	cred := s.credentialFor(id)
+	if cred == nil {
 		return nil, errClientID
 	}
-	if !hmac.Equal([]byte(secret), []byte(app.ClientSecret)) {
+	if !hmac.Equal([]byte(secret), []byte(cred.secret)) {
 		return nil, errClientSecret
 	}
-	return app, nil
+	return cred, nil
 }
 
 func (s *Server) handleToken(w *recorder, r *http.Request, _ []byte) {
@@ -161,16 +164,19 @@ func (s *Server) passwordGrant(w *recorder, r *http.Request) (tokenResponse, *oa
 	id, secret := clientCredentials(r)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	app, oerr := s.authenticateApp(id, secret)
+	cred, oerr := s.authenticateApp(id, secret)
 	if oerr != nil {
 		return tokenResponse{}, oerr
 	}
+	app := cred.app
 	lc := newLoginContext(r, FlowOAuthPassword)
 	lc.app = app
-	if s.org.BlockUsernamePasswordFlow {
-		// A third-party write-up reports a plain authentication failure,
-		// whatever the credentials, and "Username-Password Flow Disabled"
-		// in Login History.
+	if s.org.BlockUsernamePasswordFlow || app.isECA() {
+		// External Client Apps do not offer the username-password flow,
+		// and orgs can block it for connected apps. A third-party write-up
+		// (enree.co) reports a plain authentication failure, whatever the
+		// credentials, and "Username-Password Flow Disabled" in Login
+		// History, for both.
 		if u := s.userByName(username); u != nil {
 			s.recordLogin(u, lc, StatusUsernamePasswordDisabled)
 		}
@@ -194,8 +200,8 @@ func (s *Server) passwordGrant(w *recorder, r *http.Request) (tokenResponse, *oa
 	if app.adminApprovedOnly() && !app.preAuthorized(u) {
 		return tokenResponse{}, errAppAccess
 	}
-	se := s.newSession(u, app.ClientID, app.scopes(), "", attempt)
-	return s.tokenFor(se, u, app, true), nil
+	se := s.newSession(u, app, id, app.scopes(), "", attempt)
+	return s.tokenFor(se, u, cred.secret), nil
 }
 
 func (s *Server) clientCredentialsGrant(w *recorder, r *http.Request) (tokenResponse, *oauthError) {
@@ -205,10 +211,11 @@ func (s *Server) clientCredentialsGrant(w *recorder, r *http.Request) (tokenResp
 	id, secret := clientCredentials(r)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	app, oerr := s.authenticateApp(id, secret)
+	cred, oerr := s.authenticateApp(id, secret)
 	if oerr != nil {
 		return tokenResponse{}, oerr
 	}
+	app := cred.app
 	u := s.userByName(app.RunAsUser)
 	if app.RunAsUser == "" || u == nil {
 		return tokenResponse{}, errNoRunAsUser
@@ -225,8 +232,8 @@ func (s *Server) clientCredentialsGrant(w *recorder, r *http.Request) (tokenResp
 		return tokenResponse{}, errRateLimit
 	}
 	attempt := s.recordLogin(u, lc, StatusSuccess)
-	se := s.newSession(u, app.ClientID, app.scopes(), "", attempt)
-	return s.tokenFor(se, u, app, true), nil
+	se := s.newSession(u, app, id, app.scopes(), "", attempt)
+	return s.tokenFor(se, u, cred.secret), nil
 }
 
 func (s *Server) refreshGrant(w *recorder, r *http.Request) (tokenResponse, *oauthError) {
@@ -234,12 +241,15 @@ func (s *Server) refreshGrant(w *recorder, r *http.Request) (tokenResponse, *oau
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// "Require Secret for Refresh Token Flow" is on by default.
-	app, oerr := s.authenticateApp(id, secret)
+	cred, oerr := s.authenticateApp(id, secret)
 	if oerr != nil {
 		return tokenResponse{}, oerr
 	}
+	app := cred.app
+	// A refresh token belongs to the app, not to one of its keys: after an
+	// ECA rotation it works with the new key as with the old one.
 	rt := s.refresh[r.PostFormValue("refresh_token")]
-	if rt == nil || rt.clientID != app.ClientID {
+	if rt == nil || rt.appID != app.ID {
 		return tokenResponse{}, errExpiredToken
 	}
 	u := s.users[rt.userKey]
@@ -256,8 +266,8 @@ func (s *Server) refreshGrant(w *recorder, r *http.Request) (tokenResponse, *oau
 	attempt := s.recordLogin(u, lc, StatusSuccess)
 	rt.useCount++
 	rt.lastUsed = s.clock()
-	se := s.newSession(u, app.ClientID, rt.scope, rt.token, attempt)
-	return s.tokenFor(se, u, app, true), nil
+	se := s.newSession(u, app, id, rt.scope, rt.token, attempt)
+	return s.tokenFor(se, u, cred.secret), nil
 }
 
 // bearerToken reads "Authorization: Bearer X" or "OAuth X".
@@ -333,15 +343,16 @@ func (s *Server) handleIntrospect(w *recorder, r *http.Request, _ []byte) {
 	token := r.PostFormValue("token")
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	app, oerr := s.authenticateApp(id, secret)
+	cred, oerr := s.authenticateApp(id, secret)
 	if oerr != nil {
 		writeOAuthError(w, oerr)
 		return
 	}
+	app := cred.app
 	inactive := map[string]any{"active": false}
 	if rt := s.refresh[token]; rt != nil {
 		u := s.users[rt.userKey]
-		if u == nil || (!app.IntrospectAllTokens && rt.clientID != app.ClientID) {
+		if u == nil || (!app.IntrospectAllTokens && rt.appID != app.ID) {
 			writeJSON(w, http.StatusOK, inactive)
 			return
 		}
@@ -351,7 +362,7 @@ func (s *Server) handleIntrospect(w *recorder, r *http.Request, _ []byte) {
 		return
 	}
 	se := s.liveSession(token)
-	if se == nil || (!app.IntrospectAllTokens && se.clientID != app.ClientID) {
+	if se == nil || (!app.IntrospectAllTokens && se.appID != app.ID) {
 		writeJSON(w, http.StatusOK, inactive)
 		return
 	}

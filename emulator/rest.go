@@ -94,6 +94,18 @@ func (s *Server) restRoute(r *http.Request) (string, handlerFunc) {
 		return "rest.userlogin", with(s.restUserLogin)
 	case is(http.MethodGet, "sobjects", "User", "*"):
 		return "rest.user", with(s.restUser)
+	// Connect REST: ECA OAuth credentials. Below the version a resource
+	// appeared in, it answers like any unknown resource.
+	case is("", "apps", "oauth", "usage") && v >= 59:
+		return "connect.appsUsage", with(s.connectUsage)
+	case is("", "apps", "oauth", "credentials", "*") && v >= 60:
+		return "connect.appCredentials", with(s.connectConsumers)
+	case is("", "apps", "oauth", "credentials", "*", "*") && v >= 60:
+		return "connect.consumerCredentials", with(s.connectConsumerCredentials)
+	case is("", "apps", "oauth", "credentials", "*", "*", "staged") && v >= 65:
+		return "connect.stagedCredentials", with(s.connectStaged)
+	case is("", "apps", "oauth", "credentials", "*", "*", "staged", "*") && v >= 65:
+		return "connect.stagedCredential", with(s.connectStagedItem)
 	case is("", "sobjects", "*", "*"):
 		return "rest.sobject", with(s.restSObject)
 	case is(http.MethodGet, "query"):

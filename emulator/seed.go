@@ -119,10 +119,13 @@ func (s *Seed) validate() error {
 			u.SecurityToken = randomString(25)
 		}
 	}
+	errs = append(errs, validateApps(s.Org.ConnectedApps)...)
 	for i := range s.Org.ConnectedApps {
 		a := &s.Org.ConnectedApps[i]
-		if a.ClientID == "" {
-			errs = append(errs, fmt.Errorf("connected app %d has no clientId", i))
+		for _, p := range a.PreAuthorizedProfiles {
+			if !profiles[strings.ToLower(p)] {
+				errs = append(errs, fmt.Errorf("connected app %q: unknown pre-authorized profile %q", a.Name, p))
+			}
 		}
 		if a.CertificatePEM != "" {
 			if _, err := parsePublicKeyPEM(a.CertificatePEM); err != nil {
@@ -147,12 +150,21 @@ func (s *Seed) validate() error {
 
 // Demo org values every test may rely on.
 const (
-	DemoOrgID         = "00D5g00000AcmeDEAR" // 18-character form of 00D5g00000AcmeD
-	DemoClientID      = "3MVG9demoClientId"
-	DemoClientSecret  = "demo-client-secret"
-	DemoAdminUsername = "admin@acme.demo"
-	DemoIntegUsername = "integration@acme.demo"
-	DemoTrustUsername = "trusted@acme.demo"
+	DemoOrgID        = "00D5g00000AcmeDEAR" // 18-character form of 00D5g00000AcmeD
+	DemoClientID     = "3MVG9demoClientId"
+	DemoClientSecret = "demo-client-secret"
+	// The demo org's External Client Apps: "Vault ECA" (like the connected
+	// app, for Vault's own logins) and "Acme ETL" (an application's app
+	// whose consumer secret Vault rotates).
+	DemoECAID           = "0xI5g000000VecAEAS"
+	DemoECAClientID     = "3MVG9demoEcaClientId"
+	DemoECAClientSecret = "demo-eca-client-secret"
+	DemoETLAppID        = "0xI5g000000EtlAEAS"
+	DemoETLClientID     = "3MVG9demoEtlClientId"
+	DemoETLClientSecret = "demo-etl-client-secret"
+	DemoAdminUsername   = "admin@acme.demo"
+	DemoIntegUsername   = "integration@acme.demo"
+	DemoTrustUsername   = "trusted@acme.demo"
 	// DemoInteg2Username is interchangeable with DemoIntegUsername (same
 	// profile, permission sets and group; its own password and token): the
 	// second user of a blue/green pair.
@@ -202,15 +214,51 @@ func DefaultSeed() *Seed {
 			PermissionSetGroups: []PermissionSetGroup{
 				{ID: "0PG5g000000IntA", Name: "Integration_Suite", Label: "Integration Suite", PermissionSets: []string{"Integration_Data_Access"}},
 			},
+			EnableClientSecretInRESTAPIAccess: true,
 			ConnectedApps: []ConnectedApp{{
+				Kind:                  KindConnectedApp,
+				ID:                    "0H45g000000VltA",
 				Name:                  "Vault",
-				ClientID:              DemoClientID,
-				ClientSecret:          DemoClientSecret,
+				DeveloperName:         "Vault",
+				Consumer:              Consumer{ConsumerID: "8885g000000VltA", ClientID: DemoClientID, ClientSecret: DemoClientSecret},
 				CertificatePEM:        DemoCertificatePEM,
 				PreAuthorizedProfiles: []string{demoAdminProfile, demoIntegProfile, demoTrustedProfile},
 				RunAsUser:             DemoAdminUsername,
 				Scopes:                "api refresh_token",
 				IntrospectAllTokens:   true,
+			}, {
+				// The External Client App Vault can use like the connected app
+				// (JWT bearer with the demo key, client credentials as admin).
+				Kind:                  KindExternalClientApp,
+				ID:                    DemoECAID,
+				Name:                  "Vault ECA",
+				DeveloperName:         "Vault_ECA",
+				Consumer:              Consumer{ConsumerID: "8885g000000VecA", ClientID: DemoECAClientID, ClientSecret: DemoECAClientSecret},
+				CertificatePEM:        DemoCertificatePEM,
+				PreAuthorizedProfiles: []string{demoAdminProfile, demoIntegProfile, demoTrustedProfile},
+				RunAsUser:             DemoAdminUsername,
+				Scopes:                "api refresh_token",
+			}, {
+				// An application's own ECA (client credentials as the
+				// integration user) whose consumer secret Vault rotates.
+				Kind:                  KindExternalClientApp,
+				ID:                    DemoETLAppID,
+				Name:                  "Acme ETL",
+				DeveloperName:         "Acme_ETL",
+				Consumer:              Consumer{ConsumerID: "8885g000000EtlA", ClientID: DemoETLClientID, ClientSecret: DemoETLClientSecret},
+				PreAuthorizedProfiles: []string{demoIntegProfile},
+				RunAsUser:             DemoIntegUsername,
+				Scopes:                "api",
+			}, {
+				// Installed from a package: the staged credentials API
+				// refuses it.
+				Kind:          KindExternalClientApp,
+				ID:            "0xI5g000000PkgA",
+				Name:          "Analytics Connector",
+				DeveloperName: "Analytics_Connector",
+				Packaged:      true,
+				Consumer:      Consumer{ConsumerID: "8885g000000PkgA", ClientID: "3MVG9demoPackagedClientId", ClientSecret: "demo-packaged-client-secret"},
+				Scopes:        "api",
 			}},
 			Records: map[string][]map[string]any{
 				"Account": {{"Id": "0015g00000AcmeAAAA", "Name": "Acme Corporation"}},
@@ -274,6 +322,13 @@ func copySeed(in *Seed) (*Seed, error) {
 	for i, a := range in.Org.ConnectedApps {
 		a.PreAuthorizedProfiles = append([]string(nil), a.PreAuthorizedProfiles...)
 		a.PreAuthorizedUsers = append([]string(nil), a.PreAuthorizedUsers...)
+		a.MoreConsumers = append([]Consumer(nil), a.MoreConsumers...)
+		for _, c := range a.consumers() {
+			if c.Staged != nil {
+				st := *c.Staged
+				c.Staged = &st
+			}
+		}
 		out.Org.ConnectedApps[i] = a
 	}
 	if in.Org.Records != nil {

@@ -44,7 +44,8 @@ type Server struct {
 type session struct {
 	token    string
 	userKey  string
-	clientID string // "" for SOAP login()
+	appID    string // the app's identifier; "" for SOAP login()
+	clientID string // the client id it was minted with; "" for SOAP login()
 	scope    string
 	refresh  string // the refresh token it came from, if any
 	issued   time.Time
@@ -63,7 +64,8 @@ type session struct {
 
 type refreshToken struct {
 	token    string
-	clientID string
+	appID    string // refresh tokens belong to the app, whatever its key
+	clientID string // the client id it was granted through
 	userKey  string
 	scope    string
 	issued   time.Time
@@ -73,10 +75,16 @@ type refreshToken struct {
 	lastUsed    time.Time
 }
 
-// newRefreshToken registers a refresh token. Caller holds s.mu (or owns s).
+// newRefreshToken registers a refresh token granted through the app
+// (found by any of its client ids or its identifier). Caller holds s.mu
+// (or owns s).
 func (s *Server) newRefreshToken(token, clientID, username string) *refreshToken {
+	app := s.appFor(clientID)
 	rt := &refreshToken{token: token, clientID: clientID, userKey: strings.ToLower(username),
-		scope: s.org.app(clientID).scopes(), issued: s.clock(), deleteToken: randomString(40)}
+		scope: app.scopes(), issued: s.clock(), deleteToken: randomString(40)}
+	if app != nil {
+		rt.appID = app.ID
+	}
 	s.refresh[token] = rt
 	return rt
 }
@@ -237,7 +245,7 @@ func (s *Server) SetConnectedAppCertificate(clientID, certPEM string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	app := s.org.app(clientID)
+	app := s.appFor(clientID)
 	if app == nil {
 		return errors.New("emulator: unknown connected app " + clientID)
 	}
@@ -304,13 +312,17 @@ func (s *Server) useSession(token string) (*session, *User) {
 // newSession creates a session for u, or with Org.ReuseSessions returns
 // the user's live session for the same app and scope. attempt is the
 // login's Login History row. Caller holds s.mu.
-func (s *Server) newSession(u *User, clientID, scope, refresh string, attempt *LoginAttempt) *session {
+func (s *Server) newSession(u *User, app *ConnectedApp, clientID, scope, refresh string, attempt *LoginAttempt) *session {
+	appID := ""
+	if app != nil {
+		appID = app.ID
+	}
 	now := s.clock()
 	key := strings.ToLower(u.Username)
 	if s.org.ReuseSessions && refresh == "" {
 		var newest *session
 		for tok, se := range s.sessions {
-			if se.userKey == key && se.clientID == clientID && se.scope == scope && se.refresh == "" &&
+			if se.userKey == key && se.appID == appID && se.scope == scope && se.refresh == "" &&
 				!se.passwordExpired && s.liveSession(tok) != nil && (newest == nil || se.issued.After(newest.issued) ||
 				(se.issued.Equal(newest.issued) && se.token > newest.token)) {
 				newest = se
@@ -327,6 +339,7 @@ func (s *Server) newSession(u *User, clientID, scope, refresh string, attempt *L
 	se := &session{
 		token:       id15(s.org.ID) + "!" + randomString(96),
 		userKey:     key,
+		appID:       appID,
 		clientID:    clientID,
 		scope:       scope,
 		refresh:     refresh,

@@ -120,7 +120,7 @@ func (s *Server) oauthTokenRows(c *restCall) []*row {
 			continue
 		}
 		appName := ""
-		if app := s.org.app(rt.clientID); app != nil {
+		if app := s.appByID(rt.appID); app != nil {
 			appName = app.Name
 		}
 		var lastUsed any

@@ -197,7 +197,7 @@ func (s *Server) soapLogin(w *recorder, r *http.Request, req *soapRequest) {
 		return
 	}
 	expired := s.passwordExpired(u)
-	se := s.newSession(u, "", "", "", attempt)
+	se := s.newSession(u, nil, "", "", "", attempt)
 	se.passwordExpired = expired
 	org15 := id15(s.org.ID)
 	var b strings.Builder
