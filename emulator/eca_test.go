@@ -113,7 +113,7 @@ func TestConnectUsagePages(t *testing.T) {
 	}
 	// Defaults: page 0, 100 per page; the connected app is not listed.
 	if status, body := connectDo(t, s, admin, "GET", "59.0", "/apps/oauth/usage", ""); status != 200 || strings.Contains(body, "0H4") ||
-		!strings.Contains(body, `"currentPageUrl":"/services/data/v59.0/apps/oauth/usage?page=0\u0026pageSize=100"`) {
+		!strings.Contains(body, `"currentPageUrl":"/services/data/v59.0/apps/oauth/usage?page=0&pageSize=100"`) {
 		t.Errorf("defaults: %d %s", status, body)
 	}
 	for _, q := range []string{"?page=-1", "?pageSize=0", "?pageSize=101", "?page=x"} {

@@ -2,7 +2,6 @@ package emulator
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"sort"
@@ -30,17 +29,17 @@ type record struct {
 func (r record) MarshalJSON() ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteString(`{"attributes":{"type":`)
-	t, _ := json.Marshal(r.typ)
+	t, _ := marshalJSON(r.typ)
 	b.Write(t)
 	if r.url != "" {
-		u, _ := json.Marshal(r.url)
+		u, _ := marshalJSON(r.url)
 		b.WriteString(`,"url":`)
 		b.Write(u)
 	}
 	b.WriteByte('}')
 	for _, f := range r.fields {
-		k, _ := json.Marshal(f.name)
-		v, err := json.Marshal(f.value)
+		k, _ := marshalJSON(f.name)
+		v, err := marshalJSON(f.value)
 		if err != nil {
 			return nil, err
 		}
