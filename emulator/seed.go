@@ -178,6 +178,11 @@ const (
 	demoTrustedProfile   = "Trusted Integration"
 )
 
+// DemoAppUsername is the user of docs/applications.md (Vault Agent and the
+// example app), with the Trusted Integration profile: a user of its own lets
+// that guide rotate it without breaking the other guides' demo users.
+const DemoAppUsername = "app@acme.demo"
+
 // DefaultSeed returns the demo org "Acme Demo" (see the team contract).
 func DefaultSeed() *Seed {
 	return &Seed{
@@ -279,6 +284,8 @@ func DefaultSeed() *Seed {
 				PermissionSets: []string{"Integration_Base", "Report_Builder"}},
 			{ID: "0055g00000TrstA", Username: DemoTrustUsername, Email: DemoTrustUsername, FirstName: "Tom", LastName: "Trusted",
 				Profile: demoTrustedProfile, IsActive: true, Password: "Trusted-Pass-1234", SecurityToken: "TRUSTTOKEN000000000000000"},
+			{ID: "0055g00000AppsA", Username: DemoAppUsername, Email: DemoAppUsername, FirstName: "Aria", LastName: "App",
+				Profile: demoTrustedProfile, IsActive: true, Password: "App-Pass-1234", SecurityToken: "APPTOKEN00000000000000000"},
 		},
 		// A month of logins before the demo starts: SOAP login() at v58
 		// and v64, the OAuth username-password flow, client credentials,
