@@ -111,12 +111,14 @@ func newGuide(t *testing.T) *guide {
 	env := append(hs.cliEnv(), "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	// The vault processes get a private HOME; go build keeps the caller's
 	// caches so it does not rebuild every dependency.
-	for _, v := range []string{"GOCACHE", "GOMODCACHE", "GOPATH"} {
-		out, err := exec.Command("go", "env", v).Output()
-		if err != nil {
-			t.Fatalf("go env %s: %v", v, err)
-		}
-		env = append(env, v+"="+strings.TrimSpace(string(out)))
+	goVars := []string{"GOCACHE", "GOMODCACHE", "GOPATH"}
+	out, err := exec.Command("go", append([]string{"env"}, goVars...)...).Output()
+	values := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	if err != nil || len(values) != len(goVars) {
+		t.Fatalf("go env %v: %v\n%s", goVars, err, out)
+	}
+	for i, v := range goVars {
+		env = append(env, v+"="+values[i])
 	}
 	g := &guide{t: t, dir: dir, env: env, proc: map[int]*guideProcess{}}
 	t.Cleanup(g.stopAll)
