@@ -38,6 +38,12 @@ vet:
 dev:
 	@scripts/dev.sh
 
-# Benchmarks that compare two variants side by side in one run and print their ratio.
+# Benchmarks that compare two variants side by side in one run and print their ratio:
+# the in-process Go benchmarks, then the real-Vault driver (bench/vaultbench: the plugin
+# against a no-op plugin and KV-v2 on one dev server, and issue 12's scale targets).
+# Flags go in BENCHFLAGS, e.g. make bench BENCHFLAGS="-full" or BENCHFLAGS="-phases reads -pprof";
+# see docs/performance.md. Uses VAULT_BIN like make test.
+BENCHFLAGS ?=
 bench:
 	go test -run '^$$' -bench . -benchmem .
+	go run ./bench/vaultbench $(BENCHFLAGS)
