@@ -295,7 +295,7 @@ func mdText(s string) string {
 }
 
 // svgChart draws the throughput of every path, A above its reference B,
-// as horizontal bars on one scale.
+// as horizontal bars on one scale, in plain SVG (no tool needed).
 func svgChart(pairs []pairResult, title string) string {
 	const (
 		width   = 760
@@ -318,7 +318,7 @@ func svgChart(pairs []pairResult, title string) string {
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="#ffffff"/>`+"\n")
 	fmt.Fprintf(&b, `<text x="10" y="20" font-size="14" font-weight="bold">%s</text>`+"\n", html.EscapeString(title))
-	fmt.Fprintf(&b, `<text x="10" y="36" fill="#555555">requests per second; engine path (blue) above its no-op or KV reference (grey), ratio at the right</text>`+"\n")
+	fmt.Fprintf(&b, `<text x="10" y="36" fill="#555555">requests per second: each path (blue) above its reference (grey), the ratio A/B at the right</text>`+"\n")
 	y := top
 	for _, p := range pairs {
 		for i, side := range []struct {
