@@ -228,12 +228,20 @@ func batchLine(which string, b writeBatch) string {
 	}
 	errs := ""
 	if b.Errors > 0 {
-		errs = fmt.Sprintf(", %d errors", b.Errors)
+		errs = fmt.Sprintf(", %d failed (first: %s)", b.Errors, b.FirstError)
 	}
 	if which == "first" {
-		return fmt.Sprintf("first %d accounts: %.1f writes/s, %s per write on average (p99 %s)%s%s", b.Done, b.rate(), ms(b.Mean), ms(b.P99), errs, cut)
+		return fmt.Sprintf("first %d accounts: %s writes/s, %s per write on average (p99 %s)%s%s", b.Done, rate(b.rate()), ms(b.Mean), ms(b.P99), errs, cut)
 	}
-	return fmt.Sprintf("%d more with %d stored: %.1f writes/s, %s per write on average (p99 %s)%s%s", b.Done, b.Stored, b.rate(), ms(b.Mean), ms(b.P99), errs, cut)
+	return fmt.Sprintf("%d more with %d stored: %s writes/s, %s per write on average (p99 %s)%s%s", b.Done, b.Stored, rate(b.rate()), ms(b.Mean), ms(b.P99), errs, cut)
+}
+
+// rate formats a small rate with enough digits to compare.
+func rate(r float64) string {
+	if r < 10 {
+		return fmt.Sprintf("%.2f", r)
+	}
+	return fmt.Sprintf("%.1f", r)
 }
 
 func formatSettings(m map[string]any) string {

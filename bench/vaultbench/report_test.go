@@ -145,3 +145,10 @@ func TestParsePhasesAndKV(t *testing.T) {
 		t.Error("a pair without = was accepted")
 	}
 }
+
+func TestLastLineNamesTheCause(t *testing.T) {
+	msg := "Error making API request.\n\nURL: PUT http://127.0.0.1:1/v1/sf-scale/accounts/a\nCode: 500. Errors:\n\n* 1 error occurred:\n\t* rpc error: code = Canceled desc = context canceled\n\n"
+	if got := lastLine(msg); got != "rpc error: code = Canceled desc = context canceled" {
+		t.Errorf("lastLine = %q", got)
+	}
+}

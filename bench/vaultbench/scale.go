@@ -30,14 +30,17 @@ type scaleOptions struct {
 
 // writeBatch is one timed batch of account creations.
 type writeBatch struct {
-	Stored   int // accounts already stored when the batch started
-	Planned  int
-	Done     int
-	Errors   int
-	Elapsed  time.Duration
-	Mean     time.Duration
-	P99      time.Duration
-	TimedOut bool
+	Stored  int // accounts already stored when the batch started
+	Planned int
+	Done    int
+	Errors  int
+	// FirstError is the last line of the first error, e.g. Vault's
+	// "context canceled" when a write outlived max_request_duration.
+	FirstError string
+	Elapsed    time.Duration
+	Mean       time.Duration
+	P99        time.Duration
+	TimedOut   bool
 }
 
 func (w writeBatch) rate() float64 {
@@ -162,7 +165,8 @@ func (e *env) timedWrites(ctx context.Context, from, to, writers int, limit time
 				mu.Lock()
 				if err != nil {
 					if out.Errors == 0 {
-						progress("warning: writing %s: %v", path, err)
+						out.FirstError = lastLine(err.Error())
+						progress("warning: writing %s after %s: %s", path, d.Round(time.Millisecond), out.FirstError)
 					}
 					out.Errors++
 				} else {
@@ -192,6 +196,13 @@ func (e *env) timedWrites(ctx context.Context, from, to, writers int, limit time
 		out.P99 = quantile(lat, 0.99)
 	}
 	return out
+}
+
+// lastLine is the last non-empty line of an API error, which names the
+// cause (the first lines repeat the URL).
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(strings.TrimLeft(strings.TrimSpace(lines[len(lines)-1]), "* "))
 }
 
 // rawStore is a mount's storage seen through sys/raw (the dev server is
