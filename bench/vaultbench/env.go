@@ -187,10 +187,10 @@ func startEnv(ctx context.Context, opts envOptions) (*env, error) {
 		e.pprofAddr = "127.0.0.1:" + strconv.Itoa(port)
 	}
 	progress("building the plugin (%s%s) and the no-op plugin", e.version, map[bool]string{true: ", -tags pprof", false: ""}[opts.pprof])
-	if e.pluginSHA, err = e.build("./cmd/"+pluginName, pluginName, opts.pprof, "-X "+versionVar+"="+e.version); err != nil {
+	if e.pluginSHA, err = e.build(ctx, "./cmd/"+pluginName, pluginName, opts.pprof, "-X "+versionVar+"="+e.version); err != nil {
 		return e, err
 	}
-	if e.noopSHA, err = e.build("./bench/noop-plugin", noopName, false, ""); err != nil {
+	if e.noopSHA, err = e.build(ctx, "./bench/noop-plugin", noopName, false, ""); err != nil {
 		return e, err
 	}
 	if err := e.startEmulator(opts.rotUsers); err != nil {
@@ -250,7 +250,7 @@ func obtainVault(root string) (string, error) {
 	return bin, nil
 }
 
-func (e *env) build(pkg, name string, pprof bool, ldflags string) (string, error) {
+func (e *env) build(ctx context.Context, pkg, name string, pprof bool, ldflags string) (string, error) {
 	path := filepath.Join(e.pluginDir, name)
 	args := []string{"build", "-buildvcs=false"}
 	if pprof {
@@ -260,7 +260,7 @@ func (e *env) build(pkg, name string, pprof bool, ldflags string) (string, error
 		args = append(args, "-ldflags", ldflags)
 	}
 	args = append(args, "-o", path, pkg)
-	cmd := exec.Command("go", args...)
+	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = e.root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
