@@ -122,10 +122,10 @@ type accountRotation struct {
 	// password (kept in its WAL) could not be checked because the user
 	// could not log in (locked, inactive, unknown): Salesforce may have it.
 	UnverifiedCandidateAt time.Time `json:"unverified_candidate_at,omitempty"`
-	// FailedLogins counts the logins with this credential that Salesforce
-	// rejected since its last successful login or operator write; it is
-	// stored so a restart cannot bring the user closer to lockout.
-	FailedLogins int `json:"failed_logins,omitempty"`
+	// LegacyFailedLogins is where versions before the login budget's own
+	// entries kept the failed-login count. It is read once, to seed the
+	// budget entry of the user (login_budget.go), and never written.
+	LegacyFailedLogins int `json:"failed_logins,omitempty"`
 }
 
 // needsToken reports whether logins must carry the security token.
@@ -206,17 +206,6 @@ func readAccount(ctx context.Context, s logical.Storage, name string) (*account,
 	return &a, nil
 }
 
-func writeAccount(ctx context.Context, s logical.Storage, name string, a *account) error {
-	entry, err := logical.StorageEntryJSON(accountStoragePrefix+name, a)
-	if err != nil {
-		return fmt.Errorf("encoding account %q: %w", name, err)
-	}
-	if err := s.Put(ctx, entry); err != nil {
-		return fmt.Errorf("writing account %q: %w", name, err)
-	}
-	return nil
-}
-
 // listAccountNames lists accounts/ in storage.
 func listAccountNames(ctx context.Context, s logical.Storage) ([]string, error) {
 	keys, err := s.List(ctx, accountStoragePrefix)
@@ -253,13 +242,64 @@ func accountWithUsername(ctx context.Context, s logical.Storage, username string
 	return "", nil
 }
 
-// lockAccount serialises changes of one account with its rotation (the
-// rotation code takes the same per-account lock), so neither overwrites
-// the other's password.
-func (b *backend) lockAccount(name string) (unlock func()) {
+// accountTxn is the one way to change a stored account: a read-modify-write
+// under the account's lock. Every writer of accounts/<name> (account and
+// security-token writes, rotation, WAL settling, the scheduler's bookkeeping,
+// deletes) holds one, so no writer can store a copy it read before another
+// writer's change. Nothing else writes accounts: put and delete below are
+// the only code that changes accounts/ in storage.
+type accountTxn struct {
+	s    logical.Storage
+	name string
+	lock *locksutil.LockEntry
+	held bool
+}
+
+// lockAccount takes the account's lock and returns the transaction that
+// reads and writes it; the caller must unlock it.
+func (b *backend) lockAccount(s logical.Storage, name string) *accountTxn {
 	lock := locksutil.LockForKey(b.accountLocks, name)
 	lock.Lock()
-	return lock.Unlock
+	return &accountTxn{s: s, name: name, lock: lock, held: true}
+}
+
+// unlock ends the transaction; later puts fail.
+func (t *accountTxn) unlock() {
+	if t.held {
+		t.held = false
+		t.lock.Unlock()
+	}
+}
+
+// get reads the account as stored now (nil when none is stored).
+func (t *accountTxn) get(ctx context.Context) (*account, error) {
+	return readAccount(ctx, t.s, t.name)
+}
+
+// put stores a, which the caller read with get under this transaction.
+func (t *accountTxn) put(ctx context.Context, a *account) error {
+	if !t.held {
+		return fmt.Errorf("writing account %q outside its lock", t.name)
+	}
+	entry, err := logical.StorageEntryJSON(accountStoragePrefix+t.name, a)
+	if err != nil {
+		return fmt.Errorf("encoding account %q: %w", t.name, err)
+	}
+	if err := t.s.Put(ctx, entry); err != nil {
+		return fmt.Errorf("writing account %q: %w", t.name, err)
+	}
+	return nil
+}
+
+// delete removes the account.
+func (t *accountTxn) delete(ctx context.Context) error {
+	if !t.held {
+		return fmt.Errorf("deleting account %q outside its lock", t.name)
+	}
+	if err := t.s.Delete(ctx, accountStoragePrefix+t.name); err != nil {
+		return fmt.Errorf("deleting account %q: %w", t.name, err)
+	}
+	return nil
 }
 
 // accountNotFound is the 404 every per-account path returns for a name

@@ -88,7 +88,16 @@ func (b *backend) adminSession(ctx context.Context, s logical.Storage) (*sfapi.S
 		return nil, err
 	}
 	issued := b.now()
+	var slot *loginSlot
+	if cfg.GrantType == adminGrantPassword {
+		// The admin password is a stored credential like an account's:
+		// its logins are reserved in the admin user's budget.
+		if slot, err = b.reserveLogin(ctx, s, adminUser(cfg), purposeCheck, credStored); err != nil {
+			return nil, err
+		}
+	}
 	sess, err = adminLogin(ctx, client, cfg, vaultKey)
+	slot.done(ctx, err)
 	if err != nil {
 		if sfapi.IsCredentialError(err) {
 			return nil, b.admin.refuse(cfg.GrantType, err, generation, b.now())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -58,6 +59,9 @@ type backend struct {
 	accountLocks []*locksutil.LockEntry
 	// budget counts the logins made with stored credentials (login_budget.go).
 	budget *loginBudget
+	// loginFlow is the flow logins with a password use (login.go), learned
+	// from the org and forgotten when the config changes.
+	loginFlow atomic.Int32
 
 	// jwtKeyMu serialises read-modify-writes of config/jwt-key (jwt_key.go).
 	jwtKeyMu sync.Mutex
@@ -168,6 +172,7 @@ func (b *backend) resetClient() {
 	b.client = nil
 	b.clientMu.Unlock()
 	b.admin.drop()
+	b.loginFlow.Store(flowUnknown)
 }
 
 // getClient returns the client for the stored config, building it once.

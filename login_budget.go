@@ -2,8 +2,11 @@ package salesforce
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,30 +16,363 @@ import (
 )
 
 // The login budget: every login the engine makes with a stored credential
-// (an account's own, or the admin password) is counted here, so that
-// neither the org's login rate nor the user's lockout threshold is reached
-// by the engine. Its users: rotation hooks and WAL settling (probeLogin),
-// rotate-root settling (adminProbe), password roles of the token cache
-// (spendPasswordLogin, noteRejectedLogin, noteAcceptedLogin), account and
-// security-token writes (resetFailed) and diagnose.
+// (an account's password, a rotation's candidate, the config's admin
+// password) reserves a slot here BEFORE it is sent and settles it with
+// Salesforce's answer. Its state is kept per Salesforce user in an entry of
+// its own, so a restart, a failover or a reload cannot forget how close a
+// user is to lockout, and no login ever writes the account entry.
+//
+//	reserve  refuses when the user's failed logins reached max_failed_logins;
+//	         waits while failed + logins in flight would reach it (one of
+//	         those in flight may be the next failure); refuses when the
+//	         hourly budget is spent for a charged login; then stores
+//	         pending+1 before the login is sent.
+//	done     success: failed = 0; credential rejected: failed + 1; anything
+//	         else (outage, SOAP login() unavailable): no count; pending - 1.
+//
+// Logins still pending when a node first loads an entry may have reached
+// Salesforce before a crash: they count as failed. Salesforce's count never
+// decays, so neither does this one: only a successful login resets it, or
+// an operator who checked Salesforce (accounts/<name> with
+// reset_failed_logins=true; for the admin user, a write of config).
 
-// loginBudget counts the logins the engine makes with each account's own
-// credential in a sliding hour (every login counts toward the org's login
-// rate), and the logins Salesforce rejected since the account's last
-// successful login. Salesforce's failed-attempt counter never decays: it
-// resets only on a successful login, so neither does this one (an operator
-// write of the credential resets it too). Hooks, token re-entry, WAL
-// reconciliation and diagnose share both.
+const loginBudgetStoragePrefix = "login-budget/"
+
+// The credential a login used, as reads of accounts/<name> show it.
+const (
+	credStored    = "stored"
+	credCandidate = "candidate"
+	credOperator  = "operator"
+	// credInterrupted: a login left in flight by a crash.
+	credInterrupted = "interrupted"
+)
+
+// loginPurpose says whether a login is charged to the hourly budget.
+type loginPurpose int
+
+const (
+	// purposeCheck: the engine's own logins (rotation hooks, WAL probes,
+	// diagnose, security-token writes, admin logins); always charged.
+	purposeCheck loginPurpose = iota
+	// purposeToken: token reads of password roles; charged only while the
+	// user has failed logins, so a busy cache=false role cannot starve the
+	// rotation's checks.
+	purposeToken
+	// purposeOperator: the check of a credential an operator writes; never
+	// charged.
+	purposeOperator
+)
+
+// maxLoginWait bounds how long a login waits for logins in flight as the
+// same user to be answered.
+const maxLoginWait = time.Minute
+
+// budgetState is the stored state of one user's logins.
+type budgetState struct {
+	Username string `json:"username"`
+	// Failed counts the logins Salesforce rejected since the last success.
+	Failed int `json:"failed,omitempty"`
+	// Pending counts the reserved logins not yet answered.
+	Pending int `json:"pending,omitempty"`
+	// Logins are the charged logins of the last hour.
+	Logins      []time.Time   `json:"logins,omitempty"`
+	LastFailure *loginFailure `json:"last_failure,omitempty"`
+}
+
+// loginFailure is the last login Salesforce rejected.
+type loginFailure struct {
+	At         time.Time `json:"at"`
+	Code       string    `json:"code,omitempty"`
+	Credential string    `json:"credential"`
+}
+
+// loginBudget holds the per-user locks of the budget entries.
 type loginBudget struct {
-	mu     sync.Mutex
-	logins map[string][]time.Time
-	// failed holds the count of accounts whose count is known in memory;
-	// an absent account takes the count persisted in its storage entry.
-	failed map[string]int
+	mu   sync.Mutex
+	keys map[string]*budgetKeyState
+}
+
+type budgetKeyState struct {
+	// mu serialises the read-modify-writes of the user's entry.
+	mu sync.Mutex
+	// loaded: logins a crash left pending were counted in this process.
+	loaded bool
+	// volatile holds the state while storage cannot take it (a node whose
+	// storage is read-only, a failed write); loads prefer it.
+	volatile *budgetState
+	// changed is closed (and replaced) whenever a login is answered.
+	changed chan struct{}
 }
 
 func newLoginBudget() *loginBudget {
-	return &loginBudget{logins: map[string][]time.Time{}, failed: map[string]int{}}
+	return &loginBudget{keys: map[string]*budgetKeyState{}}
+}
+
+func (l *loginBudget) key(key string) *budgetKeyState {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ks := l.keys[key]
+	if ks == nil {
+		ks = &budgetKeyState{changed: make(chan struct{})}
+		l.keys[key] = ks
+	}
+	return ks
+}
+
+// reload forgets what this process knows of every entry; Initialize calls
+// it when the node becomes active, since another node may have written
+// them meanwhile (and left logins pending when it died).
+func (l *loginBudget) reload() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, ks := range l.keys {
+		ks.mu.Lock()
+		ks.loaded, ks.volatile = false, nil
+		ks.mu.Unlock()
+	}
+}
+
+// budgetKeyOf is the storage key of a user's budget: Salesforce counts
+// failed logins per user, whatever the account name in Vault.
+func budgetKeyOf(username string) string {
+	sum := sha256.Sum256([]byte(strings.ToLower(username)))
+	return hex.EncodeToString(sum[:16])
+}
+
+// loginUser is whose credential a login uses.
+type loginUser struct {
+	// account is the account's name in Vault; "" for the config's admin.
+	account  string
+	username string
+	// legacyFailed seeds a user without a budget entry (an account stored
+	// by an older version).
+	legacyFailed int
+}
+
+func accountUser(name string, acct *account) loginUser {
+	return loginUser{account: name, username: acct.Username, legacyFailed: acct.LegacyFailedLogins}
+}
+
+func adminUser(cfg *salesforceConfig) loginUser {
+	return loginUser{username: cfg.Username}
+}
+
+// loadBudget reads the user's state; the caller holds ks.mu. The first
+// load in this process counts leftover pending logins as failed.
+func (b *backend) loadBudget(ctx context.Context, s logical.Storage, ks *budgetKeyState, who loginUser) (*budgetState, error) {
+	if ks.volatile != nil {
+		st := *ks.volatile
+		return &st, nil
+	}
+	st, err := readBudget(ctx, s, who)
+	if err != nil {
+		return nil, err
+	}
+	if !ks.loaded {
+		if st.Pending > 0 {
+			b.logger.Warn("logins left in flight by a crash are counted as failed", "username", who.username, "pending", st.Pending)
+			st.Failed += st.Pending
+			st.Pending = 0
+			st.LastFailure = &loginFailure{At: b.now().UTC(), Credential: credInterrupted}
+			_ = b.saveBudget(ctx, s, ks, st, true)
+		}
+		ks.loaded = true
+	}
+	return st, nil
+}
+
+// readBudget reads a user's stored state without changing anything.
+func readBudget(ctx context.Context, s logical.Storage, who loginUser) (*budgetState, error) {
+	entry, err := s.Get(ctx, loginBudgetStoragePrefix+budgetKeyOf(who.username))
+	if err != nil {
+		return nil, fmt.Errorf("reading the login budget: %w", err)
+	}
+	st := &budgetState{Username: who.username, Failed: who.legacyFailed}
+	if entry != nil {
+		st = &budgetState{}
+		if err := entry.DecodeJSON(st); err != nil {
+			return nil, fmt.Errorf("decoding the login budget: %w", err)
+		}
+	}
+	return st, nil
+}
+
+// saveBudget stores st. Where storage is read-only (a node that is not the
+// active one) the node keeps the state in memory and counts from there. A
+// failed write returns the error and, with keep, keeps the state in memory
+// too, until a later write succeeds.
+func (b *backend) saveBudget(ctx context.Context, s logical.Storage, ks *budgetKeyState, st *budgetState, keep bool) error {
+	ctx = context.WithoutCancel(ctx)
+	key := loginBudgetStoragePrefix + budgetKeyOf(st.Username)
+	var err error
+	if st.Failed == 0 && st.Pending == 0 && len(st.Logins) == 0 && st.LastFailure == nil {
+		// Nothing to remember: a healthy user leaves no entry.
+		err = s.Delete(ctx, key)
+	} else {
+		var entry *logical.StorageEntry
+		entry, err = logical.StorageEntryJSON(key, st)
+		if err == nil {
+			err = s.Put(ctx, entry)
+		}
+	}
+	switch {
+	case err == nil:
+		ks.volatile = nil
+		return nil
+	case errors.Is(err, logical.ErrReadOnly):
+		cp := *st
+		ks.volatile = &cp
+		return nil
+	case keep:
+		b.logger.Warn("could not store the login budget; this node keeps it in memory", "username", st.Username, "error", err)
+		cp := *st
+		ks.volatile = &cp
+	}
+	return fmt.Errorf("storing the login budget: %w", err)
+}
+
+// loginSlot is a reserved login; done settles it.
+type loginSlot struct {
+	b    *backend
+	s    logical.Storage
+	ks   *budgetKeyState
+	who  loginUser
+	cred string
+	once sync.Once
+}
+
+// reserveLogin reserves one login as who with credential cred.
+func (b *backend) reserveLogin(ctx context.Context, s logical.Storage, who loginUser, purpose loginPurpose, cred string) (*loginSlot, error) {
+	rcfg, err := readRotationConfig(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	ks := b.budget.key(budgetKeyOf(who.username))
+	deadline := time.NewTimer(maxLoginWait)
+	defer deadline.Stop()
+	for {
+		ks.mu.Lock()
+		st, err := b.loadBudget(ctx, s, ks, who)
+		if err != nil {
+			ks.mu.Unlock()
+			return nil, err
+		}
+		if st.Failed >= rcfg.MaxFailedLogins {
+			ks.mu.Unlock()
+			return nil, &errLoginBudget{who: who, failed: true, count: st.Failed, last: st.LastFailure}
+		}
+		if st.Failed+st.Pending >= rcfg.MaxFailedLogins {
+			// Each login in flight may be the next failure: wait for answers.
+			changed := ks.changed
+			ks.mu.Unlock()
+			select {
+			case <-changed:
+				continue
+			case <-ctx.Done():
+				return nil, &errLoginBudget{who: who, busy: true}
+			case <-deadline.C:
+				return nil, &errLoginBudget{who: who, busy: true}
+			}
+		}
+		now := b.now()
+		if purpose == purposeCheck || purpose == purposeToken && st.Failed > 0 {
+			st.Logins = withinHour(st.Logins, now)
+			if len(st.Logins) >= rcfg.LoginBudgetPerHour {
+				ks.mu.Unlock()
+				return nil, &errLoginBudget{who: who, next: st.Logins[0].Add(time.Hour)}
+			}
+			st.Logins = append(st.Logins, now.UTC())
+		}
+		st.Pending++
+		// Stored before the login is sent: if this node dies with the
+		// login in flight, the next one counts it as failed.
+		err = b.saveBudget(ctx, s, ks, st, false)
+		ks.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		return &loginSlot{b: b, s: s, ks: ks, who: who, cred: cred}, nil
+	}
+}
+
+// done settles the slot with the login's outcome (err from Salesforce).
+// It is safe to call more than once; only the first call counts.
+func (sl *loginSlot) done(ctx context.Context, err error) {
+	if sl == nil {
+		return
+	}
+	sl.once.Do(func() {
+		b, ks := sl.b, sl.ks
+		ks.mu.Lock()
+		defer ks.mu.Unlock()
+		defer func() {
+			close(ks.changed)
+			ks.changed = make(chan struct{})
+		}()
+		st, lerr := b.loadBudget(context.WithoutCancel(ctx), sl.s, ks, sl.who)
+		if lerr != nil {
+			// The reservation stays counted until a node loads the entry
+			// afresh: the safe side.
+			b.logger.Warn("could not read the login budget to settle a login", "username", sl.who.username, "error", lerr)
+			return
+		}
+		if st.Pending > 0 {
+			st.Pending--
+		}
+		switch {
+		case err == nil:
+			st.Failed = 0
+			st.LastFailure = nil
+		case countsAsFailedLogin(err):
+			st.Failed++
+			st.LastFailure = &loginFailure{At: b.now().UTC(), Code: sfapi.ErrorCode(err), Credential: sl.cred}
+		}
+		_ = b.saveBudget(ctx, sl.s, ks, st, true)
+	})
+}
+
+// countsAsFailedLogin reports whether Salesforce counts the login that
+// failed with err towards the user's lockout. The right password without
+// the security token does not count.
+func countsAsFailedLogin(err error) bool {
+	return sfapi.IsCredentialError(err) && sfapi.ErrorCode(err) != "LOGIN_MUST_USE_SECURITY_TOKEN"
+}
+
+// resetFailedLogins sets the user's failed logins to zero: the operator
+// checked in Salesforce that the user is not locked out (accounts/<name>
+// with reset_failed_logins=true, or a write of config for the admin).
+func (b *backend) resetFailedLogins(ctx context.Context, s logical.Storage, who loginUser) error {
+	ks := b.budget.key(budgetKeyOf(who.username))
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	st, err := b.loadBudget(ctx, s, ks, who)
+	if err != nil {
+		return err
+	}
+	if st.Failed == 0 && st.LastFailure == nil {
+		return nil
+	}
+	st.Failed, st.LastFailure = 0, nil
+	if err := b.saveBudget(ctx, s, ks, st, false); err != nil {
+		return err
+	}
+	close(ks.changed)
+	ks.changed = make(chan struct{})
+	return nil
+}
+
+// loginStatus is the user's failed-login state for reads; it changes
+// nothing.
+func (b *backend) loginStatus(ctx context.Context, s logical.Storage, who loginUser) (*budgetState, error) {
+	ks := b.budget.key(budgetKeyOf(who.username))
+	ks.mu.Lock()
+	if ks.volatile != nil {
+		st := *ks.volatile
+		ks.mu.Unlock()
+		return &st, nil
+	}
+	ks.mu.Unlock()
+	return readBudget(ctx, s, who)
 }
 
 // withinHour drops the times older than an hour before now.
@@ -51,341 +387,57 @@ func withinHour(times []time.Time, now time.Time) []time.Time {
 	return kept
 }
 
-// take records one login for account if fewer than limit happened in the
-// hour before now; it reports whether the login may proceed and, if not,
-// when the next one may.
-func (l *loginBudget) take(account string, limit int, now time.Time) (bool, time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	kept := withinHour(l.logins[account], now)
-	l.logins[account] = kept
-	if len(kept) >= limit {
-		return false, kept[0].Add(time.Hour)
-	}
-	l.logins[account] = append(kept, now)
-	return true, time.Time{}
-}
-
-// failedCount returns the failed logins of account, taking persisted (the
-// count in its storage entry) when memory does not know it.
-func (l *loginBudget) failedCount(account string, persisted int) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n, ok := l.failed[account]
-	if !ok {
-		n = persisted
-		l.failed[account] = n
-	}
-	return n
-}
-
-// takeLogin is take for a login that may fail: it also needs fewer than
-// maxFailed failed logins so far, since this one may be the next. failed
-// reports which limit stopped it.
-func (l *loginBudget) takeLogin(account string, limit, maxFailed, persistedFailed int, now time.Time) (ok bool, next time.Time, failed bool) {
-	if maxFailed > 0 && l.failedCount(account, persistedFailed) >= maxFailed {
-		return false, time.Time{}, true
-	}
-	ok, next = l.take(account, limit, now)
-	return ok, next, false
-}
-
-// recordFailed counts a login Salesforce rejected and returns the count.
-func (l *loginBudget) recordFailed(account string, persisted int) int {
-	n := l.failedCount(account, persisted) + 1
-	l.mu.Lock()
-	l.failed[account] = n
-	l.mu.Unlock()
-	return n
-}
-
-// resetFailed sets the failed logins of account to zero (a successful
-// login, or an operator write of its credential) and returns the count
-// memory held before (-1: unknown).
-func (l *loginBudget) resetFailed(account string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	prev, ok := l.failed[account]
-	l.failed[account] = 0
-	if !ok {
-		return -1
-	}
-	return prev
-}
-
-func (l *loginBudget) forget(account string) {
-	l.mu.Lock()
-	delete(l.logins, account)
-	delete(l.failed, account)
-	l.mu.Unlock()
-}
-
-// adminBudgetKey is the login budget key of the config's admin user; it
-// cannot collide with an account name.
-const adminBudgetKey = "config/admin"
-
-// errLoginBudget is returned instead of logging in when the budget is spent.
+// errLoginBudget is returned instead of logging in.
 type errLoginBudget struct {
-	account string
-	next    time.Time
-	// failed: the failed-login limit is reached, not the login budget.
+	who loginUser
+	// failed: max_failed_logins is reached (count rejections, the last
+	// one last); else busy: logins in flight fill it; else the hourly
+	// budget is spent until next.
 	failed bool
+	count  int
+	last   *loginFailure
+	busy   bool
+	next   time.Time
 }
 
 func (e *errLoginBudget) Error() string {
-	if e.failed {
-		if e.account == adminBudgetKey {
-			return "Salesforce rejected the config's admin user as often as max_failed_logins allows since its last successful login: " +
-				"the engine makes no more logins as that user, so that it is not locked out. Fix the admin credential in config " +
-				"(a successful admin login or a plugin reload resets the count)"
-		}
-		return fmt.Sprintf("Salesforce rejected the credential of account %q as often as max_failed_logins (config/rotation) allows since its last successful login: "+
-			"the engine makes no more logins as this user, so that Salesforce does not lock it out. "+
-			"Write the current password to accounts/%s (or the current security token to accounts/%s/security-token) to reset the count",
-			e.account, e.account, e.account)
-	}
-	who := fmt.Sprintf("account %q", e.account)
-	if e.account == adminBudgetKey {
+	who := fmt.Sprintf("account %q", e.who.account)
+	if e.who.account == "" {
 		who = "the config's admin user"
+	}
+	switch {
+	case e.failed:
+		last := ""
+		if e.last != nil {
+			code := e.last.Code
+			if code == "" {
+				code = "no answer"
+			}
+			last = fmt.Sprintf(" (the last at %s: %s, %s credential)", e.last.At.UTC().Format(time.RFC3339), code, e.last.Credential)
+		}
+		msg := fmt.Sprintf("Salesforce rejected %d logins as %s since its last successful login%s, as many as max_failed_logins (config/rotation) allows: "+
+			"the engine makes no more logins as this user, so that Salesforce does not lock it out. ", e.count, who, last)
+		if e.who.account == "" {
+			return msg + "Check the admin user in Salesforce (not locked out, password current), then write config again, which resets the count"
+		}
+		return msg + fmt.Sprintf("Check in Salesforce that the user is not locked out, then write accounts/%s with reset_failed_logins=true, "+
+			"with the current password if it changed outside Vault; then the current token to accounts/%s/security-token if that changed",
+			e.who.account, e.who.account)
+	case e.busy:
+		return fmt.Sprintf("other logins as %s are waiting for Salesforce's answer, and one more could exceed max_failed_logins; try again", who)
 	}
 	return fmt.Sprintf("login budget of %s for this hour is spent; next login allowed at %s", who, e.next.UTC().Format(time.RFC3339))
 }
 
-// isBudgetError reports whether err is a spent login budget.
+// isBudgetError reports whether err is a login the budget refused.
 func isBudgetError(err error) bool {
 	var e *errLoginBudget
 	return errors.As(err, &e)
 }
 
-// persistedFailed is the failed-login count stored with acct.
-func persistedFailed(acct *account) int {
-	if acct == nil {
-		return 0
-	}
-	return acct.FailedLogins
+// isFailedLoginsCap reports whether err is the max_failed_logins refusal,
+// which only a successful login or the operator ends (not time).
+func isFailedLoginsCap(err error) bool {
+	var e *errLoginBudget
+	return errors.As(err, &e) && e.failed
 }
-
-// noteFailedLogin counts a login of account name that Salesforce rejected
-// and stores the count in the account's entry, so a restart does not
-// forget how close the user is to lockout. acct (may be nil) is the
-// caller's copy, updated so that a later write of it keeps the count.
-func (b *backend) noteFailedLogin(ctx context.Context, s logical.Storage, name string, acct *account) {
-	n := b.budget.recordFailed(name, persistedFailed(acct))
-	if acct != nil {
-		acct.FailedLogins = n
-	}
-	b.storeFailedLogins(ctx, s, name, n)
-}
-
-// noteSuccessfulLogin resets the failed-login count of account name, as
-// Salesforce does on a successful login. Storage is written only when the
-// stored count may be nonzero: successes are frequent, failures are not.
-func (b *backend) noteSuccessfulLogin(ctx context.Context, s logical.Storage, name string, acct *account) {
-	prev := b.budget.resetFailed(name)
-	stored := acct != nil && acct.FailedLogins > 0
-	if acct != nil {
-		acct.FailedLogins = 0
-	}
-	if prev != 0 || stored {
-		b.storeFailedLogins(ctx, s, name, 0)
-	}
-}
-
-// storeFailedLogins writes n into the stored entry of account name. Where
-// storage is read-only (a standby) the count stays in memory only.
-func (b *backend) storeFailedLogins(ctx context.Context, s logical.Storage, name string, n int) {
-	if s == nil || name == adminBudgetKey {
-		return
-	}
-	stored, err := readAccount(ctx, s, name)
-	if err != nil || stored == nil {
-		if err != nil {
-			b.logger.Warn("could not read the account to store its failed-login count; keeping it in memory", "account", name, "error", err)
-		}
-		return
-	}
-	if stored.FailedLogins == n {
-		return
-	}
-	stored.FailedLogins = n
-	if err := writeAccount(ctx, s, name, stored); err != nil {
-		b.logger.Warn("could not store the failed-login count of an account; keeping it in memory", "account", name, "failed_logins", n, "error", err)
-	}
-}
-
-// Login verdicts of probeLogin.
-type loginVerdict int
-
-const (
-	// loginOK: logged in; the session is usable.
-	loginOK loginVerdict = iota
-	// loginPasswordOnly: the password is right but Salesforce asks for a
-	// security token (LOGIN_MUST_USE_SECURITY_TOKEN); no session.
-	loginPasswordOnly
-	// loginExpired: logged in, but the password is expired; the session
-	// can only set a new password.
-	loginExpired
-	// loginRejected: Salesforce rejected the credential.
-	loginRejected
-)
-
-// probeResult is what a login with an account's credential showed.
-type probeResult struct {
-	session *sfapi.Session
-	verdict loginVerdict
-	// cause is Salesforce's rejection for loginRejected.
-	cause error
-}
-
-// probeLogin logs in as the account with password (plus its stored
-// security token when withToken), within the login budget. A returned error
-// means nothing could be concluded (budget spent, outage, other failure).
-func (b *backend) probeLogin(ctx context.Context, s logical.Storage, client Client, name string, acct *account, password string, withToken bool, rcfg *rotationConfig) (*probeResult, error) {
-	if ok, next, failed := b.budget.takeLogin(name, rcfg.LoginBudgetPerHour, rcfg.MaxFailedLogins, persistedFailed(acct), b.now()); !ok {
-		return nil, &errLoginBudget{account: name, next: next, failed: failed}
-	}
-	secret := password
-	if withToken {
-		secret += acct.SecurityToken
-	}
-	sess, err := client.SOAPLogin(ctx, acct.Username, secret)
-	if err == nil {
-		b.noteSuccessfulLogin(ctx, s, name, acct)
-	} else if sfapi.IsCredentialError(err) && sfapi.ErrorCode(err) != "LOGIN_MUST_USE_SECURITY_TOKEN" {
-		b.noteFailedLogin(ctx, s, name, acct)
-	}
-	switch {
-	case err == nil && sess.PasswordExpired:
-		return &probeResult{session: sess, verdict: loginExpired}, nil
-	case err == nil:
-		return &probeResult{session: sess, verdict: loginOK}, nil
-	case sfapi.ErrorCode(err) == "LOGIN_MUST_USE_SECURITY_TOKEN":
-		return &probeResult{verdict: loginPasswordOnly, cause: err}, nil
-	case sfapi.ErrorCode(err) == "INVALID_OPERATION_WITH_EXPIRED_PASSWORD":
-		return &probeResult{verdict: loginExpired, cause: err}, nil
-	case sfapi.IsCredentialError(err):
-		return &probeResult{verdict: loginRejected, cause: err}, nil
-	default:
-		return nil, err
-	}
-}
-
-// adminProbe logs in as the config's admin user with password, within the
-// login budgets, without caching a session.
-func (b *backend) adminProbe(ctx context.Context, client Client, cfg *salesforceConfig, password string, rcfg *rotationConfig) error {
-	now := b.now()
-	if ok, next, failed := b.budget.takeLogin(adminBudgetKey, rcfg.LoginBudgetPerHour, rcfg.MaxFailedLogins, 0, now); !ok {
-		return &errLoginBudget{account: adminBudgetKey, next: next, failed: failed}
-	}
-	_, err := client.PasswordGrant(ctx, cfg.Username, password+cfg.SecurityToken)
-	switch {
-	case err == nil:
-		b.budget.resetFailed(adminBudgetKey)
-	case sfapi.IsCredentialError(err):
-		b.budget.recordFailed(adminBudgetKey, 0)
-	}
-	return err
-}
-
-// spendPasswordLogin takes one login from the account's budgets (logins
-// and failed logins, shared with the rotation) when its credential was
-// rejected since it last changed. Logins with a credential not in doubt
-// are not charged: a busy cache=false role must not starve the rotation's
-// own login checks.
-func (b *backend) spendPasswordLogin(ctx context.Context, s logical.Storage, name string, acct *account) error {
-	rcfg, err := readRotationConfig(ctx, s)
-	if err != nil {
-		return err
-	}
-	// Past max_failed_logins no login is made, doubted or not: after a
-	// restart only the stored count remembers the rejections.
-	if rcfg.MaxFailedLogins > 0 && b.budget.failedCount(name, persistedFailed(acct)) >= rcfg.MaxFailedLogins {
-		return &errLoginBudget{account: name, failed: true}
-	}
-	c := b.tokens
-	c.mu.Lock()
-	doubted := c.doubted[name]
-	c.mu.Unlock()
-	if !doubted {
-		return nil
-	}
-	if ok, next, failed := b.budget.takeLogin(name, rcfg.LoginBudgetPerHour, rcfg.MaxFailedLogins, persistedFailed(acct), b.now()); !ok {
-		return &errLoginBudget{account: name, next: next, failed: failed}
-	}
-	return nil
-}
-
-// noteRejectedLogin remembers a password grant Salesforce refused, so the
-// next reads answer without logging in, and counts the failed login where
-// the rotation counts its own: Salesforce locks the user on the total.
-func (b *backend) noteRejectedLogin(ctx context.Context, s logical.Storage, name string, r *roleEntry, acct *account, gen uint64, err error) {
-	c := b.tokens
-	c.mu.Lock()
-	if c.gen == gen {
-		c.rejections[roleCacheKey(name, r)] = &rejectedLogin{role: name, account: r.Account, err: err, until: b.now().Add(rejectedLoginHold)}
-		c.doubted[r.Account] = true
-	}
-	c.mu.Unlock()
-	b.noteFailedLogin(ctx, s, r.Account, acct)
-	b.logger.Warn("Salesforce rejected the password grant of an account; not logging in with it again for a while",
-		"role", name, "account", r.Account, "code", sfapi.ErrorCode(err), "hold", rejectedLoginHold)
-}
-
-// noteAcceptedLogin clears the doubt on an account whose credential just
-// logged in; Salesforce resets its failed-login count then too.
-func (b *backend) noteAcceptedLogin(ctx context.Context, s logical.Storage, account string, acct *account) {
-	c := b.tokens
-	c.mu.Lock()
-	delete(c.doubted, account)
-	c.mu.Unlock()
-	b.noteSuccessfulLogin(ctx, s, account, acct)
-}
-
-// rejectedLoginHold is how long a password role answers with the
-// credential error Salesforce just gave instead of logging in again:
-// every failed login brings the user closer to lockout.
-const rejectedLoginHold = time.Minute
-
-// rejectedLogin is a credential failure of a password role's grant.
-type rejectedLogin struct {
-	role, account string
-	err           error
-	until         time.Time
-}
-
-// heldRejection returns the credential error a password role got less
-// than rejectedLoginHold ago, if any.
-func (c *tokenCache) heldRejection(key string, now time.Time) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	rej := c.rejections[key]
-	if rej == nil {
-		return nil
-	}
-	if !now.Before(rej.until) {
-		delete(c.rejections, key)
-		return nil
-	}
-	return &heldRejectionError{account: rej.account, until: rej.until, err: rej.err}
-}
-
-// heldRejectionError answers a password role's read while Salesforce's
-// last rejection of the account's credential is held.
-type heldRejectionError struct {
-	account string
-	until   time.Time
-	err     error
-}
-
-func (e *heldRejectionError) Error() string {
-	code := sfapi.ErrorCode(e.err)
-	if code == "" {
-		code = "unknown"
-	}
-	return fmt.Sprintf("Salesforce rejected the password grant with account %q (%s) moments ago; not logging in with it again "+
-		"before %s, to spare the user's failed-login count. Fix the credential: write the current password to accounts/%s "+
-		"or the current token to accounts/%s/security-token (accounts/%s/diagnose tells which)",
-		e.account, code, e.until.UTC().Format(time.RFC3339), e.account, e.account, e.account)
-}
-
-func (e *heldRejectionError) Unwrap() error { return e.err }

@@ -55,6 +55,12 @@ func pathAccounts(b *backend) []*framework.Path {
 			Type:        framework.TypeString,
 			Description: "Free text for operators, e.g. which integration uses this user (at most 1024 characters).",
 		},
+		"reset_failed_logins": {
+			Type: framework.TypeBool,
+			Description: "Set the count of the user's logins Salesforce rejected to zero, after checking in Salesforce that the user is " +
+				"not locked out. Once the count reaches max_failed_logins (config/rotation) the engine makes no login as the user, " +
+				"this write's own check included, until a login succeeds or this is set. Takes effect before the check of this write.",
+		},
 		"verify": {
 			Type: framework.TypeBool,
 			Description: "Check a new or changed password and security token by logging in to Salesforce with them before " +
@@ -169,7 +175,11 @@ func (b *backend) pathAccountRead(ctx context.Context, req *logical.Request, d *
 		"created_at":         formatTime(acct.CreatedAt),
 		"last_updated":       formatTime(acct.LastUpdated),
 	}
-	b.addAccountRotationStatus(acct, data)
+	st, err := b.accountStatusOf(ctx, req.Storage, name, acct)
+	if err != nil {
+		return nil, err
+	}
+	b.addAccountRotationStatus(acct, st, data)
 	// The rotation hook must not put a secret into a read of this path.
 	delete(data, "password")
 	delete(data, "security_token")
@@ -181,8 +191,9 @@ func (b *backend) pathAccountWrite(ctx context.Context, req *logical.Request, d 
 	if err := validateAccountName(name); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	defer b.lockAccount(name)()
-	existing, err := readAccount(ctx, req.Storage, name)
+	txn := b.lockAccount(req.Storage, name)
+	defer txn.unlock()
+	existing, err := txn.get(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -258,6 +269,14 @@ func (b *backend) pathAccountWrite(ctx context.Context, req *logical.Request, d 
 		}
 	}
 
+	if d.Get("reset_failed_logins").(bool) {
+		// The operator checked Salesforce: the count restarts, before this
+		// write's own login.
+		if err := b.resetFailedLogins(ctx, req.Storage, accountUser(name, acct)); err != nil {
+			return nil, err
+		}
+	}
+
 	var warnings []string
 	if credentialChanged && d.Get("verify").(bool) {
 		if cfg == nil {
@@ -292,7 +311,7 @@ func (b *backend) pathAccountWrite(ctx context.Context, req *logical.Request, d 
 	if credentialChanged {
 		acct.LastUpdated = now
 	}
-	if err := writeAccount(ctx, req.Storage, name, acct); err != nil {
+	if err := txn.put(ctx, acct); err != nil {
 		return nil, err
 	}
 	b.scheduleAccount(name, acct)
@@ -302,19 +321,6 @@ func (b *backend) pathAccountWrite(ctx context.Context, req *logical.Request, d 
 		return nil, nil
 	}
 	return &logical.Response{Warnings: warnings}, nil
-}
-
-// soapLoginUnavailable lists the codes with which Salesforce refuses SOAP
-// login() itself, as opposed to the credential: a retired API version, the
-// org's "SOAP API login()" switch being off, or the user lacking the
-// permission login() needs.
-var soapLoginUnavailable = map[string]bool{
-	"UNSUPPORTED_API_VERSION":   true,
-	"API_CURRENTLY_DISABLED":    true,
-	"SOAP_LOGIN_DISABLED":       true,
-	"INSUFFICIENT_ACCESS":       true,
-	"INVALID_OPERATION":         true,
-	"FUNCTIONALITY_NOT_ENABLED": true,
 }
 
 // verifyAccountCredential logs in with the account's own credential. It
@@ -328,33 +334,34 @@ func (b *backend) verifyAccountCredential(ctx context.Context, s logical.Storage
 		}
 		return nil, nil, err
 	}
-	method := "SOAP login()"
-	sess, err := client.SOAPLogin(ctx, acct.Username, acct.passwordWithToken())
-	if err != nil && soapLoginUnavailable[sfapi.ErrorCode(err)] {
-		soapErr := err
-		if cfg.ClientID == "" || cfg.ClientSecret == "" {
-			// Salesforce's username-password flow needs the client secret.
-			b.logger.Info("account credential check impossible", "account", name, "soap_code", sfapi.ErrorCode(soapErr))
-			return nil, logical.ErrorResponse(noLoginFlowMessage(name, acct, soapErr, nil)), nil
-		}
-		// login() is not available: the OAuth username-password flow checks
-		// the same credential. A rejected credential never gets here, so a
-		// wrong password costs one failed login, not two.
-		b.logger.Debug("SOAP login unavailable, checking the credential with the username-password flow", "account", name, "code", sfapi.ErrorCode(err))
-		method = "the OAuth username-password flow"
-		sess, err = client.PasswordGrant(ctx, acct.Username, acct.passwordWithToken())
-		if err != nil && !sfapi.IsTransient(err) {
-			// invalid_grant is also what a blocked flow answers, so the
-			// operator must hear about both refusals.
-			b.logger.Info("account credential check failed", "account", name, "soap_code", sfapi.ErrorCode(soapErr), "code", sfapi.ErrorCode(err))
-			return nil, logical.ErrorResponse(noLoginFlowMessage(name, acct, soapErr, err)), nil
-		}
-	}
-	if err == nil {
+	// One login through the flow the org allows (SOAP login(), else the
+	// OAuth username-password flow), within the user's login budget. A
+	// rejected credential is never tried with the other flow, so a wrong
+	// password costs one failed login, not two.
+	res, err := b.login(ctx, s, client, cfg, loginAttempt{
+		who: accountUser(name, acct), secret: acct.passwordWithToken(), purpose: purposeOperator, cred: credOperator,
+	})
+	var noFlow *errNoLoginFlow
+	switch {
+	case err == nil:
 		// The session is deliberately not logged out: Salesforce may share
 		// one session among logins of the same user, and logout would end
 		// the integration's own session.
-		return sess, nil, nil
+		return res.session, nil, nil
+	case isBudgetError(err):
+		return nil, logical.ErrorResponse("not checking the credential of account %q: %v; nothing was stored", name, err), nil
+	case errors.As(err, &noFlow):
+		b.logger.Info("account credential check impossible", "account", name, "soap_code", sfapi.ErrorCode(noFlow.soapErr))
+		return nil, logical.ErrorResponse(noLoginFlowMessage(name, acct, noFlow.soapErr, nil)), nil
+	case res.soapErr != nil && !sfapi.IsTransient(err):
+		// invalid_grant is also what a blocked flow answers, so the
+		// operator must hear about both refusals.
+		b.logger.Info("account credential check failed", "account", name, "soap_code", sfapi.ErrorCode(res.soapErr), "code", sfapi.ErrorCode(err))
+		return nil, logical.ErrorResponse(noLoginFlowMessage(name, acct, res.soapErr, err)), nil
+	}
+	method := "SOAP login()"
+	if res.flow == flowPasswordGrant {
+		method = "the OAuth username-password flow"
 	}
 
 	code := sfapi.ErrorCode(err)
@@ -420,12 +427,14 @@ func credentialHint(code string, acct *account) string {
 
 func (b *backend) pathAccountDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
-	defer b.lockAccount(name)()
-	if err := req.Storage.Delete(ctx, accountStoragePrefix+name); err != nil {
-		return nil, fmt.Errorf("deleting account %q: %w", name, err)
+	txn := b.lockAccount(req.Storage, name)
+	defer txn.unlock()
+	if err := txn.delete(ctx); err != nil {
+		return nil, err
 	}
+	// The user's login budget stays: Salesforce's count of its failed
+	// logins does not end with the account in Vault.
 	b.scheduleAccount(name, nil)
-	b.budget.forget(name)
 	b.invalidateTokensForAccount(name)
 	return nil, nil
 }

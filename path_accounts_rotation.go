@@ -182,16 +182,15 @@ func (b *backend) applyAccountRotation(ctx context.Context, req *logical.Request
 		acct.SecurityTokenStatus = tokenStatusCurrent
 		acct.RotationBlocked = ""
 		acct.ConsecutiveFailures = 0
-		// The operator's write resets the failed-login count: with
-		// verify, its login succeeded, which resets Salesforce's count too.
-		b.budget.resetFailed(name)
-		acct.FailedLogins = 0
+		// The failed-login count is not the account's but the user's in
+		// Salesforce: the check's successful login reset it (as it did
+		// Salesforce's), a write with verify=false does not.
 	}
 	// Without a stored token the core's login check already logged in
 	// without one; with a token stored, not_required needs its own proof.
 	if acct.SecurityTokenMode == tokenModeNotRequired && acct.SecurityToken != "" &&
 		(modeChanged || tokenWritten || passwordWritten) && verifyRequested(d) {
-		if err := b.checkLoginWithoutToken(ctx, req.Storage, name, acct, rcfg); err != nil {
+		if err := b.checkLoginWithoutToken(ctx, req.Storage, name, acct); err != nil {
 			return nil, err
 		}
 	}
@@ -303,12 +302,12 @@ func verifyRequested(d *framework.FieldData) bool {
 
 // checkLoginWithoutToken proves that security_token_mode=not_required
 // holds: the account logs in from Vault's address without a token.
-func (b *backend) checkLoginWithoutToken(ctx context.Context, s logical.Storage, name string, acct *account, rcfg *rotationConfig) error {
-	client, _, err := b.getClient(ctx, s)
+func (b *backend) checkLoginWithoutToken(ctx context.Context, s logical.Storage, name string, acct *account) error {
+	client, cfg, err := b.getClient(ctx, s)
 	if err != nil {
 		return err
 	}
-	res, err := b.probeLogin(ctx, s, client, name, acct, acct.Password, false, rcfg)
+	res, err := b.probeLogin(ctx, s, client, cfg, name, acct, acct.Password, false, credOperator)
 	if err != nil {
 		return fmt.Errorf("could not check that the account logs in without a security token: %v", err)
 	}
@@ -352,11 +351,35 @@ func shortestRotationGap(acct *account, now time.Time) time.Duration {
 	return shortest
 }
 
+// accountStatus is what reads show beside the stored account: its user's
+// failed logins.
+type accountStatus struct {
+	logins    *budgetState
+	maxFailed int
+}
+
+func (b *backend) accountStatusOf(ctx context.Context, s logical.Storage, name string, acct *account) (*accountStatus, error) {
+	rcfg, err := readRotationConfig(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	logins, err := b.loginStatus(ctx, s, accountUser(name, acct))
+	if err != nil {
+		return nil, err
+	}
+	return &accountStatus{logins: logins, maxFailed: rcfg.MaxFailedLogins}, nil
+}
+
+// loginsBlocked reports whether max_failed_logins stops every login.
+func (st *accountStatus) loginsBlocked() bool {
+	return st.logins.Failed >= st.maxFailed
+}
+
 // addAccountRotationStatus adds rotation settings and status to an
 // accounts/<name> read. Durations are integer seconds (the SDK's
 // convention); optional fields that are unset are left out, while the
 // status fields an operator always checks are always present.
-func (b *backend) addAccountRotationStatus(acct *account, data map[string]interface{}) {
+func (b *backend) addAccountRotationStatus(acct *account, st *accountStatus, data map[string]interface{}) {
 	// As automatedrotationutil's PopulateSetAutomatedRotationData, without
 	// rotation_policy, which this engine does not use.
 	data["disable_automated_rotation"] = acct.DisableAutomatedRotation
@@ -385,6 +408,19 @@ func (b *backend) addAccountRotationStatus(acct *account, data map[string]interf
 	data["next_vault_rotation"] = formatTime(acct.NextVaultRotation)
 	data["consecutive_failures"] = acct.ConsecutiveFailures
 	setIfNotEmpty(data, "rotation_blocked", acct.RotationBlocked)
+	data["failed_logins"] = st.logins.Failed
+	if last := st.logins.LastFailure; last != nil {
+		data["last_failed_login_at"] = formatTime(last.At)
+		setIfNotEmpty(data, "last_failed_login_code", last.Code)
+		data["last_failed_login_credential"] = last.Credential
+	}
+	if st.loginsBlocked() {
+		// No login as the user until an operator checks Salesforce.
+		data["rotation_status"] = "blocked"
+		if acct.RotationBlocked == "" {
+			data["rotation_blocked"] = "failed_logins"
+		}
+	}
 	if acct.method() == rotationMethodAdmin {
 		if err := b.adminRefusedNow(); err != nil {
 			// Mount-wide: no admin login is tried until config is written.

@@ -286,6 +286,11 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	}
 	b.resetClient()
 	b.invalidateAllTokens()
+	// For the admin user a write of config is the operator's word that the
+	// credential is current, as reset_failed_logins is for accounts.
+	if err := b.resetFailedLogins(ctx, req.Storage, adminUser(cfg)); err != nil {
+		return nil, err
+	}
 	if len(warnings) == 0 {
 		return nil, nil
 	}

@@ -39,9 +39,11 @@ func pathDiagnose(b *backend) []*framework.Path {
 
 func (b *backend) pathDiagnoseRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
-	defer b.lockAccount(name)()
+	// Held so that diagnose sees no rotation half done; it writes nothing.
+	txn := b.lockAccount(req.Storage, name)
+	defer txn.unlock()
 
-	acct, err := readAccount(ctx, req.Storage, name)
+	acct, err := txn.get(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +102,7 @@ func (b *backend) pathDiagnoseRead(ctx context.Context, req *logical.Request, d 
 	}
 
 	// One login with the stored credential.
-	res, err := b.probeLogin(ctx, req.Storage, client, name, acct, acct.Password, acct.tokenUsable(), rcfg)
+	res, err := b.probeLogin(ctx, req.Storage, client, cfg, name, acct, acct.Password, acct.tokenUsable(), credStored)
 	switch {
 	case err != nil && isBudgetError(err):
 		data["login"] = "not tried"
@@ -125,10 +127,11 @@ func (b *backend) pathDiagnoseRead(ctx context.Context, req *logical.Request, d 
 	}
 	// The OAuth username-password flow answers some questions SOAP login()
 	// cannot: whether the flow is blocked, whether the login rate is
-	// exceeded. It costs one more login, so only when it can tell something.
-	if cfg != nil && cfg.ClientID != "" && cfg.ClientSecret != "" && res != nil &&
+	// exceeded. It costs one more login, so only when it can tell something
+	// (not when the login above already went through it).
+	if cfg != nil && cfg.ClientID != "" && cfg.ClientSecret != "" && res != nil && res.flow == flowSOAP &&
 		(res.verdict == loginOK || (res.verdict == loginRejected && sfapi.ErrorCode(res.cause) == "INVALID_LOGIN")) {
-		if finding, flow := b.diagnosePasswordFlow(ctx, client, name, acct, rcfg, res.verdict == loginOK); flow != "" {
+		if finding, flow := b.diagnosePasswordFlow(ctx, req.Storage, client, name, acct, res.verdict == loginOK); flow != "" {
 			data["password_flow"] = flow
 			if finding != "" {
 				findings = append(findings, finding)
@@ -179,15 +182,19 @@ func loginFinding(name, code string, err error, acct *account) string {
 
 // diagnosePasswordFlow logs in once through the OAuth username-password
 // flow. soapWorked says whether SOAP login() accepted the credential.
-func (b *backend) diagnosePasswordFlow(ctx context.Context, client Client, name string, acct *account, rcfg *rotationConfig, soapWorked bool) (finding, flow string) {
-	if ok, _ := b.budget.take(name, rcfg.LoginBudgetPerHour, b.now()); !ok {
+func (b *backend) diagnosePasswordFlow(ctx context.Context, s logical.Storage, client Client, name string, acct *account, soapWorked bool) (finding, flow string) {
+	// A login like any other: reserved in the user's budget before it is
+	// sent, and its rejection counted.
+	slot, err := b.reserveLogin(ctx, s, accountUser(name, acct), purposeCheck, credStored)
+	if err != nil {
 		return "", ""
 	}
 	secret := acct.Password
 	if acct.tokenUsable() {
 		secret += acct.SecurityToken
 	}
-	_, err := client.PasswordGrant(ctx, acct.Username, secret)
+	_, err = client.PasswordGrant(ctx, acct.Username, secret)
+	slot.done(ctx, err)
 	switch code := sfapi.ErrorCode(err); {
 	case err == nil:
 		return "", "ok"

@@ -269,10 +269,10 @@ func roleTokenErrorResponse(name string, r *roleEntry, err error) (*logical.Resp
 		return logical.ErrorResponse("role %q: %s", name, setupErr.msg), nil
 	case errors.As(err, &held):
 		return logical.ErrorResponse("role %q: %s", name, held.Error()), nil
+	case errors.As(err, &budget) && budget.busy:
+		return nil, logical.CodedError(http.StatusTooManyRequests, fmt.Sprintf("role %q: not logging in now: %s", name, budget.Error()))
 	case errors.As(err, &budget):
-		return logical.ErrorResponse("role %q: Salesforce rejected the credential of account %q before, and the %s; "+
-			"fix the credential (write accounts/%s or accounts/%s/security-token) to log in again now",
-			name, r.Account, budget.Error(), r.Account, r.Account), nil
+		return logical.ErrorResponse("role %q: not logging in: %s", name, budget.Error()), nil
 	case errors.Is(err, errConfigMissing):
 		return logical.ErrorResponse("role %q: %s", name, err.Error()), nil
 	case errors.Is(err, errSignatureMismatch), errors.Is(err, errInactiveToken), sfapi.ErrorCode(err) == "invalid_signature":

@@ -143,11 +143,7 @@ func (b *backend) settleRootWAL(ctx context.Context, s logical.Storage, w *rootR
 	if err != nil {
 		return err
 	}
-	rcfg, err := readRotationConfig(ctx, s)
-	if err != nil {
-		return err
-	}
-	if err := b.adminProbe(ctx, client, cfg, w.Candidate, rcfg); err != nil {
+	if err := b.adminProbe(ctx, s, client, cfg, w.Candidate, credCandidate); err != nil {
 		if !sfapi.IsCredentialError(err) {
 			return fmt.Errorf("checking the candidate of an unfinished rotate-root: %w", err)
 		}
@@ -155,7 +151,7 @@ func (b *backend) settleRootWAL(ctx context.Context, s logical.Storage, w *rootR
 		// only proven wrong when the stored password still logs in.
 		serr := b.adminRefusedNow()
 		if serr == nil {
-			serr = b.adminProbe(ctx, client, cfg, cfg.Password, rcfg)
+			serr = b.adminProbe(ctx, s, client, cfg, cfg.Password, credStored)
 		}
 		if serr != nil {
 			if sfapi.IsCredentialError(serr) && b.adminRefusedNow() == nil {

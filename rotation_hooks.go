@@ -47,6 +47,9 @@ var rotationHooks = []rotationHook{
 type rotationRun struct {
 	b       *backend
 	storage logical.Storage
+	// txn holds the account's lock for the whole run; it is how the run
+	// stores the account.
+	txn     *accountTxn
 	name    string
 	acct    *account
 	cfg     *salesforceConfig
@@ -175,14 +178,15 @@ func (loginCheckHook) applies(run *rotationRun) bool { return true }
 
 func (loginCheckHook) run(ctx context.Context, r *rotationRun) error {
 	withToken := r.acct.tokenUsable()
-	res, err := r.b.probeLogin(ctx, r.storage, r.client, r.name, r.acct, r.acct.Password, withToken, r.rcfg)
+	res, err := r.b.probeLogin(ctx, r.storage, r.client, r.cfg, r.name, r.acct, r.acct.Password, withToken, credStored)
 	if err != nil {
 		return loginUnavailable(err)
 	}
-	if res.verdict == loginRejected && withToken {
+	if res.verdict == loginRejected && withToken && !r.b.passwordFlowOnly() {
 		// The password may be right and only the token wrong (reset by
-		// someone): one more login without it tells them apart.
-		res2, err := r.b.probeLogin(ctx, r.storage, r.client, r.name, r.acct, r.acct.Password, false, r.rcfg)
+		// someone): one more login without it tells them apart. (Not
+		// through the username-password flow, whose answer would not.)
+		res2, err := r.b.probeLogin(ctx, r.storage, r.client, r.cfg, r.name, r.acct, r.acct.Password, false, credStored)
 		if err != nil {
 			return loginUnavailable(err)
 		}
@@ -202,6 +206,10 @@ func (loginCheckHook) run(ctx context.Context, r *rotationRun) error {
 		if !r.acct.needsToken() {
 			r.warn("Salesforce asks for a security token although security_token_mode is not_required: check the trusted IP ranges of the org or the profile's login IP ranges")
 		}
+	case loginInconclusive:
+		return &rotationError{code: "token_stale", blocked: true, err: res.cause,
+			msg: fmt.Sprintf("SOAP login() is off in this org and the username-password flow cannot check the stored password without a current "+
+				"security token; write the emailed token to accounts/%s/security-token first", r.name)}
 	case loginRejected:
 		return r.b.explainRejectedLogin(ctx, r, res.cause)
 	}
@@ -216,8 +224,15 @@ func (loginCheckHook) run(ctx context.Context, r *rotationRun) error {
 	return nil
 }
 
+// loginUnavailable is the rotation error of a login check that could not
+// be made. The hourly budget postpones; max_failed_logins fails the
+// rotation with the reason, which only the operator (or a successful
+// login) ends.
 func loginUnavailable(err error) error {
-	if isBudgetError(err) {
+	switch {
+	case isFailedLoginsCap(err):
+		return &rotationError{code: "failed_logins", msg: "not checking the stored credential: " + err.Error(), err: err}
+	case isBudgetError(err):
 		return &rotationError{code: "login_budget", postponed: true, msg: "cannot check the stored credential: " + err.Error(), err: err}
 	}
 	return &rotationError{code: "salesforce", msg: "checking the stored credential: " + err.Error(), err: err}
@@ -305,7 +320,13 @@ func (newLoginHook) applies(run *rotationRun) bool { return true }
 
 func (newLoginHook) run(ctx context.Context, r *rotationRun) error {
 	r.ownSession = nil
-	res, err := r.b.probeLogin(ctx, r.storage, r.client, r.name, r.acct, r.acct.Password, r.acct.tokenUsable(), r.rcfg)
+	withToken := r.acct.tokenUsable()
+	if !withToken && r.acct.needsToken() && r.b.passwordFlowOnly() {
+		// The username-password flow cannot prove a password without the
+		// token (SOAP login() could), and a try might count as a failure.
+		return fmt.Errorf("not checked: without SOAP login() the new password is checked when the emailed token is written to accounts/%s/security-token", r.name)
+	}
+	res, err := r.b.probeLogin(ctx, r.storage, r.client, r.cfg, r.name, r.acct, r.acct.Password, withToken, credStored)
 	if err != nil {
 		return fmt.Errorf("could not log in with the new password: %w", err)
 	}

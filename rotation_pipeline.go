@@ -75,10 +75,11 @@ type rotationResult struct {
 // It does not touch the rotation queue: its callers (the rotate handler,
 // the scheduler) requeue the account from storage afterwards.
 func (b *backend) rotateAccount(ctx context.Context, s logical.Storage, name, trigger string, force bool) (*rotationResult, error) {
-	defer b.lockAccount(name)()
+	txn := b.lockAccount(s, name)
+	defer txn.unlock()
 
 	if trigger == triggerManual && !force {
-		stored, err := readAccount(ctx, s, name)
+		stored, err := txn.get(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -93,17 +94,17 @@ func (b *backend) rotateAccount(ctx context.Context, s logical.Storage, name, tr
 
 	// Settle: an unfinished earlier rotation is settled first, so a new
 	// password is never set on top of an unknown one.
-	if err := b.settleAccountWALs(ctx, s, name); err != nil {
+	if err := b.settleAccountWALs(ctx, txn); err != nil {
 		re := &rotationError{code: "unsettled", err: err,
 			msg: fmt.Sprintf("an earlier rotation of %q is unfinished and could not be settled yet: %v", name, err)}
-		re.postponed = isBudgetError(err)
+		re.postponed = settlesLater(err)
 		if rcfg, cerr := readRotationConfig(ctx, s); cerr == nil {
-			b.recordFailure(ctx, s, name, rcfg, trigger, re)
+			b.recordFailure(ctx, txn, rcfg, trigger, re)
 		}
 		return &rotationResult{Account: name, Outcome: outcomeOf(re)}, re
 	}
 
-	acct, err := readAccount(ctx, s, name)
+	acct, err := txn.get(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -117,11 +118,11 @@ func (b *backend) rotateAccount(ctx context.Context, s logical.Storage, name, tr
 	client, cfg, err := b.getClient(ctx, s)
 	if err != nil {
 		re := &rotationError{code: "config", msg: err.Error(), err: err}
-		b.recordFailure(ctx, s, name, rcfg, trigger, re)
+		b.recordFailure(ctx, txn, rcfg, trigger, re)
 		return &rotationResult{Account: name, Outcome: outcomeFailed, Version: acct.Version}, re
 	}
 	run := &rotationRun{
-		b: b, storage: s, name: name, acct: acct, cfg: cfg, rcfg: rcfg,
+		b: b, storage: s, txn: txn, name: name, acct: acct, cfg: cfg, rcfg: rcfg,
 		client: client, trigger: trigger, oldPassword: acct.Password,
 	}
 	res, err := b.rotate(ctx, run)
@@ -129,7 +130,7 @@ func (b *backend) rotateAccount(ctx context.Context, s logical.Storage, name, tr
 		return nil, err
 	}
 	if err != nil {
-		b.recordFailure(ctx, s, name, rcfg, trigger, err)
+		b.recordFailure(ctx, txn, rcfg, trigger, err)
 		return &rotationResult{Account: name, Outcome: outcomeOf(err), Version: acct.Version}, err
 	}
 	return res, nil
@@ -156,127 +157,6 @@ func blockedManualRotation(name string, acct *account) *rotationError {
 			"brings the user closer to lockout. Fix the cause, then write the current credential to accounts/%s (or the security token to "+
 			"accounts/%s/security-token), which clears the block; or retry with force=true. Last error: %s",
 			name, acct.RotationBlocked, name, name, acct.LastRotationError)}
-}
-
-// settleAccountWALs settles the unfinished rotations of one account,
-// whose lock the caller holds. For each candidate: if it is already stored,
-// the WAL is stale; if it logs in, Salesforce has it and it becomes the
-// stored password; if Salesforce rejects it, the old password is kept and
-// the candidate is discarded, never retried. If nothing can be concluded
-// (outage, login budget), the WAL stays and an error is returned.
-func (b *backend) settleAccountWALs(ctx context.Context, s logical.Storage, name string) error {
-	pending, err := accountWALs(ctx, s, name)
-	if err != nil {
-		return err
-	}
-	for _, p := range pending {
-		if err := b.settleRotationWAL(ctx, s, p.w); err != nil {
-			return err
-		}
-		b.deleteWAL(ctx, s, p.id)
-	}
-	return nil
-}
-
-// settleRotationWAL reconciles one candidate with Salesforce; the caller
-// holds the account's lock. nil means the WAL entry may be deleted.
-func (b *backend) settleRotationWAL(ctx context.Context, s logical.Storage, w *rotationWAL) error {
-	acct, err := readAccount(ctx, s, w.Account)
-	if err != nil {
-		return err
-	}
-	if acct == nil || acct.Username != w.Username || acct.Password == w.Candidate {
-		// Deleted, replaced, or the rotation was stored before the crash.
-		return nil
-	}
-	rcfg, err := readRotationConfig(ctx, s)
-	if err != nil {
-		return err
-	}
-	policy := acct.PasswordPolicy
-	if policy == "" {
-		policy = rcfg.PasswordPolicy
-	}
-	if policyHash(policy, rcfg) != w.PolicyHash {
-		// The candidate is never reused in any case; with the policy
-		// changed it is only checked, since a candidate Salesforce already
-		// accepted must not be lost.
-		b.logger.Info("the password policy changed since the rotation WAL was written; its candidate is discarded unless Salesforce already has it", "account", w.Account)
-	}
-	client, cfg, err := b.getClient(ctx, s)
-	if err != nil {
-		return err
-	}
-	run := &rotationRun{b: b, storage: s, name: w.Account, acct: acct, cfg: cfg, rcfg: rcfg, client: client}
-	if !acct.UnverifiedCandidateAt.IsZero() {
-		// An earlier check was inconclusive because the user could not log
-		// in; a login tells nothing until the admin sees that it can.
-		if facts := b.userState(ctx, run); !facts.canLogIn() {
-			return b.keepUnverifiedCandidate(ctx, s, w.Account, acct, facts)
-		}
-	}
-	res, err := b.probeLogin(ctx, s, client, w.Account, acct, w.Candidate, false, rcfg)
-	if err != nil {
-		return fmt.Errorf("checking the candidate of an unfinished rotation: %w", err)
-	}
-	if res.verdict == loginRejected {
-		// Salesforce answers INVALID_LOGIN also for a locked-out or
-		// inactive user, whatever the password: the rejection only proves
-		// the candidate wrong for a user that can log in.
-		facts := b.userState(ctx, run)
-		if !facts.canLogIn() {
-			return b.keepUnverifiedCandidate(ctx, s, w.Account, acct, facts)
-		}
-		b.logger.Info("unfinished rotation did not reach Salesforce; keeping the stored password", "account", w.Account)
-		if !acct.UnverifiedCandidateAt.IsZero() {
-			acct.UnverifiedCandidateAt = time.Time{}
-			if err := writeAccount(ctx, s, w.Account, acct); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	// Salesforce has the candidate: roll forward.
-	adoptPassword(acct, w.Candidate, b.now())
-	if err := writeAccount(ctx, s, w.Account, acct); err != nil {
-		return err
-	}
-	b.logger.Info("completed an unfinished rotation: Salesforce had the new password", "account", w.Account, "version", acct.Version)
-	b.notifyRotated(ctx, w.Account, acct, rcfg)
-	return nil
-}
-
-// keepUnverifiedCandidate keeps the WAL of a candidate that could not be
-// checked because the user cannot log in now, and shows it on the account:
-// Salesforce may already have the candidate, so the stored password may
-// not log in. The returned error keeps the WAL.
-func (b *backend) keepUnverifiedCandidate(ctx context.Context, s logical.Storage, name string, acct *account, facts userFacts) error {
-	var why string
-	switch {
-	case facts.locked:
-		why = fmt.Sprintf("the Salesforce user %q is locked out, and Salesforce refuses every login of a locked user; unlock it in Setup or wait for the lockout to end", acct.Username)
-	case facts.inactive:
-		why = fmt.Sprintf("the Salesforce user %q is inactive; activate it in Setup", acct.Username)
-	default:
-		why = "Salesforce refused the login and the admin session could not tell whether the user is locked out or inactive; check the admin login of config"
-	}
-	msg := fmt.Sprintf("an interrupted rotation of account %q may have set a new password in Salesforce, and it cannot be checked now: %s. "+
-		"The new password is kept in the write-ahead log and checked again later; until then the stored password may not log in", name, why)
-	now := b.now().UTC()
-	if acct.UnverifiedCandidateAt.IsZero() {
-		acct.UnverifiedCandidateAt = now
-	}
-	acct.LastRotationError = msg
-	acct.LastRotationErrorAt = now
-	if acct.ConsecutiveFailures == 0 {
-		acct.ConsecutiveFailures = 1
-	}
-	if err := writeAccount(ctx, s, name, acct); err != nil {
-		b.logger.Error("storing the state of an unsettled rotation", "account", name, "error", err)
-	}
-	b.logger.Warn("keeping the WAL of an interrupted rotation: its new password cannot be checked now", "account", name,
-		"locked", facts.locked, "inactive", facts.inactive, "state_known", facts.known)
-	return &rotationError{code: "unsettled", msg: msg}
 }
 
 // rotate runs the steps of one rotation for an account whose lock is held.
@@ -426,7 +306,7 @@ func (b *backend) changePassword(ctx context.Context, r *rotationRun, candidate 
 // storeRotated makes the new password the stored one and drops the WAL.
 func (b *backend) storeRotated(ctx context.Context, r *rotationRun, candidate, walID string) error {
 	adoptPassword(r.acct, candidate, b.now())
-	if err := writeAccount(ctx, r.storage, r.name, r.acct); err != nil {
+	if err := r.txn.put(ctx, r.acct); err != nil {
 		// The WAL keeps the candidate; reconciliation stores it later.
 		return &rotationError{code: "storage", msg: "storing the new password (Salesforce already has it; it is kept in the WAL and stored on recovery): " + err.Error(), err: err}
 	}
@@ -446,8 +326,9 @@ func (b *backend) notifyRotated(ctx context.Context, name string, acct *account,
 
 // recordFailure stores the failure on the account (status, backoff) and
 // tells the integrations. A postponement is not a failure.
-func (b *backend) recordFailure(ctx context.Context, s logical.Storage, name string, rcfg *rotationConfig, trigger string, failure error) {
-	acct, err := readAccount(ctx, s, name)
+func (b *backend) recordFailure(ctx context.Context, txn *accountTxn, rcfg *rotationConfig, trigger string, failure error) {
+	name := txn.name
+	acct, err := txn.get(ctx)
 	if err != nil || acct == nil {
 		return
 	}
@@ -473,7 +354,7 @@ func (b *backend) recordFailure(ctx context.Context, s logical.Storage, name str
 			acct.NextVaultRotation = now.Add(rcfg.backoff(acct.ConsecutiveFailures)).Truncate(time.Second)
 		}
 	}
-	if err := writeAccount(ctx, s, name, acct); err != nil {
+	if err := txn.put(ctx, acct); err != nil {
 		b.logger.Error("storing rotation failure", "account", name, "error", err)
 	}
 	if re == nil || !re.postponed {

@@ -321,7 +321,9 @@ func TestRotate_BlockedAccountNotRetriedWithoutForce(t *testing.T) {
 		t.Error("the forced attempts were not recorded")
 	}
 
-	mustWrite(t, e.b, e.s, "accounts/trusted", map[string]interface{}{"password": "Changed-Elsewhere-1"})
+	// The failed logins reached max_failed_logins: the operator, having
+	// checked Salesforce, says so (issue 9's way out).
+	mustWrite(t, e.b, e.s, "accounts/trusted", map[string]interface{}{"password": "Changed-Elsewhere-1", "reset_failed_logins": true})
 	e.mustRotate("trusted")
 	e.assertServedCredentialLogsIn("trusted")
 }

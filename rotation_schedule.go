@@ -84,6 +84,9 @@ func (b *backend) initializeRotation(ctx context.Context, req *logical.Initializ
 		return nil
 	}
 	b.stopRotation()
+	// Another node may have counted logins (and died with some in flight)
+	// since this one last did.
+	b.budget.reload()
 	if err := b.settleAllWALs(ctx, req.Storage); err != nil {
 		// Unreconciled WALs are retried before the account's next rotation
 		// and by WALRollback; they must not keep the mount from starting.
@@ -273,8 +276,9 @@ func (b *backend) runScheduledRotation(ctx context.Context, s logical.Storage, n
 // account blocked on an operator, or past its rotation window, is not: its
 // next time is moved on and stored instead.
 func (b *backend) scheduledRotationDue(ctx context.Context, s logical.Storage, name string) bool {
-	defer b.lockAccount(name)()
-	acct, err := readAccount(ctx, s, name)
+	txn := b.lockAccount(s, name)
+	defer txn.unlock()
+	acct, err := txn.get(ctx)
 	if err != nil || acct == nil || !acct.scheduled() || acct.NextVaultRotation.IsZero() {
 		return false
 	}
@@ -289,7 +293,7 @@ func (b *backend) scheduledRotationDue(ctx context.Context, s logical.Storage, n
 			rcfg = defaultRotationConfig()
 		}
 		acct.NextVaultRotation = now.Add(rcfg.backoff(acct.ConsecutiveFailures)).Truncate(time.Second)
-		if err := writeAccount(ctx, s, name, acct); err != nil {
+		if err := txn.put(ctx, acct); err != nil {
 			b.logger.Error("storing account", "account", name, "error", err)
 		}
 		return false
@@ -302,7 +306,7 @@ func (b *backend) scheduledRotationDue(ctx context.Context, s logical.Storage, n
 		}
 		acct.WindowEnd = time.Time{}
 		acct.NextVaultRotation = nextRotation(acct, now)
-		if err := writeAccount(ctx, s, name, acct); err != nil {
+		if err := txn.put(ctx, acct); err != nil {
 			b.logger.Error("storing account", "account", name, "error", err)
 		}
 		b.logger.Warn("scheduled rotation missed its window; waiting for the next scheduled time", "account", name)

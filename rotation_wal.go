@@ -83,9 +83,11 @@ func (b *backend) rollbackRotationWAL(ctx context.Context, s logical.Storage, da
 		// Unreadable: nothing can ever be done with it.
 		return nil
 	}
-	unlock := b.lockAccount(w.Account)
-	err = b.settleRotationWAL(ctx, s, w)
-	unlock()
+	// All of the account's entries are settled together, and deleted as
+	// they are settled.
+	txn := b.lockAccount(s, w.Account)
+	err = b.settleAccountWALs(ctx, txn)
+	txn.unlock()
 	b.requeueStored(ctx, s, w.Account)
 	return err
 }
@@ -100,58 +102,6 @@ func (b *backend) rollbackRootWAL(ctx context.Context, s logical.Storage, data i
 	b.rootMu.Lock()
 	defer b.rootMu.Unlock()
 	return b.settleRootWAL(ctx, s, w)
-}
-
-// settleAllWALs settles every unfinished rotation; run at start-up, before
-// the queue is built. An account's entries are settled together under its
-// lock, as its next rotation does.
-func (b *backend) settleAllWALs(ctx context.Context, s logical.Storage) error {
-	ids, err := framework.ListWAL(ctx, s)
-	if err != nil {
-		return err
-	}
-	var merr error
-	byAccount := map[string][]string{}
-	for _, id := range ids {
-		entry, err := framework.GetWAL(ctx, s, id)
-		if err != nil {
-			merr = errors.Join(merr, err)
-			continue
-		}
-		if entry == nil {
-			continue
-		}
-		settle, ok := b.walKinds()[entry.Kind]
-		switch {
-		case !ok:
-			err := unknownWALKind(entry.Kind)
-			b.logger.Error("not settling a WAL entry", "id", id, "error", err)
-			merr = errors.Join(merr, err)
-		case entry.Kind == rotationWALKind:
-			w, err := decodeRotationWAL(entry.Data)
-			if err != nil {
-				b.logger.Warn("dropping an unreadable rotation WAL", "error", err)
-				b.deleteWAL(ctx, s, id)
-				continue
-			}
-			byAccount[w.Account] = append(byAccount[w.Account], id)
-		default:
-			if err := settle(ctx, s, entry.Data); err != nil {
-				merr = errors.Join(merr, err)
-			} else {
-				b.deleteWAL(ctx, s, id)
-			}
-		}
-	}
-	for name := range byAccount {
-		unlock := b.lockAccount(name)
-		err := b.settleAccountWALs(ctx, s, name)
-		unlock()
-		if err != nil {
-			merr = errors.Join(merr, fmt.Errorf("account %q: %w", name, err))
-		}
-	}
-	return merr
 }
 
 // pendingRotation is one WAL entry of an account rotation.

@@ -55,10 +55,6 @@ type tokenCache struct {
 	// error Salesforce gave, served until its hold ends or the role,
 	// account or config changes.
 	rejections map[string]*rejectedLogin
-	// doubted lists the accounts whose credential a password grant saw
-	// rejected since they last changed: their logins spend the account's
-	// login budget, so a slow poller cannot lock the user out either.
-	doubted map[string]bool
 	// revoked maps the hash of each token revoked at a lease end to the
 	// end of its session: a read that picked it from the cache just before
 	// must not record a lease on it.
@@ -94,7 +90,6 @@ func newTokenCache() *tokenCache {
 	return &tokenCache{
 		entries:     map[string]*cachedToken{},
 		rejections:  map[string]*rejectedLogin{},
-		doubted:     map[string]bool{},
 		revoked:     map[string]time.Time{},
 		holderLocks: locksutil.CreateLocks(),
 	}
@@ -123,8 +118,8 @@ func (c *tokenCache) generation() uint64 {
 // tokenMatch selects cached state by what it was derived from.
 type tokenMatch func(role, account, grantType string) bool
 
-// dropWhere removes the cached tokens, rejected logins and account doubts
-// match selects and starts a new generation.
+// dropWhere removes the cached tokens and rejected logins match selects and
+// starts a new generation.
 func (c *tokenCache) dropWhere(match tokenMatch) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -137,11 +132,6 @@ func (c *tokenCache) dropWhere(match tokenMatch) {
 	for k, r := range c.rejections {
 		if match(r.role, r.account, grantPassword) {
 			delete(c.rejections, k)
-		}
-	}
-	for name := range c.doubted {
-		if match("", name, grantPassword) {
-			delete(c.doubted, name)
 		}
 	}
 }
@@ -321,16 +311,18 @@ func (b *backend) grantSession(ctx context.Context, s logical.Storage, client Cl
 		if msg := passwordRoleBlocked(r.Account, acct); msg != "" {
 			return nil, &roleSetupError{msg: msg}
 		}
-		if err := b.spendPasswordLogin(ctx, s, r.Account, acct); err != nil {
-			return nil, err
-		}
+		who := accountUser(r.Account, acct)
 		mint = func(ctx context.Context) (*sfapi.Session, error) {
+			// Each attempt is one login: reserved before it is sent, so no
+			// concurrency takes the user past max_failed_logins.
+			slot, err := b.reserveLogin(ctx, s, who, purposeToken, credStored)
+			if err != nil {
+				return nil, err
+			}
 			sess, err := client.PasswordGrant(ctx, acct.Username, acct.passwordWithToken())
-			switch {
-			case err == nil:
-				b.noteAcceptedLogin(ctx, s, r.Account, acct)
-			case sfapi.IsCredentialError(err):
-				b.noteRejectedLogin(ctx, s, name, r, acct, gen, err)
+			slot.done(ctx, err)
+			if sfapi.IsCredentialError(err) {
+				b.holdRejectedLogin(name, r, gen, err)
 			}
 			return sess, err
 		}

@@ -181,9 +181,7 @@ func tokenTestBackend(t testing.TB) (*backend, logical.Storage, *tokenFake) {
 	if err := writeConfig(ctx, s, cfg); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeAccount(ctx, s, "etl", &account{Username: "etl@acme.test", Password: fakeAccountPassword, SecurityToken: fakeAccountToken}); err != nil {
-		t.Fatal(err)
-	}
+	putAccount(t, b, s, "etl", &account{Username: "etl@acme.test", Password: fakeAccountPassword, SecurityToken: fakeAccountToken})
 	f := newTokenFake()
 	f.install(b)
 	return b, s, f
@@ -592,9 +590,7 @@ func TestPasswordRoleRefusesBlockedAccount(t *testing.T) {
 			mustWrite(t, b, s, "roles/pw", map[string]interface{}{"grant_type": "password", "account": "etl"})
 			acct, _ := readAccount(context.Background(), s, "etl")
 			acct.RotationBlocked = reason
-			if err := writeAccount(context.Background(), s, "etl", acct); err != nil {
-				t.Fatal(err)
-			}
+			putAccount(t, b, s, "etl", acct)
 			resp, err := request(t, b, s, logical.ReadOperation, "token/pw", nil)
 			if statusOf(resp, err) != 400 {
 				t.Fatalf("status = %d (%v), want 400", statusOf(resp, err), respErr(resp, err))
@@ -677,9 +673,8 @@ func TestPasswordRoleHoldsRejectedCredential(t *testing.T) {
 			t.Errorf("error after the limit %q does not name %s", last, want)
 		}
 	}
-	stored, err := readAccount(context.Background(), s, "etl")
-	if err != nil || stored.FailedLogins != 2 {
-		t.Fatalf("stored failed_logins = %v (%v), want 2", stored, err)
+	if n := mustRead(t, b, s, "accounts/etl")["failed_logins"]; n != 2 {
+		t.Fatalf("stored failed_logins = %v, want 2", n)
 	}
 	assertNoSecrets(t, "error", first+last, fakeAccountPassword, fakeAccountToken)
 
@@ -689,14 +684,13 @@ func TestPasswordRoleHoldsRejectedCredential(t *testing.T) {
 	f.mintErrs = nil
 	f.mu.Unlock()
 	before := f.grants()
-	mustWrite(t, b, s, "accounts/etl", map[string]interface{}{"password": fakeAccountPassword, "verify": false})
+	mustWrite(t, b, s, "accounts/etl", map[string]interface{}{"password": fakeAccountPassword, "verify": false, "reset_failed_logins": true})
 	readToken(t, b, s, "pw")
 	if f.grants() != before+1 {
 		t.Errorf("after the account was written: grants = %d, want %d", f.grants(), before+1)
 	}
-	stored, err = readAccount(context.Background(), s, "etl")
-	if err != nil || stored.FailedLogins != 0 {
-		t.Errorf("stored failed_logins after the write = %d (%v), want 0", stored.FailedLogins, err)
+	if n := mustRead(t, b, s, "accounts/etl")["failed_logins"]; n != 0 {
+		t.Errorf("stored failed_logins after the write = %v, want 0", n)
 	}
 }
 
