@@ -183,7 +183,11 @@ func (b *backend) pathAccountRead(ctx context.Context, req *logical.Request, d *
 	// The rotation hook must not put a secret into a read of this path.
 	delete(data, "password")
 	delete(data, "security_token")
-	return &logical.Response{Data: data}, nil
+	resp := &logical.Response{Data: data}
+	if st.pending != nil {
+		resp.AddWarning(pendingWarning(st.pending))
+	}
+	return resp, nil
 }
 
 func (b *backend) pathAccountWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

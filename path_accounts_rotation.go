@@ -352,10 +352,11 @@ func shortestRotationGap(acct *account, now time.Time) time.Duration {
 }
 
 // accountStatus is what reads show beside the stored account: its user's
-// failed logins.
+// failed logins and an unsettled rotation.
 type accountStatus struct {
 	logins    *budgetState
 	maxFailed int
+	pending   *pendingStatus
 }
 
 func (b *backend) accountStatusOf(ctx context.Context, s logical.Storage, name string, acct *account) (*accountStatus, error) {
@@ -367,7 +368,11 @@ func (b *backend) accountStatusOf(ctx context.Context, s logical.Storage, name s
 	if err != nil {
 		return nil, err
 	}
-	return &accountStatus{logins: logins, maxFailed: rcfg.MaxFailedLogins}, nil
+	pending, err := b.pendingRotation(ctx, s, name, acct)
+	if err != nil {
+		return nil, err
+	}
+	return &accountStatus{logins: logins, maxFailed: rcfg.MaxFailedLogins, pending: pending}, nil
 }
 
 // loginsBlocked reports whether max_failed_logins stops every login.
@@ -435,6 +440,12 @@ func (b *backend) addAccountRotationStatus(acct *account, st *accountStatus, dat
 	setIfNotEmpty(data, "last_rotation_error_at", formatTime(acct.LastRotationErrorAt))
 	setIfNotEmpty(data, "missed_rotation_at", formatTime(acct.MissedRotationAt))
 	setIfNotEmpty(data, "unverified_candidate_at", formatTime(acct.UnverifiedCandidateAt))
+	if p := st.pending; p != nil {
+		// Said first: the password served may not be the one Salesforce has.
+		data["rotation_status"] = "pending_reconciliation"
+		data["pending_since"] = formatTime(p.since)
+		data["pending_reason"] = p.reason
+	}
 }
 
 // setIfNotEmpty keeps unset optional fields out of reads.

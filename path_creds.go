@@ -109,7 +109,11 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 			"last_updated":        formatTime(acct.LastUpdated),
 		},
 	}
-	b.addCredsRotationStatus(name, acct, resp.Data, resp)
+	pending, err := b.pendingRotation(ctx, req.Storage, name, acct)
+	if err != nil {
+		return nil, err
+	}
+	b.addCredsRotationStatus(name, acct, pending, resp.Data, resp)
 	return resp, nil
 }
 
@@ -137,7 +141,7 @@ Example:
 `
 
 // addCredsRotationStatus adds version, ttl and token status to a creds read.
-func (b *backend) addCredsRotationStatus(name string, acct *account, data map[string]interface{}, resp *logical.Response) {
+func (b *backend) addCredsRotationStatus(name string, acct *account, pending *pendingStatus, data map[string]interface{}, resp *logical.Response) {
 	data["version"] = acct.Version
 	data["last_vault_rotation"] = formatTime(acct.LastVaultRotation)
 	if st := tokenStatusOf(acct); st != "" {
@@ -161,7 +165,12 @@ func (b *backend) addCredsRotationStatus(name string, acct *account, data map[st
 			"logs in without a token (security_token_mode=not_required), so password_with_token holds the password alone until the new token "+
 			"is written to accounts/%s/security-token", formatTime(acct.PasswordChangedAt), name))
 	}
-	if !acct.UnverifiedCandidateAt.IsZero() {
+	if pending != nil {
+		// The WAL holds a password Salesforce may have instead of this one.
+		data["rotation_status"] = "pending_reconciliation"
+		data["pending_since"] = formatTime(pending.since)
+		resp.AddWarning(pendingWarning(pending))
+	} else if !acct.UnverifiedCandidateAt.IsZero() {
 		resp.AddWarning("an interrupted rotation may have set a new password in Salesforce that could not be checked yet (see last_rotation_error " +
 			"of the account); this password may not log in until it is settled")
 	}

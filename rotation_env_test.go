@@ -84,6 +84,17 @@ func (e *rotEnv) initialize() {
 	}
 }
 
+// settleAge is how long after a crash an unfinished rotation's candidate
+// may be found rejected for good.
+func (e *rotEnv) settleAge() time.Duration {
+	e.t.Helper()
+	cfg, err := readConfig(context.Background(), e.s)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return settleAge(cfg)
+}
+
 // tick runs one pass of the rotation queue at the test clock.
 func (e *rotEnv) tick() {
 	e.b.processDueRotations(context.Background())

@@ -42,6 +42,9 @@ const (
 	stepPasswordChanged = "password-changed"
 	stepStored          = "stored"
 	stepWALDeleted      = "wal-deleted"
+	// stepCandidateRejected: settling recorded that Salesforce rejected an
+	// unfinished rotation's candidate (rotation_settle.go).
+	stepCandidateRejected = "candidate-rejected"
 )
 
 // rotationError is a failed or postponed rotation, with a code for status
@@ -244,7 +247,9 @@ func (b *backend) rotate(ctx context.Context, r *rotationRun) (*rotationResult, 
 			continue
 		case sfapi.IsTransient(err) || sfapi.KindOf(err) == sfapi.KindOther:
 			// The change may or may not have happened: the WAL stays, and
-			// the next attempt (or WALRollback) settles it by logging in.
+			// the ticker, the next attempt or WALRollback settles it by
+			// logging in once the change can no longer be applied.
+			b.settleLater(b.now().Add(settleAge(r.cfg)))
 			return nil, &rotationError{code: "salesforce", msg: "changing the password: " + err.Error(), err: err}
 		default:
 			// Refused outright (permission, not found, old password): nothing
@@ -308,6 +313,7 @@ func (b *backend) storeRotated(ctx context.Context, r *rotationRun, candidate, w
 	adoptPassword(r.acct, candidate, b.now())
 	if err := r.txn.put(ctx, r.acct); err != nil {
 		// The WAL keeps the candidate; reconciliation stores it later.
+		b.settleLater(b.now().Add(settleAge(r.cfg)))
 		return &rotationError{code: "storage", msg: "storing the new password (Salesforce already has it; it is kept in the WAL and stored on recovery): " + err.Error(), err: err}
 	}
 	if err := b.step(stepStored); err != nil {

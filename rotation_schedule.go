@@ -40,6 +40,13 @@ type rotationState struct {
 	tickInterval      time.Duration
 	webhookRetryDelay time.Duration
 	httpClient        *http.Client
+	// settleMu lets one settling pass run at a time (rotation_settle.go);
+	// nextSettle is when the entries the last pass kept are due again.
+	settleMu   sync.Mutex
+	nextSettle time.Time
+	// settleErrs holds why the last pass kept each account's entries.
+	settleErrs map[string]settleAttempt
+
 	// testStep, when set, runs between the steps of a rotation; an error
 	// simulates a crash at that point.
 	testStep func(step string) error
@@ -87,11 +94,9 @@ func (b *backend) initializeRotation(ctx context.Context, req *logical.Initializ
 	// Another node may have counted logins (and died with some in flight)
 	// since this one last did.
 	b.budget.reload()
-	if err := b.settleAllWALs(ctx, req.Storage); err != nil {
-		// Unreconciled WALs are retried before the account's next rotation
-		// and by WALRollback; they must not keep the mount from starting.
-		b.logger.Warn("some rotation WALs could not be reconciled yet", "error", err)
-	}
+	// Entries kept are retried by the ticker, before the account's next
+	// rotation and by WALRollback; they do not keep the mount from starting.
+	b.settlePass(ctx, req.Storage)
 	q := queue.New()
 	names, err := listAccountNames(ctx, req.Storage)
 	if err != nil {
@@ -186,8 +191,9 @@ func (b *backend) popDue(now time.Time) []string {
 	return due
 }
 
-// processDueRotations runs the rotations that are due, at most
-// max_concurrent_rotations at a time and no faster than requests_per_minute.
+// processDueRotations settles the unfinished rotations that are due again,
+// then runs the rotations that are due, at most max_concurrent_rotations at
+// a time and no faster than requests_per_minute.
 func (b *backend) processDueRotations(ctx context.Context) {
 	b.rot.mu.Lock()
 	s := b.rot.storage
@@ -195,6 +201,7 @@ func (b *backend) processDueRotations(ctx context.Context) {
 	if s == nil {
 		return
 	}
+	b.settleDueWALs(ctx, s)
 	due := b.popDue(b.now())
 	if len(due) == 0 {
 		return

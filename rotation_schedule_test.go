@@ -155,7 +155,10 @@ func TestSchedule_BackoffAndFailingStatus(t *testing.T) {
 		"failure_backoff_base": 60, "failure_backoff_cap": 240, "login_budget_per_hour": 30,
 	})
 	e.addTrusted("trusted", map[string]interface{}{"rotation_period": "24h"})
-	e.srv.InjectFault("rest.password", emulator.Fault{Status: 503, Body: `[{"message":"down","errorCode":"SERVER_UNAVAILABLE"}]`})
+	// Salesforce is down at the login check, before anything changes (an
+	// outage during the change itself leaves a WAL entry, which is settled
+	// first: rotation_settle_test.go).
+	e.srv.InjectFault("soap.login", emulator.Fault{Status: 503, Body: "Service Unavailable"})
 
 	e.advance(24*time.Hour + time.Second)
 	var delays []time.Duration

@@ -14,15 +14,56 @@ import (
 // Settling unfinished rotations. A rotation writes its candidate to the WAL
 // before it asks Salesforce to set it, so an entry left by a crash, a
 // failover or a failed store means "Salesforce may have this password". It
-// is settled by one login with the candidate, under the account's lock: a
-// success makes it the stored password; a rejection, for a user the admin
-// sees able to log in, discards it. The pass runs at start-up, through
-// Vault's WALRollback, and before an account's own rotation.
+// is settled by one login with the candidate, under the account's lock:
+//
+//   - a success is conclusive at any time: the candidate becomes the
+//     stored password;
+//   - a rejection is conclusive only for a login sent once the entry is
+//     older than the longest time the original request could still be
+//     applied (config's request_timeout plus walSettleMargin). Before that
+//     no login is made: an early rejection would prove nothing and cost one
+//     of the user's max_failed_logins. The entry is kept and reads say so;
+//   - the rejection is recorded in the WAL before anything else, so a crash
+//     right after it never makes the engine try the same candidate again;
+//   - a rejected candidate is never taken as evidence against the stored
+//     credential (no drift, no block): the next login with the stored
+//     password, which resets the count, shows it still works.
+//
+// The pass runs at start-up; the ticker runs it again when kept entries are
+// due (settleDueWALs); Vault's WALRollback takes entries older than ten
+// minutes; and an account's own rotation settles its entries first.
+
+// walSettleMargin is added to the request timeout: Salesforce may finish a
+// request a little after the caller gave up, and node clocks differ.
+const walSettleMargin = 30 * time.Second
+
+// walRetryInterval is when a pass retries entries that could not be
+// settled for another reason (outage, locked user, login budget).
+const walRetryInterval = time.Minute
+
+// settleAge is how old a WAL entry must be before a rejection of its
+// candidate is conclusive.
+func settleAge(cfg *salesforceConfig) time.Duration {
+	timeout := configDefaultRequestTimeout
+	if cfg != nil && cfg.RequestTimeout > 0 {
+		timeout = cfg.RequestTimeout
+	}
+	return timeout + walSettleMargin
+}
+
+// errNotSettledYet: the entry is too young for a rejection to prove
+// anything, so it is not checked before at.
+type errNotSettledYet struct{ at time.Time }
+
+func (e *errNotSettledYet) Error() string {
+	return fmt.Sprintf("its password change may still be applied by Salesforce until %s, and it is checked then", e.at.UTC().Format(time.RFC3339))
+}
 
 // settlesLater reports whether a settling error passes without an
-// operator: the hourly login budget.
+// operator: a young entry, or the hourly login budget.
 func settlesLater(err error) bool {
-	return isBudgetError(err) && !isFailedLoginsCap(err)
+	var young *errNotSettledYet
+	return errors.As(err, &young) || isBudgetError(err) && !isFailedLoginsCap(err)
 }
 
 // settleAccountWALs settles the unfinished rotations of the account whose
@@ -32,8 +73,8 @@ func (b *backend) settleAccountWALs(ctx context.Context, txn *accountTxn) error 
 	if err != nil {
 		return err
 	}
-	for _, p := range pending {
-		done, err := b.settleCandidate(ctx, txn, []pendingRotation{p})
+	for _, group := range byCandidate(pending) {
+		done, err := b.settleCandidate(ctx, txn, group)
 		for _, id := range done {
 			b.deleteWAL(ctx, txn.s, id)
 		}
@@ -44,14 +85,38 @@ func (b *backend) settleAccountWALs(ctx context.Context, txn *accountTxn) error 
 	return nil
 }
 
+// byCandidate groups entries by candidate, in storage order: a crash
+// between writing an entry's replacement and deleting it leaves two
+// entries of one candidate, which are settled as one.
+func byCandidate(pending []pendingRotation) [][]pendingRotation {
+	var groups [][]pendingRotation
+	index := map[string]int{}
+	for _, p := range pending {
+		i, ok := index[p.w.Candidate]
+		if !ok {
+			i = len(groups)
+			index[p.w.Candidate] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], p)
+	}
+	return groups
+}
+
 // settleCandidate settles one candidate and returns the WAL entries to
 // delete; an error keeps the rest for a later try.
 func (b *backend) settleCandidate(ctx context.Context, txn *accountTxn, group []pendingRotation) ([]string, error) {
 	var ids []string
+	w := group[0].w
 	for _, p := range group {
 		ids = append(ids, p.id)
+		if p.w.RejectedAt.After(w.RejectedAt) {
+			w = p.w
+		}
+		if p.w.CreatedAt.Before(w.CreatedAt) {
+			w.CreatedAt = p.w.CreatedAt
+		}
 	}
-	w := group[0].w
 	acct, err := txn.get(ctx)
 	if err != nil {
 		return nil, err
@@ -70,6 +135,16 @@ func (b *backend) settleCandidate(ctx context.Context, txn *accountTxn, group []
 	}
 	run := &rotationRun{b: b, storage: txn.s, txn: txn, name: txn.name, acct: acct, cfg: cfg, rcfg: rcfg, client: client}
 
+	if !w.RejectedAt.IsZero() {
+		// An earlier pass saw Salesforce reject this candidate and stopped
+		// before deleting it. Another login with it would be one more
+		// failed login: only the user's state is asked (as the admin).
+		if facts := b.userState(ctx, run); !facts.canLogIn() {
+			return b.unrecordRejection(ctx, txn.s, group), b.keepUnverifiedCandidate(ctx, run, facts)
+		}
+		b.logger.Info("unfinished rotation did not reach Salesforce (its rejection was recorded); keeping the stored password", "account", txn.name)
+		return ids, b.clearUnverified(ctx, run)
+	}
 	if !acct.UnverifiedCandidateAt.IsZero() {
 		// An earlier check was inconclusive because the user could not log
 		// in; a login tells nothing until the admin sees that it can.
@@ -77,26 +152,42 @@ func (b *backend) settleCandidate(ctx context.Context, txn *accountTxn, group []
 			return nil, b.keepUnverifiedCandidate(ctx, run, facts)
 		}
 	}
+	if at := w.CreatedAt.Add(settleAge(cfg)); b.now().Before(at) {
+		return nil, &errNotSettledYet{at: at}
+	}
 	if policyHash(effectivePolicy(acct, rcfg), rcfg) != w.PolicyHash {
 		// The candidate is never reused in any case; with the policy
 		// changed it is only checked, since a candidate Salesforce already
 		// accepted must not be lost.
 		b.logger.Info("the password policy changed since the rotation WAL was written; its candidate is discarded unless Salesforce already has it", "account", txn.name)
 	}
+	sent := b.now().UTC()
 	res, err := b.probeLogin(ctx, txn.s, client, cfg, txn.name, acct, w.Candidate, false, credCandidate)
 	if err != nil {
 		return nil, fmt.Errorf("checking the candidate of an unfinished rotation: %w", err)
 	}
 	switch res.verdict {
 	case loginRejected:
+		// Recorded before anything else: a crash from here on never sends
+		// this candidate again.
+		rec := *w
+		rec.RejectedAt = sent
+		newID, err := putRotationWAL(ctx, txn.s, &rec)
+		if err != nil {
+			return nil, fmt.Errorf("recording the rejection of an unfinished rotation's candidate: %w", err)
+		}
+		if err := b.step(stepCandidateRejected); err != nil {
+			return nil, err
+		}
 		// Salesforce answers INVALID_LOGIN also for a locked-out or
 		// inactive user, whatever the password: the rejection only proves
 		// the candidate wrong for a user that can log in.
 		if facts := b.userState(ctx, run); !facts.canLogIn() {
+			b.deleteWAL(ctx, txn.s, newID)
 			return nil, b.keepUnverifiedCandidate(ctx, run, facts)
 		}
 		b.logger.Info("unfinished rotation did not reach Salesforce; keeping the stored password", "account", txn.name)
-		return ids, b.clearUnverified(ctx, run)
+		return append(ids, newID), b.clearUnverified(ctx, run)
 	case loginInconclusive:
 		return nil, b.keepUncheckedCandidate(ctx, run,
 			"SOAP login() is off in this org, and the username-password flow cannot check a new password without the security token Salesforce emails after the change")
@@ -109,6 +200,30 @@ func (b *backend) settleCandidate(ctx context.Context, txn *accountTxn, group []
 	b.logger.Info("completed an unfinished rotation: Salesforce had the new password", "account", txn.name, "version", acct.Version)
 	b.notifyRotated(ctx, txn.name, acct, rcfg)
 	return ids, nil
+}
+
+// unrecordRejection keeps a candidate whose recorded rejection proved
+// nothing (the user could not log in): an entry without the rejection
+// stays, those with it go.
+func (b *backend) unrecordRejection(ctx context.Context, s logical.Storage, group []pendingRotation) []string {
+	var drop []string
+	kept := false
+	for _, p := range group {
+		if p.w.RejectedAt.IsZero() {
+			kept = true
+		} else {
+			drop = append(drop, p.id)
+		}
+	}
+	if !kept {
+		w := *group[0].w
+		w.RejectedAt = time.Time{}
+		if _, err := putRotationWAL(ctx, s, &w); err != nil {
+			b.logger.Error("keeping an unfinished rotation's candidate", "account", w.Account, "error", err)
+			return nil
+		}
+	}
+	return drop
 }
 
 // effectivePolicy is the password policy of acct's new passwords.
@@ -168,20 +283,32 @@ func (b *backend) keepUncheckedCandidate(ctx context.Context, r *rotationRun, wh
 	return &rotationError{code: "unsettled", msg: msg}
 }
 
-// settleAllWALs settles every unfinished rotation; run at start-up, before
-// the queue is built. An account's entries are settled together under its
-// lock, as its next rotation does.
-func (b *backend) settleAllWALs(ctx context.Context, s logical.Storage) error {
+// settleAllWALs settles every unfinished rotation. It returns when the
+// entries it kept are due again (zero when none is kept). An account's
+// entries are settled together under its lock, as its next rotation does.
+func (b *backend) settleAllWALs(ctx context.Context, s logical.Storage) (time.Time, error) {
 	ids, err := framework.ListWAL(ctx, s)
 	if err != nil {
-		return err
+		return b.now().Add(walRetryInterval), err
 	}
 	var merr error
+	var next time.Time
+	retryAt := func(err error) {
+		at := b.now().Add(walRetryInterval)
+		var young *errNotSettledYet
+		if errors.As(err, &young) {
+			at = young.at
+		}
+		if next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
 	accounts := map[string]bool{}
 	for _, id := range ids {
 		entry, err := framework.GetWAL(ctx, s, id)
 		if err != nil {
 			merr = errors.Join(merr, err)
+			retryAt(err)
 			continue
 		}
 		if entry == nil {
@@ -204,20 +331,28 @@ func (b *backend) settleAllWALs(ctx context.Context, s logical.Storage) error {
 		default:
 			if err := settle(ctx, s, entry.Data); err != nil {
 				merr = errors.Join(merr, err)
+				retryAt(err)
 			} else {
 				b.deleteWAL(ctx, s, id)
 			}
 		}
 	}
 	for _, name := range sortedKeys(accounts) {
+		if ctx.Err() != nil {
+			return next, errors.Join(merr, ctx.Err())
+		}
 		txn := b.lockAccount(s, name)
 		err := b.settleAccountWALs(ctx, txn)
 		txn.unlock()
+		b.noteSettleAttempt(name, err)
+		// A rolled-forward rotation moved the account's next rotation.
+		b.requeueStored(ctx, s, name)
 		if err != nil {
 			merr = errors.Join(merr, fmt.Errorf("account %q: %w", name, err))
+			retryAt(err)
 		}
 	}
-	return merr
+	return next, merr
 }
 
 func sortedKeys(m map[string]bool) []string {
@@ -227,4 +362,115 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// settleDueWALs runs a settling pass when entries kept by the last one are
+// due; the ticker calls it. A pass already running is not doubled.
+func (b *backend) settleDueWALs(ctx context.Context, s logical.Storage) {
+	b.rot.mu.Lock()
+	due := !b.rot.nextSettle.IsZero() && !b.now().Before(b.rot.nextSettle)
+	b.rot.mu.Unlock()
+	if due {
+		b.settlePass(ctx, s)
+	}
+}
+
+// settleLater makes the ticker run a settling pass at at (or earlier, if
+// one is due earlier): a rotation left a WAL entry behind.
+func (b *backend) settleLater(at time.Time) {
+	b.rot.mu.Lock()
+	defer b.rot.mu.Unlock()
+	if b.rot.nextSettle.IsZero() || at.Before(b.rot.nextSettle) {
+		b.rot.nextSettle = at
+	}
+}
+
+func (b *backend) settlePass(ctx context.Context, s logical.Storage) {
+	if !b.rot.settleMu.TryLock() {
+		return
+	}
+	defer b.rot.settleMu.Unlock()
+	next, err := b.settleAllWALs(ctx, s)
+	if err != nil {
+		b.logger.Warn("some rotation WALs could not be settled yet; they are retried", "next_try", next, "error", err)
+	}
+	b.rot.mu.Lock()
+	b.rot.nextSettle = next
+	b.rot.mu.Unlock()
+}
+
+// settleAttempt is the outcome of this node's last settling pass for an
+// account, for the reason reads give.
+type settleAttempt struct {
+	at  time.Time
+	err string
+}
+
+func (b *backend) noteSettleAttempt(name string, err error) {
+	b.rot.mu.Lock()
+	defer b.rot.mu.Unlock()
+	if b.rot.settleErrs == nil {
+		b.rot.settleErrs = map[string]settleAttempt{}
+	}
+	if err == nil {
+		delete(b.rot.settleErrs, name)
+		return
+	}
+	b.rot.settleErrs[name] = settleAttempt{at: b.now(), err: err.Error()}
+}
+
+// pendingStatus is what reads say about an account's unsettled rotation.
+type pendingStatus struct {
+	since  time.Time
+	reason string
+}
+
+// pendingRotation reports an unsettled rotation of the stored acct, from
+// the WAL in storage (so any node, and a node that just started, tells the
+// same); nil when there is none.
+func (b *backend) pendingRotation(ctx context.Context, s logical.Storage, name string, acct *account) (*pendingStatus, error) {
+	entries, err := accountWALs(ctx, s, name)
+	if err != nil {
+		return nil, err
+	}
+	var p *pendingStatus
+	for _, e := range entries {
+		if e.w.Username != acct.Username || e.w.Candidate == acct.Password {
+			continue
+		}
+		if p == nil || e.w.CreatedAt.Before(p.since) {
+			p = &pendingStatus{since: e.w.CreatedAt}
+		}
+	}
+	if p == nil {
+		return nil, nil
+	}
+	cfg, err := readConfig(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	at := p.since.Add(settleAge(cfg))
+	switch {
+	case !acct.UnverifiedCandidateAt.IsZero() && acct.LastRotationError != "":
+		p.reason = acct.LastRotationError
+	case b.now().Before(at):
+		p.reason = fmt.Sprintf("a rotation changed (or is changing) the password in Salesforce at %s and its outcome is not settled yet; "+
+			"the change may still be applied until %s, when it is checked", formatTime(p.since), formatTime(at))
+	default:
+		p.reason = "an interrupted rotation may have set a new password in Salesforce; it is checked again shortly"
+		b.rot.mu.Lock()
+		last, ok := b.rot.settleErrs[name]
+		b.rot.mu.Unlock()
+		if ok {
+			p.reason += fmt.Sprintf(" (the last check, at %s, could not tell: %s)", formatTime(last.at), last.err)
+		}
+	}
+	return p, nil
+}
+
+// pendingWarning is the warning of reads of an account with an unsettled
+// rotation.
+func pendingWarning(p *pendingStatus) string {
+	return fmt.Sprintf("rotation pending reconciliation since %s: %s. Until it is settled the password served here may not be "+
+		"the one Salesforce has", formatTime(p.since), p.reason)
 }

@@ -38,6 +38,10 @@ type rotationWAL struct {
 	// Version is the account's version before the rotation.
 	Version   int       `json:"version"`
 	CreatedAt time.Time `json:"created_at"`
+	// RejectedAt is when a conclusive login with the candidate was sent
+	// that Salesforce rejected; written (as a new entry replacing this
+	// one) before anything else is done about it (rotation_settle.go).
+	RejectedAt time.Time `json:"rejected_at,omitempty"`
 }
 
 // rootRotationWAL is written before the admin password is changed.
@@ -83,8 +87,8 @@ func (b *backend) rollbackRotationWAL(ctx context.Context, s logical.Storage, da
 		// Unreadable: nothing can ever be done with it.
 		return nil
 	}
-	// All of the account's entries are settled together, and deleted as
-	// they are settled.
+	// All of the account's entries are settled together (duplicates of one
+	// candidate are one), and deleted as they are settled.
 	txn := b.lockAccount(s, w.Account)
 	err = b.settleAccountWALs(ctx, txn)
 	txn.unlock()

@@ -75,6 +75,9 @@ func TestRotate_CrashAtEveryStep(t *testing.T) {
 					t.Fatal("the crashed rotation reported success")
 				}
 
+				// A rejected candidate is conclusive only once the change can
+				// no longer be applied (issue 9, defect 16).
+				e.advance(e.settleAge())
 				e.restart()
 
 				if n := e.walCount(); n != 0 {
@@ -124,6 +127,7 @@ func TestWALRollback_RollsForward(t *testing.T) {
 	if e.walCount() != 1 {
 		t.Fatalf("WALs = %d, want 1", e.walCount())
 	}
+	e.advance(e.settleAge())
 	_, err := e.b.HandleRequest(context.Background(), &logical.Request{
 		Operation: logical.RollbackOperation, Path: "", Storage: e.s,
 		Data: map[string]interface{}{"immediate": true},
@@ -148,6 +152,7 @@ func TestWALRollback_RollForwardRequeues(t *testing.T) {
 	e.addTrusted("trusted", map[string]interface{}{"rotation_period": "24h"})
 	e.advance(time.Hour)
 	e.crashedRotation("trusted", stepPasswordChanged)
+	e.advance(e.settleAge())
 	_, err := e.b.HandleRequest(context.Background(), &logical.Request{
 		Operation: logical.RollbackOperation, Path: "", Storage: e.s,
 		Data: map[string]interface{}{"immediate": true},
@@ -196,6 +201,7 @@ func TestRotate_SettlesUnfinishedFirst(t *testing.T) {
 	e := newRotEnv(t)
 	e.addTrusted("trusted", nil)
 	e.crashedRotation("trusted", stepPasswordChanged)
+	e.advance(e.settleAge())
 	e.mustRotate("trusted")
 	if e.walCount() != 0 {
 		t.Error("WAL left")
@@ -224,6 +230,7 @@ func TestWAL_PolicyChange(t *testing.T) {
 			_, _ = e.rotate("trusted")
 			e.b.rot.testStep = nil
 			mustWrite(t, e.b, e.s, "config/rotation", map[string]interface{}{"password_length": 30})
+			e.advance(e.settleAge())
 			e.restart()
 			if e.walCount() != 0 {
 				t.Error("WAL kept after the policy changed")
@@ -266,6 +273,7 @@ func TestRotate_StorageFailureAfterChange(t *testing.T) {
 		t.Fatalf("WALs = %d, want the candidate kept", e.walCount())
 	}
 	fs.fail = false
+	e.advance(e.settleAge())
 	e.mustRotate("trusted")
 	if e.walCount() != 0 || e.version("trusted") != 2 {
 		t.Errorf("WALs %d, version %d; want 0, 2", e.walCount(), e.version("trusted"))
@@ -287,14 +295,16 @@ func TestWAL_LockedUserKeepsCandidate(t *testing.T) {
 		t.Fatal("setup: password not changed")
 	}
 	e.srv.SetUserState(rotTrustedUser, func(u *emulator.User) { u.IsPasswordLocked = true })
+	e.advance(e.settleAge())
 	e.restart()
 
 	if e.walCount() != 1 {
 		t.Fatalf("the WAL holding the password Salesforce has was discarded while the user was locked out (WALs: %d)", e.walCount())
 	}
 	acct := e.account("trusted")
-	if acct["rotation_status"] != "failing" || !rotContainsAll(acct["last_rotation_error"].(string), "interrupted rotation", "locked out") {
-		t.Errorf("account status = %v / %q, want failing with the reason", acct["rotation_status"], acct["last_rotation_error"])
+	// Pending reconciliation, said first (issue 10 §1), with the reason.
+	if acct["rotation_status"] != "pending_reconciliation" || !rotContainsAll(acct["last_rotation_error"].(string), "interrupted rotation", "locked out") {
+		t.Errorf("account status = %v / %q, want pending_reconciliation with the reason", acct["rotation_status"], acct["last_rotation_error"])
 	}
 	resp, err := request(t, e.b, e.s, logical.ReadOperation, "creds/trusted", nil)
 	if err := respErr(resp, err); err != nil {
@@ -332,6 +342,7 @@ func TestWAL_RefusedCandidateOfUsableUserDiscarded(t *testing.T) {
 	e := newRotEnv(t)
 	e.addTrusted("trusted", nil)
 	e.crashedRotation("trusted", stepWALWritten)
+	e.advance(e.settleAge())
 	e.restart()
 	if e.walCount() != 0 {
 		t.Fatalf("WALs = %d, want the never-sent candidate discarded", e.walCount())
@@ -351,6 +362,7 @@ func TestWAL_UnknownUserStateKeepsCandidate(t *testing.T) {
 	sfPassword := e.srv.Password(rotTrustedUser)
 	e.srv.SetUserState(rotTrustedUser, func(u *emulator.User) { u.IsPasswordLocked = true })
 	e.srv.InjectFault("oauth.token", emulator.Fault{Status: 400, Body: `{"error":"invalid_client","error_description":"invalid client credentials"}`})
+	e.advance(e.settleAge())
 	e.restart()
 	if e.walCount() != 1 {
 		t.Fatal("the WAL was discarded although the user's state was unknown")
