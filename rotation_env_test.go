@@ -82,6 +82,24 @@ func (e *rotEnv) initialize() {
 	if err := e.b.Initialize(context.Background(), &logical.InitializationRequest{Storage: e.s}); err != nil {
 		e.t.Fatalf("Initialize: %v", err)
 	}
+	e.waitSettled()
+}
+
+// waitSettled waits for the settling pass Initialize started in the
+// background.
+func (e *rotEnv) waitSettled() {
+	e.t.Helper()
+	e.b.rot.mu.Lock()
+	settled := e.b.rot.settled
+	e.b.rot.mu.Unlock()
+	if settled == nil {
+		return
+	}
+	select {
+	case <-settled:
+	case <-time.After(time.Minute):
+		e.t.Fatal("the settling of unfinished rotations did not end")
+	}
 }
 
 // settleAge is how long after a crash an unfinished rotation's candidate

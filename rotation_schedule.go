@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/hashicorp/vault/sdk/queue"
@@ -41,9 +42,11 @@ type rotationState struct {
 	webhookRetryDelay time.Duration
 	httpClient        *http.Client
 	// settleMu lets one settling pass run at a time (rotation_settle.go);
-	// nextSettle is when the entries the last pass kept are due again.
+	// nextSettle is when the entries the last pass kept are due again, and
+	// settled is closed when the pass started by Initialize ends.
 	settleMu   sync.Mutex
 	nextSettle time.Time
+	settled    chan struct{}
 	// settleErrs holds why the last pass kept each account's entries.
 	settleErrs map[string]settleAttempt
 
@@ -85,7 +88,9 @@ func (b *backend) runsScheduledRotations() bool {
 
 // initializeRotation is the backend's InitializeFunc. Vault calls it on the
 // node that becomes active (also after a failover), so the queue is rebuilt
-// from storage every time: nothing depends on a previous node's memory.
+// from storage every time: nothing depends on a previous node's memory. It
+// never waits for Salesforce: unfinished rotations are settled in the
+// background once the queue is up, and reads of their accounts say so.
 func (b *backend) initializeRotation(ctx context.Context, req *logical.InitializationRequest) error {
 	if !b.runsScheduledRotations() {
 		return nil
@@ -94,9 +99,6 @@ func (b *backend) initializeRotation(ctx context.Context, req *logical.Initializ
 	// Another node may have counted logins (and died with some in flight)
 	// since this one last did.
 	b.budget.reload()
-	// Entries kept are retried by the ticker, before the account's next
-	// rotation and by WALRollback; they do not keep the mount from starting.
-	b.settlePass(ctx, req.Storage)
 	q := queue.New()
 	names, err := listAccountNames(ctx, req.Storage)
 	if err != nil {
@@ -118,6 +120,10 @@ func (b *backend) initializeRotation(ctx context.Context, req *logical.Initializ
 	b.rot.cancel = cancel
 	b.rot.mu.Unlock()
 	b.logger.Info("rotation queue initialized", "scheduled_accounts", q.Len())
+	if waiting := b.accountsAwaitingSettling(ctx, req.Storage); len(waiting) > 0 {
+		b.logger.Warn("accounts awaiting the settling of an interrupted rotation (their reads say so until it is done)", "accounts", waiting)
+	}
+	b.startSettling(tickCtx, req.Storage)
 
 	b.rot.wg.Add(1)
 	go func() {
@@ -134,6 +140,25 @@ func (b *backend) initializeRotation(ctx context.Context, req *logical.Initializ
 		}
 	}()
 	return nil
+}
+
+// accountsAwaitingSettling lists the accounts with rotation WAL entries.
+func (b *backend) accountsAwaitingSettling(ctx context.Context, s logical.Storage) []string {
+	ids, err := framework.ListWAL(ctx, s)
+	if err != nil {
+		return nil
+	}
+	names := map[string]bool{}
+	for _, id := range ids {
+		entry, err := framework.GetWAL(ctx, s, id)
+		if err != nil || entry == nil || entry.Kind != rotationWALKind {
+			continue
+		}
+		if w, err := decodeRotationWAL(entry.Data); err == nil {
+			names[w.Account] = true
+		}
+	}
+	return sortedKeys(names)
 }
 
 // stopRotation stops the ticker (not webhooks in flight).

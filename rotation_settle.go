@@ -29,9 +29,11 @@ import (
 //     credential (no drift, no block): the next login with the stored
 //     password, which resets the count, shows it still works.
 //
-// The pass runs at start-up; the ticker runs it again when kept entries are
-// due (settleDueWALs); Vault's WALRollback takes entries older than ten
-// minutes; and an account's own rotation settles its entries first.
+// At start-up the pass runs in the background once the queue is rebuilt
+// (startSettling), so the mount serves at once; the ticker runs it again
+// when kept entries are due (settleDueWALs); Vault's WALRollback takes
+// entries older than ten minutes; and an account's own rotation settles its
+// entries first.
 
 // walSettleMargin is added to the request timeout: Salesforce may finish a
 // request a little after the caller gave up, and node clocks differ.
@@ -362,6 +364,21 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// startSettling settles the WAL entries in the background: the mount
+// serves (and reads say which accounts are awaiting it) meanwhile.
+func (b *backend) startSettling(ctx context.Context, s logical.Storage) {
+	done := make(chan struct{})
+	b.rot.mu.Lock()
+	b.rot.settled = done
+	b.rot.mu.Unlock()
+	b.rot.wg.Add(1)
+	go func() {
+		defer b.rot.wg.Done()
+		defer close(done)
+		b.settlePass(ctx, s)
+	}()
 }
 
 // settleDueWALs runs a settling pass when entries kept by the last one are

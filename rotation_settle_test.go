@@ -185,6 +185,99 @@ func TestTrust16ScheduledRotationCancelledOnStepDown(t *testing.T) {
 	}
 }
 
+// Issue 9, defect 17 and issue 10 §1: start-up never waits for Salesforce.
+// The mount is initialized while the settling login hangs (or Salesforce is
+// down), reads say which accounts await reconciliation and why, and the
+// entry is settled when Salesforce answers.
+func TestTrust17StartupDoesNotWaitForSalesforce(t *testing.T) {
+	t.Run("slow", func(t *testing.T) {
+		e := newRotEnv(t)
+		e.addTrusted("svc", nil)
+		e.crashedRotation("svc", stepPasswordChanged)
+		sfPassword := e.srv.Password(rotTrustedUser)
+		e.advance(e.settleAge())
+
+		gate, entered := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		e.clientWrap = func(c Client) Client {
+			return &hookedClient{Client: c, beforeSOAPLogin: func(context.Context) {
+				once.Do(func() { close(entered); <-gate })
+			}}
+		}
+		e.b.Cleanup(context.Background())
+		b, _, logs := getTestBackendWithLogs(t)
+		e.prepare(b)
+		e.b, e.logs = b, logs
+		initDone := make(chan error, 1)
+		go func() {
+			initDone <- e.b.Initialize(context.Background(), &logical.InitializationRequest{Storage: e.s})
+		}()
+		select {
+		case <-entered:
+		case <-time.After(30 * time.Second):
+			close(gate)
+			t.Fatal("the settling login never started")
+		}
+		select {
+		case err := <-initDone:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("Initialize waits for Salesforce")
+			close(gate)
+			<-initDone
+			return
+		}
+
+		// Serving while Salesforce is slow.
+		resp, err := request(t, e.b, e.s, logical.ReadOperation, "creds/svc", nil)
+		if err := respErr(resp, err); err != nil {
+			t.Fatal(err)
+		}
+		if resp.Data["rotation_status"] != "pending_reconciliation" || len(resp.Warnings) == 0 {
+			t.Errorf("creds/svc does not say it awaits reconciliation: %v %v", resp.Data, resp.Warnings)
+		}
+		if reason := stringOf(e.account("svc")["pending_reason"]); reason == "" {
+			t.Error("accounts/svc does not say why it awaits reconciliation")
+		}
+
+		close(gate)
+		e.waitSettled()
+		resp, err = request(t, e.b, e.s, logical.ReadOperation, "creds/svc", nil)
+		if err := respErr(resp, err); err != nil {
+			t.Fatal(err)
+		}
+		if resp.Data["password"] != sfPassword || resp.Data["rotation_status"] != nil || len(resp.Warnings) != 0 {
+			t.Errorf("after settling: password is Salesforce's: %v, status %v, warnings %v",
+				resp.Data["password"] == sfPassword, resp.Data["rotation_status"], resp.Warnings)
+		}
+	})
+
+	t.Run("unreachable", func(t *testing.T) {
+		e := newRotEnv(t)
+		e.addTrusted("svc", nil)
+		e.crashedRotation("svc", stepPasswordChanged)
+		sfPassword := e.srv.Password(rotTrustedUser)
+		e.advance(e.settleAge())
+		e.srv.InjectFault("soap.login", emulator.Fault{Status: 503, Body: "Service Unavailable"})
+		e.restart()
+		if !strings.Contains(e.logs.String(), "awaiting") || !strings.Contains(e.logs.String(), "svc") {
+			t.Errorf("start-up does not log which accounts await reconciliation:\n%s", e.logs.String())
+		}
+		if st := e.account("svc")["rotation_status"]; st != "pending_reconciliation" {
+			t.Errorf("rotation_status = %v while Salesforce is down, want pending_reconciliation", st)
+		}
+		// Salesforce returns: the next pass settles it.
+		e.srv.ClearFaults()
+		e.advance(walRetryInterval)
+		e.tick()
+		if e.walCount() != 0 || e.creds("svc")["password"] != sfPassword {
+			t.Fatal("not settled once Salesforce returned")
+		}
+	})
+}
+
 // A rotation whose change failed in transit leaves its WAL entry: reads
 // say so, and the ticker settles it once the change can no longer be
 // applied, without waiting for the account's next rotation.
