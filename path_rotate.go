@@ -170,11 +170,16 @@ func (b *backend) pathRotateRootWrite(ctx context.Context, req *logical.Request,
 	err := b.rotateRoot(ctx, req)
 	var refused *rootRotationRefused
 	var change *rootChangeError
+	var unsettled *rootRotationUnsettled
 	switch {
 	case err == nil:
 		return &logical.Response{Data: map[string]interface{}{"outcome": outcomeRotated}}, nil
 	case errors.As(err, &refused):
 		return logical.ErrorResponse(refused.msg), nil
+	case errors.As(err, &unsettled) && settlesLater(unsettled.err):
+		return nil, logical.CodedError(http.StatusConflict, unsettled.Error()+"; try again then")
+	case errors.As(err, &unsettled):
+		return logical.ErrorResponse(unsettled.Error()), nil
 	case errors.As(err, &change):
 		return rotationErrorResponse("rotate-root", change.err)
 	}

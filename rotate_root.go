@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
@@ -65,6 +66,14 @@ func (b *backend) rotateRoot(ctx context.Context, req *logical.Request) error {
 			"that no API returns, and the engine could not log in until someone writes it to config. Add Vault's address to the trusted IP ranges " +
 			"(and remove security_token from config) or use the jwt_bearer grant")
 	}
+	// An unfinished rotate-root is settled first: its change may have
+	// reached Salesforce, and then config's password is the old one.
+	if err := b.settleRootWALs(ctx, req.Storage); err != nil {
+		return &rootRotationUnsettled{err: err}
+	}
+	if cfg, err = readConfig(ctx, req.Storage); err != nil {
+		return err
+	}
 	rcfg, err := readRotationConfig(ctx, req.Storage)
 	if err != nil {
 		return err
@@ -85,7 +94,7 @@ func (b *backend) rotateRoot(ctx context.Context, req *logical.Request) error {
 		if err != nil {
 			return err
 		}
-		walID, err := putRootRotationWAL(ctx, req.Storage, &rootRotationWAL{Username: cfg.Username, Candidate: candidate})
+		walID, err := putRootRotationWAL(ctx, req.Storage, &rootRotationWAL{Username: cfg.Username, Candidate: candidate, CreatedAt: b.now().UTC()})
 		if err != nil {
 			return fmt.Errorf("writing the rotate-root WAL: %w", err)
 		}
@@ -107,6 +116,10 @@ func (b *backend) rotateRoot(ctx context.Context, req *logical.Request) error {
 			continue
 		}
 		if err != nil {
+			if sfapi.IsTransient(err) || sfapi.KindOf(err) == sfapi.KindOther {
+				// The WAL stays: settled once the change can no longer be applied.
+				b.settleLater(b.now().Add(settleAge(cfg)))
+			}
 			return &rootChangeError{err: err}
 		}
 		if err := b.step(stepRootPasswordChanged); err != nil {
@@ -127,10 +140,49 @@ func (b *backend) rotateRoot(ctx context.Context, req *logical.Request) error {
 	return refuseRootRotation("rotate-root: Salesforce rejected %d new passwords in a row (last: %v)", rcfg.MaxNewPasswordAttempts, lastErr)
 }
 
+// rootRotationUnsettled is a rotate-root refused because an earlier one is
+// not settled yet.
+type rootRotationUnsettled struct{ err error }
+
+func (e *rootRotationUnsettled) Error() string {
+	return "rotate-root: an earlier rotate-root is unfinished and could not be settled yet, so nothing was changed: " + e.err.Error()
+}
+
+func (e *rootRotationUnsettled) Unwrap() error { return e.err }
+
+// settleRootWALs settles the unfinished rotate-roots; the caller holds
+// rootMu. nil means none is left.
+func (b *backend) settleRootWALs(ctx context.Context, s logical.Storage) error {
+	ids, err := framework.ListWAL(ctx, s)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		entry, err := framework.GetWAL(ctx, s, id)
+		if err != nil {
+			return err
+		}
+		if entry == nil || entry.Kind != rootRotationWALKind {
+			continue
+		}
+		w, err := decodeRootRotationWAL(entry.Data)
+		if err == nil {
+			err = b.settleRootWAL(ctx, s, w)
+		}
+		if err != nil {
+			return err
+		}
+		b.deleteWAL(ctx, s, id)
+	}
+	return nil
+}
+
 // settleRootWAL reconciles an unfinished rotate-root: if the admin logs in
-// with the candidate, config gets it; if Salesforce rejects it and the
-// stored password logs in, the stored password stays. If neither logs in
-// (locked-out admin) the WAL stays. nil means the WAL may be deleted.
+// with the candidate, config gets it; if Salesforce rejects it (once the
+// entry is old enough for a rejection to be conclusive, as for accounts,
+// rotation_settle.go) and the stored password logs in, the stored password
+// stays. If neither logs in (locked-out admin) the WAL stays. nil means
+// the WAL may be deleted.
 func (b *backend) settleRootWAL(ctx context.Context, s logical.Storage, w *rootRotationWAL) error {
 	cfg, err := readConfig(ctx, s)
 	if err != nil {
@@ -138,6 +190,9 @@ func (b *backend) settleRootWAL(ctx context.Context, s logical.Storage, w *rootR
 	}
 	if cfg == nil || cfg.GrantType != adminGrantPassword || !strings.EqualFold(cfg.Username, w.Username) || cfg.Password == w.Candidate {
 		return nil
+	}
+	if at := w.CreatedAt.Add(settleAge(cfg)); !w.CreatedAt.IsZero() && b.now().Before(at) {
+		return &errNotSettledYet{at: at}
 	}
 	client, _, err := b.getClient(ctx, s)
 	if err != nil {

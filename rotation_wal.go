@@ -48,6 +48,8 @@ type rotationWAL struct {
 type rootRotationWAL struct {
 	Username  string `json:"username"`
 	Candidate string `json:"candidate"`
+	// CreatedAt is zero in entries of older versions, which are old.
+	CreatedAt time.Time `json:"created_at,omitempty"`
 }
 
 // walSettler settles one WAL entry of its kind; nil means the entry may be
