@@ -58,7 +58,7 @@ func pathConfigRotation(b *backend) []*framework.Path {
 			"max_failed_logins": {
 				Type:        framework.TypeInt,
 				Default:     defaultMaxFailedLogins,
-				Description: "Logins with an account's own credential that Salesforce may reject before the engine stops logging in as it. Salesforce's count only resets on a successful login, so the engine's resets only on one or on a write of the account's credential or security token. Keep it below the org's lockout threshold (3 at the lowest).",
+				Description: "Logins as one user that Salesforce may reject before the engine stops logging in as it; each login is reserved before it is sent, so no concurrency exceeds it. Salesforce's count only resets on a successful login, so the engine's resets only on one, or when an operator writes accounts/<name> with reset_failed_logins=true (config, for the admin user). Keep it below the org's lockout threshold (3 at the lowest).",
 			},
 			"max_new_password_attempts": {
 				Type:        framework.TypeInt,
