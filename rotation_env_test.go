@@ -313,11 +313,12 @@ func (h *hookStorage) Delete(ctx context.Context, key string) error {
 
 // failedLogins counts the logins of username Salesforce refused in a way
 // that counts towards lockout (wrong password or token, or refused for the
-// lockout itself).
+// lockout itself). Rows without a flow are history an org may be seeded
+// with, not logins made.
 func (e *rotEnv) failedLogins(username string) int {
 	n := 0
 	for _, a := range e.srv.LoginHistory(username) {
-		if a.Status == "Invalid Password" || a.Status == "Password Lockout" {
+		if a.Flow != "" && (a.Status == "Invalid Password" || a.Status == "Password Lockout") {
 			n++
 		}
 	}
