@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/automatedrotationutil"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -41,6 +42,17 @@ func validateAccountName(name string) error {
 		}
 	}
 	return nil
+}
+
+// accountNameArg returns the account name a path captured, or a 400 that
+// says why it cannot be one: the patterns let "." and ".." parts through,
+// which storage refuses ("relative paths not supported", a 500).
+func accountNameArg(d *framework.FieldData) (string, *logical.Response) {
+	name := d.Get("name").(string)
+	if err := validateAccountName(name); err != nil {
+		return "", logical.ErrorResponse(err.Error())
+	}
+	return name, nil
 }
 
 // account is one Salesforce integration user as stored (seal-wrapped) under

@@ -136,7 +136,12 @@ func pathAccounts(b *backend) []*framework.Path {
 }
 
 func (b *backend) pathAccountExists(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
-	acct, err := readAccount(ctx, req.Storage, d.Get("name").(string))
+	name, bad := accountNameArg(d)
+	if bad != nil {
+		// The write handler answers with the reason.
+		return false, nil
+	}
+	acct, err := readAccount(ctx, req.Storage, name)
 	if err != nil {
 		return false, err
 	}
@@ -159,7 +164,10 @@ func (b *backend) pathAccountsList(ctx context.Context, req *logical.Request, d 
 }
 
 func (b *backend) pathAccountRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
+	name, bad := accountNameArg(d)
+	if bad != nil {
+		return bad, nil
+	}
 	acct, err := readAccount(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
@@ -191,9 +199,9 @@ func (b *backend) pathAccountRead(ctx context.Context, req *logical.Request, d *
 }
 
 func (b *backend) pathAccountWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
-	if err := validateAccountName(name); err != nil {
-		return logical.ErrorResponse(err.Error()), nil
+	name, bad := accountNameArg(d)
+	if bad != nil {
+		return bad, nil
 	}
 	txn := b.lockAccount(req.Storage, name)
 	defer txn.unlock()
@@ -430,7 +438,10 @@ func credentialHint(code string, acct *account) string {
 }
 
 func (b *backend) pathAccountDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
+	name, bad := accountNameArg(d)
+	if bad != nil {
+		return bad, nil
+	}
 	txn := b.lockAccount(req.Storage, name)
 	defer txn.unlock()
 	if err := txn.delete(ctx); err != nil {

@@ -79,9 +79,9 @@ func pathCreds(b *backend) []*framework.Path {
 }
 
 func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
-	if err := validateAccountName(name); err != nil {
-		return logical.ErrorResponse(err.Error()), nil
+	name, bad := accountNameArg(d)
+	if bad != nil {
+		return bad, nil
 	}
 	acct, err := readAccount(ctx, req.Storage, name)
 	if err != nil {

@@ -38,7 +38,10 @@ func pathDiagnose(b *backend) []*framework.Path {
 }
 
 func (b *backend) pathDiagnoseRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
+	name, bad := accountNameArg(d)
+	if bad != nil {
+		return bad, nil
+	}
 	// Held so that diagnose sees no rotation half done; it writes nothing.
 	txn := b.lockAccount(req.Storage, name)
 	defer txn.unlock()

@@ -68,7 +68,10 @@ func pathRotate(b *backend) []*framework.Path {
 }
 
 func (b *backend) pathRotateWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
+	name, bad := accountNameArg(d)
+	if bad != nil {
+		return bad, nil
+	}
 	res, err := b.rotateAccount(ctx, req.Storage, name, triggerManual, d.Get("force").(bool))
 	// The rotation moved (or kept) the account's next scheduled time.
 	b.requeueStored(ctx, req.Storage, name)

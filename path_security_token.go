@@ -49,7 +49,10 @@ func pathSecurityToken(b *backend) []*framework.Path {
 }
 
 func (b *backend) pathSecurityTokenWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
+	name, bad := accountNameArg(d)
+	if bad != nil {
+		return bad, nil
+	}
 	token := strings.TrimSpace(d.Get("security_token").(string))
 	if token == "" {
 		return logical.ErrorResponse("security_token is required"), nil

@@ -101,6 +101,9 @@ func (r *roleEntry) validateFields() string {
 		if r.Account == "" {
 			return "account is required for grant_type=password"
 		}
+		if err := validateAccountName(r.Account); err != nil {
+			return "account: " + err.Error()
+		}
 		if len(r.Scopes) > 0 {
 			return "scopes are not supported by the username-password flow (grant_type=password)"
 		}
