@@ -218,17 +218,13 @@ func readAccount(ctx context.Context, s logical.Storage, name string) (*account,
 	return &a, nil
 }
 
-// listAccountNames lists accounts/ in storage.
+// listAccountNames returns the name of every stored account, nested ones
+// (team-a/etl) included: storage lists one folder at a time, so this walks
+// the folders below accounts/.
 func listAccountNames(ctx context.Context, s logical.Storage) ([]string, error) {
-	keys, err := s.List(ctx, accountStoragePrefix)
+	names, err := logical.CollectKeys(ctx, logical.NewStorageView(s, accountStoragePrefix))
 	if err != nil {
-		return nil, err
-	}
-	names := keys[:0]
-	for _, k := range keys {
-		if !strings.HasSuffix(k, "/") {
-			names = append(names, k)
-		}
+		return nil, fmt.Errorf("listing accounts: %w", err)
 	}
 	return names, nil
 }
@@ -237,12 +233,11 @@ func listAccountNames(ctx context.Context, s logical.Storage) ([]string, error) 
 // username is username (case-insensitively, as Salesforce compares them),
 // or "".
 func accountWithUsername(ctx context.Context, s logical.Storage, username string) (string, error) {
-	keys, err := logical.CollectKeysWithPrefix(ctx, s, accountStoragePrefix)
+	names, err := listAccountNames(ctx, s)
 	if err != nil {
-		return "", fmt.Errorf("listing accounts: %w", err)
+		return "", err
 	}
-	for _, key := range keys {
-		name := strings.TrimPrefix(key, accountStoragePrefix)
+	for _, name := range names {
 		acct, err := readAccount(ctx, s, name)
 		if err != nil {
 			return "", err

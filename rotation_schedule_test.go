@@ -544,3 +544,31 @@ func TestSchedule_ManualRotationRequeues(t *testing.T) {
 		t.Errorf("queued at %v (%v), want %v", at, ok, want)
 	}
 }
+
+// Issue 9, defect 6: accounts with a "/" in their name are scheduled
+// again after a restart, failover or reload (the queue is rebuilt from a
+// listing of storage, which must descend into folders), and rotate when
+// due.
+func TestTrust06NestedAccountsRequeuedAfterReload(t *testing.T) {
+	e := newRotEnv(t)
+	e.initialize()
+	e.addTrusted("team-a/etl", map[string]interface{}{"rotation_period": "24h"})
+	e.addIntegration("team-b/sub/integ", map[string]interface{}{"rotation_period": "48h", "allow_scheduled_rotation_with_token": true})
+	for _, name := range []string{"team-a/etl", "team-b/sub/integ"} {
+		if !e.queued(name) {
+			t.Fatalf("%s not queued after its write; the test proves nothing", name)
+		}
+	}
+	e.restart()
+	for _, name := range []string{"team-a/etl", "team-b/sub/integ"} {
+		at, ok := e.queuedAt(name)
+		if !ok || !at.Equal(e.nextRotation(name)) {
+			t.Errorf("after a restart %s is queued=%v at %v, want its next_vault_rotation %v", name, ok, at, e.nextRotation(name))
+		}
+	}
+	e.advance(25 * time.Hour)
+	e.tick()
+	if v := e.version("team-a/etl"); v != 1 {
+		t.Errorf("team-a/etl version = %d after its period passed, want 1 (rotated)", v)
+	}
+}
