@@ -126,6 +126,11 @@ func (b *backend) applyAccountRotation(ctx context.Context, req *logical.Request
 	if p.RotationSchedule != "" && p.RotationPeriod != 0 {
 		return nil, automatedrotationutil.ErrRotationMutuallyExclusiveFields
 	}
+	if p.RotationSchedule != "" {
+		if err := scheduleFires(p.RotationSchedule, now); err != nil {
+			return nil, err
+		}
+	}
 	if p.RotationPeriod < 0 || (p.RotationPeriod > 0 && p.RotationPeriod < minRotationPeriod) {
 		return nil, fmt.Errorf("rotation_period must be at least %s", minRotationPeriod)
 	}
@@ -320,6 +325,20 @@ func (b *backend) checkLoginWithoutToken(ctx context.Context, s logical.Storage,
 	default:
 		return fmt.Errorf("security_token_mode=not_required, but logging in without a security token failed: %v", res.cause)
 	}
+}
+
+// scheduleFires refuses a cron schedule that matches no date, such as
+// "0 3 30 2 *" (30 February): the scheduler finds no next time for it, and
+// an account with no next time must not be taken for one that is due.
+func scheduleFires(schedule string, now time.Time) error {
+	sched, err := rotation.DefaultScheduler.Parse(schedule)
+	if err != nil {
+		return fmt.Errorf("rotation_schedule %q cannot be parsed: %v", schedule, err)
+	}
+	if sched.Next(now).IsZero() {
+		return fmt.Errorf("rotation_schedule %q never fires: no date matches its day of the month and month (such as 30 February)", schedule)
+	}
+	return nil
 }
 
 // shortestRotationGap is the shortest time between two scheduled

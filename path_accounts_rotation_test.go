@@ -1,9 +1,12 @@
 package salesforce
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/hashicorp/vault/sdk/logical"
 )
 
 // An account read shows durations in seconds and the rotation fields the
@@ -103,5 +106,35 @@ func TestRotate_UnknownAccountIs404(t *testing.T) {
 	}
 	if msg := respErr(resp, err); msg == nil || !strings.Contains(msg.Error(), `account "nope" does not exist`) {
 		t.Errorf("error = %v", msg)
+	}
+}
+
+// Issue 9, defect 12: a rotation_schedule that never fires (30 February)
+// is refused at write with a clear error, on create and on update, and
+// nothing is stored; before, the account rotated at the next tick, even
+// with skip_import_rotation.
+func TestTrust12CronThatNeverFires(t *testing.T) {
+	e := newRotEnv(t)
+	e.initialize()
+	for _, sched := range []string{"0 3 30 2 *", "0 3 31 4,6,9,11 *"} {
+		before := snapshotStorage(t, e.s)
+		resp, err := request(t, e.b, e.s, logical.UpdateOperation, "accounts/trusted", map[string]interface{}{
+			"username": rotTrustedUser, "password": rotTrustedPass, "rotation_schedule": sched,
+		})
+		if msg := fmt.Sprint(respErr(resp, err)); statusOf(resp, err) != http.StatusBadRequest || !strings.Contains(msg, "never") || !strings.Contains(msg, "rotation_schedule") {
+			t.Errorf("create with rotation_schedule %q: %d %s, want a 400 saying it never fires", sched, statusOf(resp, err), msg)
+		}
+		assertSameStorage(t, before, snapshotStorage(t, e.s))
+	}
+	e.addTrusted("trusted", map[string]interface{}{"rotation_schedule": "0 3 * * *"})
+	before := snapshotStorage(t, e.s)
+	resp, err := request(t, e.b, e.s, logical.UpdateOperation, "accounts/trusted", map[string]interface{}{"rotation_schedule": "0 3 30 2 *"})
+	if statusOf(resp, err) != http.StatusBadRequest || !strings.Contains(fmt.Sprint(respErr(resp, err)), "never") {
+		t.Errorf("update to a schedule that never fires: %d %v", statusOf(resp, err), respErr(resp, err))
+	}
+	assertSameStorage(t, before, snapshotStorage(t, e.s))
+	e.tick()
+	if v := e.version("trusted"); v != 0 {
+		t.Errorf("version = %d after a tick; nothing was due", v)
 	}
 }
