@@ -28,6 +28,10 @@ func pathDiagnose(b *backend) []*framework.Path {
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
 				Callback: b.pathDiagnoseRead,
+				// It logs in with the stored credential: the failed-login
+				// count it keeps lives on the active node of the primary.
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
 			},
 		},
 		HelpSynopsis: "Explain why an account's credential does or does not log in.",

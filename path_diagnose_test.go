@@ -1,10 +1,15 @@
 package salesforce
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/consts"
+	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/emulator"
 )
@@ -115,5 +120,75 @@ func TestTrust03DiagnoseLoginsAreBudgeted(t *testing.T) {
 	}
 	if last["login"] != "not tried" || !strings.Contains(strings.Join(last["findings"].([]string), " "), "max_failed_logins") {
 		t.Errorf("the last diagnose does not say why it did not log in: %v", last)
+	}
+}
+
+// Issue 9, defect 13: on a performance standby, diagnose is forwarded to
+// the active node (the SDK answers ErrReadOnly, which makes Vault forward)
+// instead of logging in locally with a failed-login allowance of its own.
+func TestTrust13DiagnoseForwarded(t *testing.T) {
+	e := newRotEnv(t)
+	e.addTrusted("trusted", nil)
+	for _, state := range []consts.ReplicationState{consts.ReplicationPerformanceStandby, consts.ReplicationPerformanceSecondary} {
+		e.b.System().(*testSystemView).ReplicationStateVal = state
+		e.srv.ResetCalls()
+		resp, err := request(t, e.b, e.s, logical.ReadOperation, "accounts/trusted/diagnose", nil)
+		if !errors.Is(err, logical.ErrReadOnly) {
+			t.Errorf("state %v: diagnose answered %v %v, want ErrReadOnly (forwarded)", state, resp, err)
+		}
+		if n := e.srv.Calls("soap.login") + e.srv.Calls("oauth.token"); n != 0 {
+			t.Errorf("state %v: %d logins on a node that forwards", state, n)
+		}
+	}
+}
+
+// Every operation that logs in to Salesforce or writes storage is
+// forwarded to the active node (performance standbys cannot write storage
+// and must not keep login counts of their own), and writes to the primary
+// cluster. Only the reads listed below run where they arrive. A new path
+// fails here until it is classified.
+func TestTrust13EveryPathThatLogsInOrWritesIsForwarded(t *testing.T) {
+	b, _ := getTestBackend(t)
+	// Example request paths, one per path pattern.
+	examples := []string{
+		"config", "config/rotation", "config/jwt-key", "config/jwt-key/rotate", "config/jwt-key/confirm",
+		"accounts/", "accounts/a", "accounts/a/diagnose", "accounts/a/security-token", "creds/a",
+		"roles/", "roles/r", "token/r", "rotate/a", "rotate-root",
+	}
+	local := map[string]bool{
+		"read config": true, "read config/rotation": true, "read config/jwt-key": true,
+		"list accounts/": true, "read accounts/a": true, "read creds/a": true,
+		"list roles/": true, "read roles/r": true,
+	}
+	// Reads that log in or write storage: forwarded within the cluster.
+	standbyOnly := map[string]bool{"read token/r": true}
+
+	covered := map[*framework.Path]bool{}
+	for _, example := range examples {
+		p := b.Route(example)
+		if p == nil {
+			t.Fatalf("%s routes nowhere", example)
+		}
+		covered[p] = true
+		for op, handler := range p.Operations {
+			what := fmt.Sprintf("%s %s", op, example)
+			props := handler.Properties()
+			switch {
+			case local[what]:
+			case standbyOnly[what]:
+				if !props.ForwardPerformanceStandby {
+					t.Errorf("%s is not forwarded from performance standbys", what)
+				}
+			default:
+				if !props.ForwardPerformanceStandby || !props.ForwardPerformanceSecondary {
+					t.Errorf("%s: ForwardPerformanceStandby=%v ForwardPerformanceSecondary=%v, want both", what, props.ForwardPerformanceStandby, props.ForwardPerformanceSecondary)
+				}
+			}
+		}
+	}
+	for _, p := range b.Paths {
+		if !covered[p] {
+			t.Errorf("path %s has no example here: classify its operations", p.Pattern)
+		}
 	}
 }

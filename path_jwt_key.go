@@ -43,9 +43,9 @@ func pathJWTKey(b *backend) []*framework.Path {
 			Fields: jwtKeyFields(),
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation:   &framework.PathOperation{Callback: b.pathJWTKeyRead},
-				logical.CreateOperation: &framework.PathOperation{Callback: b.pathJWTKeyWrite},
-				logical.UpdateOperation: &framework.PathOperation{Callback: b.pathJWTKeyWrite},
-				logical.DeleteOperation: &framework.PathOperation{Callback: b.pathJWTKeyDelete},
+				logical.CreateOperation: &framework.PathOperation{Callback: b.pathJWTKeyWrite, ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true},
+				logical.UpdateOperation: &framework.PathOperation{Callback: b.pathJWTKeyWrite, ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true},
+				logical.DeleteOperation: &framework.PathOperation{Callback: b.pathJWTKeyDelete, ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true},
 			},
 			ExistenceCheck:  b.jwtKeyExistenceCheck,
 			HelpSynopsis:    "Generate or import the RSA key jwt_bearer grants sign with; only its certificate is readable.",
@@ -59,8 +59,8 @@ func pathJWTKey(b *backend) []*framework.Path {
 			},
 			Fields: jwtKeyFields(),
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.UpdateOperation: &framework.PathOperation{Callback: b.pathJWTKeyRotate},
-				logical.DeleteOperation: &framework.PathOperation{Callback: b.pathJWTKeyCancelRotation},
+				logical.UpdateOperation: &framework.PathOperation{Callback: b.pathJWTKeyRotate, ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true},
+				logical.DeleteOperation: &framework.PathOperation{Callback: b.pathJWTKeyCancelRotation, ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true},
 			},
 			HelpSynopsis:    "Start a JWT key rotation: create a pending key and return its certificate.",
 			HelpDescription: strings.TrimSpace(jwtKeyHelp),
@@ -72,7 +72,7 @@ func pathJWTKey(b *backend) []*framework.Path {
 				OperationSuffix: "jwt-key-confirm",
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.UpdateOperation: &framework.PathOperation{Callback: b.pathJWTKeyConfirm},
+				logical.UpdateOperation: &framework.PathOperation{Callback: b.pathJWTKeyConfirm, ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true},
 			},
 			HelpSynopsis:    "Finish a JWT key rotation: make the pending key current and drop the old one.",
 			HelpDescription: strings.TrimSpace(jwtKeyHelp),

@@ -80,9 +80,9 @@ func pathRoles(b *backend) []*framework.Path {
 			ExistenceCheck: b.roleExistenceCheck,
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation:   &framework.PathOperation{Callback: b.pathRoleRead},
-				logical.CreateOperation: &framework.PathOperation{Callback: b.pathRoleWrite},
-				logical.UpdateOperation: &framework.PathOperation{Callback: b.pathRoleWrite},
-				logical.DeleteOperation: &framework.PathOperation{Callback: b.pathRoleDelete},
+				logical.CreateOperation: &framework.PathOperation{Callback: b.pathRoleWrite, ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true},
+				logical.UpdateOperation: &framework.PathOperation{Callback: b.pathRoleWrite, ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true},
+				logical.DeleteOperation: &framework.PathOperation{Callback: b.pathRoleDelete, ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true},
 			},
 			HelpSynopsis:    "Manage roles that mint Salesforce OAuth access tokens.",
 			HelpDescription: strings.TrimSpace(roleHelp),
