@@ -43,9 +43,13 @@ type backend struct {
 
 	// clientMu guards client, which is built from the stored config on
 	// first use and dropped whenever the config changes (here or, through
-	// Invalidate, on another node).
-	clientMu sync.RWMutex
-	client   Client
+	// Invalidate, on another node). clientFrom is the config it was built
+	// from; clientGen counts the drops, so that a client built from a
+	// config read before a drop is never cached (getClient).
+	clientMu   sync.RWMutex
+	client     Client
+	clientFrom salesforceConfig
+	clientGen  uint64
 	// newClient builds a Client from a config; tests replace it with a fake.
 	newClient func(sfapi.Config) (Client, error)
 
@@ -170,13 +174,23 @@ func (b *backend) clean(ctx context.Context) {
 func (b *backend) resetClient() {
 	b.clientMu.Lock()
 	b.client = nil
+	b.clientFrom = salesforceConfig{}
+	b.clientGen++
 	b.clientMu.Unlock()
 	b.admin.drop()
 	b.loginFlow.Store(flowUnknown)
 }
 
-// getClient returns the client for the stored config, building it once.
+// getClient returns the stored config and a client built from exactly that
+// config, building it once. Config writes store the config first and then
+// call resetClient, so a caller that read the config before a write
+// finds the generation moved on and does not cache what it built from the
+// older config; and a cached client is only returned with the config it
+// was built from.
 func (b *backend) getClient(ctx context.Context, s logical.Storage) (Client, *salesforceConfig, error) {
+	b.clientMu.RLock()
+	gen := b.clientGen
+	b.clientMu.RUnlock()
 	cfg, err := readConfig(ctx, s)
 	if err != nil {
 		return nil, nil, err
@@ -185,15 +199,15 @@ func (b *backend) getClient(ctx context.Context, s logical.Storage) (Client, *sa
 		return nil, nil, errConfigMissing
 	}
 	b.clientMu.RLock()
-	c := b.client
+	c, from := b.client, b.clientFrom
 	b.clientMu.RUnlock()
-	if c != nil {
+	if c != nil && from == *cfg {
 		return c, cfg, nil
 	}
 
 	b.clientMu.Lock()
 	defer b.clientMu.Unlock()
-	if b.client != nil {
+	if b.client != nil && b.clientFrom == *cfg {
 		return b.client, cfg, nil
 	}
 	cc, err := cfg.clientConfig()
@@ -204,6 +218,8 @@ func (b *backend) getClient(ctx context.Context, s logical.Storage) (Client, *sa
 	if err != nil {
 		return nil, nil, err
 	}
-	b.client = c
+	if b.clientGen == gen {
+		b.client, b.clientFrom = c, *cfg
+	}
 	return c, cfg, nil
 }
