@@ -54,20 +54,26 @@ func accountRotationFields() map[string]*framework.FieldSchema {
 			Description: "SOQL the integration depends on, run with the new credential after each rotation (SELECT ...).",
 		},
 		"validation_webhook": {
-			Type:        framework.TypeString,
-			Description: "URL told after each rotation; a non-2xx answer is reported as a failed validation.",
+			Type: framework.TypeString,
+			Description: "URL told after each rotation; a non-2xx answer is reported as a failed validation. " +
+				"Write-only: reads show validation_webhook_set and validation_webhook_host.",
+			DisplayAttrs: &framework.DisplayAttributes{Sensitive: true},
 		},
 		"pre_rotation_webhook": {
-			Type:        framework.TypeString,
-			Description: "URL asked before each rotation; a non-2xx answer postpones the rotation.",
+			Type: framework.TypeString,
+			Description: "URL asked before each rotation; a non-2xx answer postpones the rotation. " +
+				"Write-only: reads show pre_rotation_webhook_set and pre_rotation_webhook_host.",
+			DisplayAttrs: &framework.DisplayAttributes{Sensitive: true},
 		},
 		"unlock_after_rotation": {
 			Type:        framework.TypeBool,
 			Description: "After a rotation, unlock the user's login if integrations still holding the old password locked it.",
 		},
 		"webhook_url": {
-			Type:        framework.TypeString,
-			Description: "URL that receives a signed JSON event after each rotation and failure; default: config/rotation's webhook_url.",
+			Type: framework.TypeString,
+			Description: "URL that receives a signed JSON event after each rotation and failure; default: config/rotation's webhook_url. " +
+				"Write-only: reads show webhook_url_set and webhook_url_host.",
+			DisplayAttrs: &framework.DisplayAttributes{Sensitive: true},
 		},
 	}
 	automatedrotationutil.AddAutomatedRotationFields(fields)
@@ -421,9 +427,9 @@ func (b *backend) addAccountRotationStatus(acct *account, st *accountStatus, dat
 	data["unlock_after_rotation"] = acct.UnlockAfterRotation
 	setIfNotEmpty(data, "password_policy", acct.PasswordPolicy)
 	setIfNotEmpty(data, "validation_query", acct.ValidationQuery)
-	setIfNotEmpty(data, "validation_webhook", redactWebhookURL(acct.ValidationWebhook))
-	setIfNotEmpty(data, "pre_rotation_webhook", redactWebhookURL(acct.PreRotationWebhook))
-	setIfNotEmpty(data, "webhook_url", redactWebhookURL(acct.WebhookURL))
+	showWebhookURL(data, "validation_webhook", acct.ValidationWebhook)
+	showWebhookURL(data, "pre_rotation_webhook", acct.PreRotationWebhook)
+	showWebhookURL(data, "webhook_url", acct.WebhookURL)
 
 	data["version"] = acct.Version
 	data["rotation_status"] = rotationStatus(acct)

@@ -71,8 +71,10 @@ func pathConfigRotation(b *backend) []*framework.Path {
 				Description: "Whether the org enforces the one-day minimum password lifetime. While true, rotation_method=self accounts cannot rotate more often than every 24 hours.",
 			},
 			"webhook_url": {
-				Type:        framework.TypeString,
-				Description: "https URL that receives a signed JSON event after every rotation and failure, for accounts that set no webhook_url. Reads show it with the query string redacted.",
+				Type: framework.TypeString,
+				Description: "https URL that receives a signed JSON event after every rotation and failure, for accounts that set no webhook_url. " +
+					"Write-only (receivers such as Slack's carry a secret in the path): reads show webhook_url_set and webhook_url_host.",
+				DisplayAttrs: &framework.DisplayAttributes{Sensitive: true},
 			},
 			"allow_insecure_webhooks": {
 				Type:        framework.TypeBool,
@@ -122,7 +124,7 @@ func (b *backend) pathConfigRotationRead(ctx context.Context, req *logical.Reque
 	if err != nil {
 		return nil, err
 	}
-	return &logical.Response{Data: map[string]interface{}{
+	data := map[string]interface{}{
 		"password_policy":           rc.PasswordPolicy,
 		"password_length":           rc.PasswordLength,
 		"skip_import_rotation":      rc.SkipImportRotation,
@@ -134,10 +136,12 @@ func (b *backend) pathConfigRotationRead(ctx context.Context, req *logical.Reque
 		"max_failed_logins":         rc.MaxFailedLogins,
 		"max_new_password_attempts": rc.MaxNewPasswordAttempts,
 		"min_password_lifetime":     rc.MinPasswordLifetime,
-		"webhook_url":               redactWebhookURL(rc.WebhookURL),
+		"webhook_url_set":           rc.WebhookURL != "",
 		"webhook_secret_set":        rc.WebhookSecret != "",
 		"allow_insecure_webhooks":   rc.AllowInsecureWebhooks,
-	}}, nil
+	}
+	showWebhookURL(data, "webhook_url", rc.WebhookURL)
+	return &logical.Response{Data: data}, nil
 }
 
 func (b *backend) pathConfigRotationWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

@@ -11,7 +11,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -219,28 +218,20 @@ func validateWebhookURL(raw string, allowInsecure bool) error {
 	return nil
 }
 
-// redactWebhookURL shows a webhook URL in reads without the values of its
-// query string, which often carry an access token.
-func redactWebhookURL(raw string) string {
+// showWebhookURL puts into a read what it may show of a stored webhook
+// URL: <field>_set and <field>_host (host and port). The URL itself is
+// write-only: receivers such as Slack's carry their secret in the path,
+// others in the query. Nothing is added for an unset URL.
+func showWebhookURL(data map[string]interface{}, field, raw string) {
 	if raw == "" {
-		return ""
+		return
 	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unreadable URL)"
+	data[field+"_set"] = true
+	host := ""
+	if u, err := url.Parse(raw); err == nil {
+		host = u.Host
 	}
-	u.User = nil
-	u.Fragment, u.RawFragment = "", ""
-	if u.RawQuery != "" {
-		q := u.Query()
-		keys := make([]string, 0, len(q))
-		for k := range q {
-			keys = append(keys, url.QueryEscape(k)+"=redacted")
-		}
-		sort.Strings(keys)
-		u.RawQuery = strings.Join(keys, "&")
-	}
-	return u.String()
+	data[field+"_host"] = host
 }
 
 // newWebhookHTTPClient is the client of webhooks. It does not follow

@@ -124,8 +124,8 @@ func TestWebhook_NoVaultEventsOnOldServers(t *testing.T) {
 
 // Webhook URLs: https only unless allow_insecure_webhooks, never
 // user:password; redirects are not followed (the event and its signature
-// go only where the operator said); reads hide the query string, which
-// often carries a token.
+// go only where the operator said); reads show only the host, never the
+// query string, which often carries a token.
 func TestWebhook_URLRules(t *testing.T) {
 	e := newRotEnv(t)
 	for _, u := range []string{"https://user:pass@hooks.example.com/x", "http://hooks.example.com/x", "ftp://hooks.example.com", "/relative"} {
@@ -147,16 +147,18 @@ func TestWebhook_URLRules(t *testing.T) {
 	}
 	mustWrite(t, e.b, e.s, "config/rotation", map[string]interface{}{"allow_insecure_webhooks": false, "webhook_url": ""})
 
-	// Reads redact the query.
+	// Reads show only the host (issue 9, defect 14: the URLs are
+	// write-only; TestTrust14WebhookURLsWriteOnly has the details).
 	target, targetURL := e.newWebhook(http.StatusOK)
+	targetHost := strings.TrimPrefix(targetURL, "https://")
 	mustWrite(t, e.b, e.s, "config/rotation", map[string]interface{}{"webhook_url": targetURL + "/hook?token=sekrit-query-token&x=1"})
-	if got := mustRead(t, e.b, e.s, "config/rotation")["webhook_url"]; got != targetURL+"/hook?token=redacted&x=redacted" {
-		t.Errorf("config/rotation webhook_url read = %v", got)
+	if got := mustRead(t, e.b, e.s, "config/rotation")["webhook_url_host"]; got != targetHost {
+		t.Errorf("config/rotation webhook_url_host read = %v, want %s", got, targetHost)
 	}
 	e.addTrusted("trusted", map[string]interface{}{"pre_rotation_webhook": targetURL + "/gate?key=sekrit-query-token"})
 	acct := e.account("trusted")
-	if acct["pre_rotation_webhook"] != targetURL+"/gate?key=redacted" {
-		t.Errorf("accounts pre_rotation_webhook read = %v", acct["pre_rotation_webhook"])
+	if acct["pre_rotation_webhook_host"] != targetHost {
+		t.Errorf("accounts pre_rotation_webhook_host read = %v, want %s", acct["pre_rotation_webhook_host"], targetHost)
 	}
 	assertNoSecrets(t, "account read", fmt.Sprint(acct), "sekrit-query-token")
 
@@ -175,4 +177,55 @@ func TestWebhook_URLRules(t *testing.T) {
 		t.Errorf("redirect followed: redirector %d, target %d (was %d)", redirector.count(), target.count(), before)
 	}
 	e.assertNoSecretsLogged("sekrit-query-token")
+}
+
+// Issue 9, defect 14: webhook URLs can carry their secret in the path
+// (Slack's https://hooks.slack.com/services/T…/B…/<secret>) or the query,
+// so reads never show them: accounts/<name> and config/rotation show the
+// host and <field>_set=true, nothing of the path or query.
+func TestTrust14WebhookURLsWriteOnly(t *testing.T) {
+	e := newRotEnv(t)
+	const secret = "sekritPathToken123"
+	hooks := map[string]string{
+		"pre_rotation_webhook": "https://hooks.slack.com/services/T000/B000/" + secret,
+		"validation_webhook":   "https://validate.example.com:8443/v/" + secret + "?key=" + secret,
+		"webhook_url":          "https://events.example.com/" + secret,
+	}
+	extra := map[string]interface{}{}
+	for k, v := range hooks {
+		extra[k] = v
+	}
+	e.addTrusted("trusted", extra)
+	mustWrite(t, e.b, e.s, "config/rotation", map[string]interface{}{"webhook_url": "https://mount.example.com/services/" + secret})
+
+	acct := e.account("trusted")
+	wantHost := map[string]string{"pre_rotation_webhook": "hooks.slack.com", "validation_webhook": "validate.example.com:8443", "webhook_url": "events.example.com"}
+	for field, host := range wantHost {
+		if acct[field+"_set"] != true || acct[field+"_host"] != host {
+			t.Errorf("accounts read: %s_set=%v %s_host=%v, want true and %s", field, acct[field+"_set"], field, acct[field+"_host"], host)
+		}
+		if v, ok := acct[field]; ok {
+			t.Errorf("accounts read shows %s = %v", field, v)
+		}
+	}
+	assertNoSecrets(t, "accounts read", fmt.Sprint(acct), secret, "/services/", "/v/")
+
+	rc := mustRead(t, e.b, e.s, "config/rotation")
+	if rc["webhook_url_set"] != true || rc["webhook_url_host"] != "mount.example.com" {
+		t.Errorf("config/rotation read: webhook_url_set=%v webhook_url_host=%v", rc["webhook_url_set"], rc["webhook_url_host"])
+	}
+	if v, ok := rc["webhook_url"]; ok {
+		t.Errorf("config/rotation read shows webhook_url = %v", v)
+	}
+	assertNoSecrets(t, "config/rotation read", fmt.Sprint(rc), secret, "/services/")
+
+	// Removing a URL removes it from reads.
+	mustWrite(t, e.b, e.s, "accounts/trusted", map[string]interface{}{"webhook_url": ""})
+	mustWrite(t, e.b, e.s, "config/rotation", map[string]interface{}{"webhook_url": ""})
+	if acct := e.account("trusted"); acct["webhook_url_set"] != nil || acct["webhook_url_host"] != nil {
+		t.Errorf("accounts read after removing webhook_url: %v %v", acct["webhook_url_set"], acct["webhook_url_host"])
+	}
+	if rc := mustRead(t, e.b, e.s, "config/rotation"); rc["webhook_url_set"] != false || rc["webhook_url_host"] != nil {
+		t.Errorf("config/rotation read after removing webhook_url: %v %v", rc["webhook_url_set"], rc["webhook_url_host"])
+	}
 }
