@@ -2,10 +2,8 @@ package salesforce
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -55,7 +53,7 @@ func (e *rotEnv) prepare(b *backend) {
 	b.clock = e.now
 	b.rot.tickInterval = time.Hour
 	b.rot.webhookRetryDelay = 10 * time.Millisecond
-	b.rot.httpClient.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.webhookCAs}}
+	b.rot.webhookRootCAs = e.webhookCAs
 	if wrap := e.clientWrap; wrap != nil {
 		b.newClient = func(cc sfapi.Config) (Client, error) {
 			c, err := newClient(cc)

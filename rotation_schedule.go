@@ -2,7 +2,8 @@ package salesforce
 
 import (
 	"context"
-	"net/http"
+	"crypto/x509"
+	"net"
 	"sync"
 	"time"
 
@@ -40,7 +41,6 @@ type rotationState struct {
 
 	tickInterval      time.Duration
 	webhookRetryDelay time.Duration
-	httpClient        *http.Client
 	// settleMu lets one settling pass run at a time (rotation_settle.go);
 	// nextSettle is when the entries the last pass kept are due again, and
 	// settled is closed when the pass started by Initialize ends.
@@ -50,6 +50,10 @@ type rotationState struct {
 	// settleErrs holds why the last pass kept each account's entries.
 	settleErrs map[string]settleAttempt
 
+	// webhookRootCAs and webhookResolver, when set (tests), replace the
+	// system roots and resolver of webhook deliveries (webhook.go).
+	webhookRootCAs  *x509.CertPool
+	webhookResolver *net.Resolver
 	// testStep, when set, runs between the steps of a rotation; an error
 	// simulates a crash at that point.
 	testStep func(step string) error
@@ -62,7 +66,6 @@ func newRotationState() *rotationState {
 		bgCancel:          cancel,
 		tickInterval:      defaultTickInterval,
 		webhookRetryDelay: 2 * time.Second,
-		httpClient:        newWebhookHTTPClient(),
 	}
 }
 

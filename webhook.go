@@ -5,10 +5,12 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -72,7 +74,7 @@ func (b *backend) postEvent(ctx context.Context, url, secret string, allowInsecu
 	if secret != "" {
 		req.Header.Set(webhookSignatureHeader, signBody(secret, body))
 	}
-	resp, err := b.rot.httpClient.Do(req)
+	resp, err := b.webhookHTTPClient().Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("webhook request failed: %w", redactURLError(err))
 	}
@@ -234,12 +236,25 @@ func showWebhookURL(data map[string]interface{}, field, raw string) {
 	data[field+"_host"] = host
 }
 
-// newWebhookHTTPClient is the client of webhooks. It does not follow
+// webhookHTTPClient is the client of one webhook delivery, with its own
+// dialer and no connection kept for later deliveries. It does not follow
 // redirects: the event (and the signature) goes only to the URL the
 // operator configured, and a 3xx answer counts as not accepted.
-func newWebhookHTTPClient() *http.Client {
+func (b *backend) webhookHTTPClient() *http.Client {
+	dialer := &net.Dialer{
+		Timeout:  10 * time.Second,
+		Resolver: b.rot.webhookResolver,
+	}
 	return &http.Client{
 		Timeout: 15 * time.Second,
+		Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			DialContext:         dialer.DialContext,
+			TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: b.rot.webhookRootCAs},
+			TLSHandshakeTimeout: 10 * time.Second,
+			DisableKeepAlives:   true,
+			ForceAttemptHTTP2:   true,
+		},
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		},
