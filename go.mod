@@ -9,6 +9,7 @@ require (
 	github.com/hashicorp/vault/sdk v0.25.1
 	github.com/k-capehart/go-salesforce/v3 v3.1.0
 	github.com/simpleforce/simpleforce v0.0.0-20220429021116-acf4ac67ef68
+	golang.org/x/net v0.52.0
 	golang.org/x/oauth2 v0.38.0
 	golang.org/x/sync v0.25.0
 )
@@ -105,7 +106,6 @@ require (
 	go.uber.org/atomic v1.11.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.6 // indirect
 	golang.org/x/crypto v0.49.0 // indirect
-	golang.org/x/net v0.52.0 // indirect
 	golang.org/x/sys v0.42.0 // indirect
 	golang.org/x/text v0.35.0 // indirect
 	golang.org/x/time v0.15.0 // indirect

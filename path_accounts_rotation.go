@@ -217,7 +217,7 @@ func (b *backend) applyAccountRotation(ctx context.Context, req *logical.Request
 		if v, ok := d.GetOk(f.field); ok {
 			u := strings.TrimSpace(v.(string))
 			if u != "" {
-				if err := validateWebhookURL(u, rcfg.AllowInsecureWebhooks); err != nil {
+				if err := validateWebhookURL(u, rcfg.webhookPolicy()); err != nil {
 					return nil, fmt.Errorf("%s %w", f.field, err)
 				}
 			}

@@ -76,6 +76,12 @@ func pathConfigRotation(b *backend) []*framework.Path {
 					"Write-only (receivers such as Slack's carry a secret in the path): reads show webhook_url_set and webhook_url_host.",
 				DisplayAttrs: &framework.DisplayAttributes{Sensitive: true},
 			},
+			"webhook_allowed_networks": {
+				Type: framework.TypeCommaStringSlice,
+				Description: "Networks (CIDRs such as 10.20.0.0/16, or single addresses) of internal webhook receivers. " +
+					"Webhooks (mount and accounts) never reach loopback, private, link-local (cloud metadata), carrier-grade NAT, " +
+					"unspecified or multicast addresses unless listed here; the address is checked when the connection is made. Default: none.",
+			},
 			"allow_insecure_webhooks": {
 				Type:        framework.TypeBool,
 				Description: "Allow plain http webhook URLs (mount and accounts), e.g. for a receiver on the same host. Default false: https only.",
@@ -139,6 +145,7 @@ func (b *backend) pathConfigRotationRead(ctx context.Context, req *logical.Reque
 		"webhook_url_set":           rc.WebhookURL != "",
 		"webhook_secret_set":        rc.WebhookSecret != "",
 		"allow_insecure_webhooks":   rc.AllowInsecureWebhooks,
+		"webhook_allowed_networks":  append([]string{}, rc.WebhookAllowedNetworks...),
 	}
 	showWebhookURL(data, "webhook_url", rc.WebhookURL)
 	return &logical.Response{Data: data}, nil
@@ -178,6 +185,13 @@ func (b *backend) pathConfigRotationWrite(ctx context.Context, req *logical.Requ
 	}
 	if v, ok := d.GetOk("allow_insecure_webhooks"); ok {
 		rc.AllowInsecureWebhooks = v.(bool)
+	}
+	if v, ok := d.GetOk("webhook_allowed_networks"); ok {
+		networks, err := normalizeAllowedNetworks(v.([]string))
+		if err != nil {
+			return logical.ErrorResponse(err.Error()), nil
+		}
+		rc.WebhookAllowedNetworks = networks
 	}
 	if v, ok := d.GetOk("max_new_password_attempts"); ok {
 		rc.MaxNewPasswordAttempts = v.(int)

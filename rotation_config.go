@@ -53,6 +53,9 @@ type rotationConfig struct {
 	// AllowInsecureWebhooks lets webhooks use plain http (tests, a
 	// receiver on the same host).
 	AllowInsecureWebhooks bool `json:"allow_insecure_webhooks,omitempty"`
+	// WebhookAllowedNetworks are the CIDRs of internal receivers that
+	// webhooks may reach besides public addresses (webhook_policy.go).
+	WebhookAllowedNetworks []string `json:"webhook_allowed_networks,omitempty"`
 }
 
 func defaultRotationConfig() *rotationConfig {
@@ -106,8 +109,11 @@ func (rc *rotationConfig) validate() string {
 	case rc.MaxNewPasswordAttempts < 1 || rc.MaxNewPasswordAttempts > 10:
 		return "max_new_password_attempts must be between 1 and 10"
 	}
+	if _, err := normalizeAllowedNetworks(rc.WebhookAllowedNetworks); err != nil {
+		return err.Error()
+	}
 	if rc.WebhookURL != "" {
-		if err := validateWebhookURL(rc.WebhookURL, rc.AllowInsecureWebhooks); err != nil {
+		if err := validateWebhookURL(rc.WebhookURL, rc.webhookPolicy()); err != nil {
 			return "webhook_url " + err.Error()
 		}
 	}

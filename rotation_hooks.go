@@ -268,7 +268,7 @@ func (webhookGateHook) applies(r *rotationRun) bool {
 
 func (webhookGateHook) run(ctx context.Context, r *rotationRun) error {
 	ev := r.b.newEvent("pre-rotation", r.name, r.acct, "")
-	status, err := r.b.postEvent(ctx, r.acct.PreRotationWebhook, r.rcfg.WebhookSecret, r.rcfg.AllowInsecureWebhooks, ev)
+	status, err := r.b.postEvent(ctx, r.acct.PreRotationWebhook, r.rcfg, ev)
 	if err != nil {
 		return &rotationError{code: "postponed", postponed: true, msg: fmt.Sprintf("pre_rotation_webhook did not answer, postponing: %v", err)}
 	}
@@ -387,7 +387,7 @@ func (validationWebhookHook) applies(r *rotationRun) bool {
 
 func (validationWebhookHook) run(ctx context.Context, r *rotationRun) error {
 	ev := r.b.newEvent("validate", r.name, r.acct, outcomeRotated)
-	status, err := r.b.postEvent(ctx, r.acct.ValidationWebhook, r.rcfg.WebhookSecret, r.rcfg.AllowInsecureWebhooks, ev)
+	status, err := r.b.postEvent(ctx, r.acct.ValidationWebhook, r.rcfg, ev)
 	if err != nil {
 		return fmt.Errorf("no answer: %v", err)
 	}

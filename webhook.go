@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -54,29 +55,42 @@ func signBody(secret string, body []byte) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// postEvent sends ev once and returns the HTTP status. The URL is checked
-// again, so one stored before allow_insecure_webhooks was turned off is
-// not used over http.
-func (b *backend) postEvent(ctx context.Context, url, secret string, allowInsecure bool, ev *rotationEvent) (int, error) {
-	if err := validateWebhookURL(url, allowInsecure); err != nil {
+// postEvent sends ev once, signed with config/rotation's webhook_secret,
+// and returns the HTTP status. The URL's form is checked again, so one
+// stored before allow_insecure_webhooks was turned off is not used over
+// http; where it may connect is checked on the address dialled
+// (webhook_policy.go). Without an HTTP answer the error is
+// errWebhookDelivery whatever the cause; the log has the cause.
+func (b *backend) postEvent(ctx context.Context, rawURL string, rcfg *rotationConfig, ev *rotationEvent) (int, error) {
+	policy := rcfg.webhookPolicy()
+	u, err := checkWebhookURLForm(rawURL, policy.allowInsecure)
+	if err != nil {
 		return 0, fmt.Errorf("webhook URL %s", err)
 	}
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return 0, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rawURL, bytes.NewReader(body))
 	if err != nil {
 		return 0, fmt.Errorf("building webhook request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "vault-plugin-secrets-salesforce/"+Version)
-	if secret != "" {
-		req.Header.Set(webhookSignatureHeader, signBody(secret, body))
+	if rcfg.WebhookSecret != "" {
+		req.Header.Set(webhookSignatureHeader, signBody(rcfg.WebhookSecret, body))
 	}
-	resp, err := b.webhookHTTPClient().Do(req)
+	resp, err := b.webhookHTTPClient(policy).Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("webhook request failed: %w", redactURLError(err))
+		// The URL's path and query may hold a secret: only its host is logged.
+		cause := redactURLError(err)
+		var refused *webhookRefusedError
+		if errors.As(err, &refused) {
+			b.logger.Warn("webhook refused: the receiver's address is not allowed", "account", ev.Account, "event", ev.Event, "host", u.Host, "reason", refused.Error())
+		} else {
+			b.logger.Debug("webhook delivery failed", "account", ev.Account, "event", ev.Event, "host", u.Host, "error", cause)
+		}
+		return 0, errWebhookDelivery
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 	resp.Body.Close()
@@ -130,20 +144,20 @@ func (b *backend) notify(ctx context.Context, name string, acct *account, rcfg *
 	b.rot.wg.Add(1)
 	go func() {
 		defer b.rot.wg.Done()
-		b.deliverWebhook(b.rot.bgCtx, url, rcfg.WebhookSecret, rcfg.AllowInsecureWebhooks, ev)
+		b.deliverWebhook(b.rot.bgCtx, url, rcfg, ev)
 	}()
 }
 
 // deliverWebhook posts ev until a 2xx answer, with exponential backoff.
-func (b *backend) deliverWebhook(ctx context.Context, url, secret string, allowInsecure bool, ev *rotationEvent) {
-	if err := validateWebhookURL(url, allowInsecure); err != nil {
+func (b *backend) deliverWebhook(ctx context.Context, url string, rcfg *rotationConfig, ev *rotationEvent) {
+	if err := validateWebhookURL(url, rcfg.webhookPolicy()); err != nil {
 		b.logger.Warn("webhook not sent: the URL is no longer allowed", "account", ev.Account, "error", err)
 		return
 	}
 	delay := b.rot.webhookRetryDelay
 	for attempt := 1; attempt <= webhookAttempts; attempt++ {
 		reqCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		status, err := b.postEvent(reqCtx, url, secret, allowInsecure, ev)
+		status, err := b.postEvent(reqCtx, url, rcfg, ev)
 		cancel()
 		if err == nil && status >= 200 && status < 300 {
 			return
@@ -203,23 +217,6 @@ func versionAtLeast(v string, min [2]int) bool {
 	return major > min[0] || major == min[0] && minor >= min[1]
 }
 
-// validateWebhookURL accepts absolute https URLs (http too when
-// allowInsecure) without user:password, which would be sent with every
-// event and shown in reads.
-func validateWebhookURL(raw string, allowInsecure bool) error {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return fmt.Errorf("must be an absolute https URL")
-	}
-	if u.User != nil {
-		return fmt.Errorf("must not contain a user name or password; receivers can check events with the webhook_secret signature")
-	}
-	if u.Scheme == "http" && !allowInsecure {
-		return fmt.Errorf("must use https (events would travel unencrypted); set allow_insecure_webhooks=true in config/rotation to allow http")
-	}
-	return nil
-}
-
 // showWebhookURL puts into a read what it may show of a stored webhook
 // URL: <field>_set and <field>_host (host and port). The URL itself is
 // write-only: receivers such as Slack's carry their secret in the path,
@@ -237,18 +234,22 @@ func showWebhookURL(data map[string]interface{}, field, raw string) {
 }
 
 // webhookHTTPClient is the client of one webhook delivery, with its own
-// dialer and no connection kept for later deliveries. It does not follow
-// redirects: the event (and the signature) goes only to the URL the
-// operator configured, and a 3xx answer counts as not accepted.
-func (b *backend) webhookHTTPClient() *http.Client {
+// dialer and no connection kept for later deliveries (the next one may
+// have another policy). The dialer checks every address it connects to
+// against the policy. No proxy is used: through one, the engine could not
+// see where the request goes. It does not follow redirects: the event (and
+// the signature) goes only to the URL the operator configured, and a 3xx
+// answer counts as not accepted.
+func (b *backend) webhookHTTPClient(policy webhookPolicy) *http.Client {
 	dialer := &net.Dialer{
 		Timeout:  10 * time.Second,
 		Resolver: b.rot.webhookResolver,
+		Control:  policy.checkDial,
 	}
 	return &http.Client{
 		Timeout: 15 * time.Second,
 		Transport: &http.Transport{
-			Proxy:               http.ProxyFromEnvironment,
+			Proxy:               nil,
 			DialContext:         dialer.DialContext,
 			TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: b.rot.webhookRootCAs},
 			TLSHandshakeTimeout: 10 * time.Second,

@@ -29,6 +29,7 @@ func rotWaitFor(t *testing.T, what string, cond func() bool) {
 // secrets to the webhook, retried until it is accepted, and a Vault event.
 func TestWebhook_SignedEvents(t *testing.T) {
 	e := newRotEnv(t)
+	e.allowLoopbackWebhooks()
 	events := logical.NewMockEventSender()
 	e.b.System().(*testSystemView).VersionString = "1.16.0"
 	if err := e.b.Backend.Setup(context.Background(), &logical.BackendConfig{
@@ -83,6 +84,7 @@ func TestWebhook_SignedEvents(t *testing.T) {
 // A per-account webhook_url overrides the mount's.
 func TestWebhook_AccountURL(t *testing.T) {
 	e := newRotEnv(t)
+	e.allowLoopbackWebhooks()
 	mount, mountURL := e.newWebhook(http.StatusOK)
 	own, ownURL := e.newWebhook(http.StatusOK)
 	mustWrite(t, e.b, e.s, "config/rotation", map[string]interface{}{"webhook_url": mountURL})
@@ -141,6 +143,7 @@ func TestWebhook_URLRules(t *testing.T) {
 		}
 		assertNoSecrets(t, "error", respErr(resp, err).Error(), "pass@")
 	}
+	e.allowLoopbackWebhooks()
 	mustWrite(t, e.b, e.s, "config/rotation", map[string]interface{}{"allow_insecure_webhooks": true, "webhook_url": "http://127.0.0.1:9/x"})
 	if resp, err := request(t, e.b, e.s, logical.UpdateOperation, "config/rotation", map[string]interface{}{"webhook_url": "http://u:p@127.0.0.1:9/x"}); respErr(resp, err) == nil {
 		t.Error("user:password accepted with allow_insecure_webhooks")

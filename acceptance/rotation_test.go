@@ -110,11 +110,11 @@ func TestScheduledRotationInVault(t *testing.T) {
 	hook := newRotHookReceiver(t)
 	const hookSecret = "acceptance-hook-secret"
 	noteSecret(hookSecret)
-	// The receiver is plain http on loopback: webhooks need https unless
-	// the mount opts in.
+	// The receiver is plain http on loopback: webhooks need https, and
+	// reach loopback addresses only, when the mount opts in.
 	vaultWriteJSON(t, mount+"/config/rotation", map[string]any{
 		"webhook_url": hook.url, "webhook_secret": hookSecret, "login_budget_per_hour": 60,
-		"allow_insecure_webhooks": true,
+		"allow_insecure_webhooks": true, "webhook_allowed_networks": "127.0.0.1/32",
 	})
 	vaultWriteJSON(t, mount+"/accounts/trusted", map[string]any{
 		"username": demoTrustedUser, "password": demoTrustedPasswd, "rotation_period": "10s",
