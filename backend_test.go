@@ -485,3 +485,12 @@ func TestTrust04ConfigWriteRacingGetClient(t *testing.T) {
 		}
 	})
 }
+
+// pathExamples are request paths, one for each path pattern of the
+// backend, for tests that go over every path; such tests fail when a
+// pattern has none.
+var pathExamples = []string{
+	"config", "config/rotation", "config/jwt-key", "config/jwt-key/rotate", "config/jwt-key/confirm",
+	"accounts/", "accounts/a", "accounts/a/diagnose", "accounts/a/security-token", "creds/a",
+	"roles/", "roles/r", "token/r", "rotate/a", "rotate-root",
+}

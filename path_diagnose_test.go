@@ -149,12 +149,6 @@ func TestTrust13DiagnoseForwarded(t *testing.T) {
 // fails here until it is classified.
 func TestTrust13EveryPathThatLogsInOrWritesIsForwarded(t *testing.T) {
 	b, _ := getTestBackend(t)
-	// Example request paths, one per path pattern.
-	examples := []string{
-		"config", "config/rotation", "config/jwt-key", "config/jwt-key/rotate", "config/jwt-key/confirm",
-		"accounts/", "accounts/a", "accounts/a/diagnose", "accounts/a/security-token", "creds/a",
-		"roles/", "roles/r", "token/r", "rotate/a", "rotate-root",
-	}
 	local := map[string]bool{
 		"read config": true, "read config/rotation": true, "read config/jwt-key": true,
 		"list accounts/": true, "read accounts/a": true, "read creds/a": true,
@@ -164,7 +158,7 @@ func TestTrust13EveryPathThatLogsInOrWritesIsForwarded(t *testing.T) {
 	standbyOnly := map[string]bool{"read token/r": true}
 
 	covered := map[*framework.Path]bool{}
-	for _, example := range examples {
+	for _, example := range pathExamples {
 		p := b.Route(example)
 		if p == nil {
 			t.Fatalf("%s routes nowhere", example)
