@@ -112,12 +112,14 @@ func writeConfig(ctx context.Context, s logical.Storage, cfg *salesforceConfig) 
 // clientConfig turns the stored config into what a Client needs.
 func (c *salesforceConfig) clientConfig() (sfapi.Config, error) {
 	cc := sfapi.Config{
-		LoginURL:       c.LoginURL,
-		APIVersion:     c.APIVersion,
-		SOAPAPIVersion: c.SOAPAPIVersion,
-		ClientID:       c.ClientID,
-		ClientSecret:   c.ClientSecret,
-		RequestTimeout: c.RequestTimeout,
+		LoginURL: c.LoginURL,
+		// The instance hosts logins name are held to login_url's policy.
+		AllowNonSalesforceURL: c.AllowNonSalesforceURL,
+		APIVersion:            c.APIVersion,
+		SOAPAPIVersion:        c.SOAPAPIVersion,
+		ClientID:              c.ClientID,
+		ClientSecret:          c.ClientSecret,
+		RequestTimeout:        c.RequestTimeout,
 	}
 	if cc.RequestTimeout <= 0 {
 		cc.RequestTimeout = configDefaultRequestTimeout

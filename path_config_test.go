@@ -1,6 +1,7 @@
 package salesforce
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -750,5 +751,29 @@ func TestConfig_JWTBearerWithKeyKeptInVault(t *testing.T) {
 	}
 	if got := srv.Calls("oauth.token"); got != 2 {
 		t.Errorf("want 2 JWT bearer logins (verify, session), got %d", got)
+	}
+}
+
+// Issue 9, defect 11, the engine's side: the wire client gets config's
+// allow_non_salesforce_url, so the instance hosts a login names are held
+// to login_url's policy (sfapi's TestTrust11InstanceURLPolicy has the
+// policy itself).
+func TestTrust11InstanceURLPolicyFollowsConfig(t *testing.T) {
+	b, s := getTestBackend(t)
+	fake := newFakeClient()
+	fake.install(b)
+	for _, allow := range []bool{false, true} {
+		cfg := fakeConfig()
+		cfg["allow_non_salesforce_url"] = allow
+		mustWrite(t, b, s, "config", cfg)
+		if _, _, err := b.getClient(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+		fake.mu.Lock()
+		got := fake.cfg.AllowNonSalesforceURL
+		fake.mu.Unlock()
+		if got != allow {
+			t.Errorf("config allow_non_salesforce_url=%v: the client got %v", allow, got)
+		}
 	}
 }

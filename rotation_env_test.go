@@ -199,7 +199,7 @@ func (e *rotEnv) account(name string) map[string]interface{} {
 func (e *rotEnv) assertServedCredentialLogsIn(name string) {
 	e.t.Helper()
 	c := e.creds(name)
-	client, err := newClient(sfapi.Config{LoginURL: e.srv.LoginURL(), APIVersion: "66.0", SOAPAPIVersion: "64.0", RequestTimeout: 10 * time.Second})
+	client, err := newClient(sfapi.Config{LoginURL: e.srv.LoginURL(), AllowNonSalesforceURL: true, APIVersion: "66.0", SOAPAPIVersion: "64.0", RequestTimeout: 10 * time.Second})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -105,7 +105,7 @@ func testRepairsExpiredPassword(t *testing.T, method string) {
 	if !strings.Contains(strings.Join(resp.Warnings, " "), "expired") {
 		t.Errorf("warnings = %v, want a note that the expired password was repaired", resp.Warnings)
 	}
-	c, err := newClient(sfapi.Config{LoginURL: e.srv.LoginURL(), APIVersion: "66.0", SOAPAPIVersion: "64.0", RequestTimeout: 10 * time.Second})
+	c, err := newClient(sfapi.Config{LoginURL: e.srv.LoginURL(), AllowNonSalesforceURL: true, APIVersion: "66.0", SOAPAPIVersion: "64.0", RequestTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

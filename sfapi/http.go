@@ -297,10 +297,22 @@ func checkClientSession(op string, s *Session) *Error {
 }
 
 // instanceBase is where calls with a session go: the session's instance,
-// or the login host when the session does not say.
-func (c *Client) instanceBase(s *Session) string {
+// or the login host when the session does not say. The instance is checked
+// again here, whoever built the session, so that nothing carrying the
+// session's token goes to a host the login_url policy refuses.
+func (c *Client) instanceBase(op string, s *Session) (string, *Error) {
 	if s != nil && s.InstanceURL != "" {
-		return strings.TrimRight(s.InstanceURL, "/")
+		return c.checkInstance(op, s.InstanceURL)
 	}
-	return c.cfg.LoginURL
+	return c.cfg.LoginURL, nil
+}
+
+// checkInstance applies CheckInstanceURL with the client's login URL and
+// opt-in.
+func (c *Client) checkInstance(op, raw string) (string, *Error) {
+	base, err := CheckInstanceURL(raw, c.cfg.LoginURL, c.cfg.AllowNonSalesforceURL)
+	if err != nil {
+		return "", &Error{Op: op, Message: err.Error(), Kind: KindOther}
+	}
+	return base, nil
 }

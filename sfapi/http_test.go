@@ -71,15 +71,18 @@ func wantKind(t *testing.T, err error, code string, kind ErrorKind) *Error {
 	return e
 }
 
+// newTestClient is a client for a test server; like the engine with the
+// emulator, it allows non-Salesforce hosts (the servers are on loopback).
 func newTestClient(t *testing.T, loginURL string, mod ...func(*Config)) *Client {
 	t.Helper()
 	cfg := Config{
-		LoginURL:       loginURL,
-		APIVersion:     "66.0",
-		SOAPAPIVersion: "64.0",
-		ClientID:       "3MVGunitClientId",
-		ClientSecret:   "unit-client-secret",
-		RequestTimeout: 5 * time.Second,
+		LoginURL:              loginURL,
+		AllowNonSalesforceURL: true,
+		APIVersion:            "66.0",
+		SOAPAPIVersion:        "64.0",
+		ClientID:              "3MVGunitClientId",
+		ClientSecret:          "unit-client-secret",
+		RequestTimeout:        5 * time.Second,
 	}
 	for _, m := range mod {
 		m(&cfg)

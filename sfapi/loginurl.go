@@ -111,6 +111,48 @@ func ValidateLoginHost(host string) error {
 	return nil
 }
 
+// CheckInstanceURL holds the instance a login answer names (OAuth
+// instance_url, SOAP serverUrl) to the policy of the login_url the login
+// went to, and returns its base URL (scheme and host, no path). Calls with
+// the session carry the bearer token, and for rotations a new password, so
+// they go only where login_url itself could point: https on a Salesforce
+// host unless allowNonSalesforce, and never http after an https login,
+// whatever allowNonSalesforce says.
+func CheckInstanceURL(raw, loginURL string, allowNonSalesforce bool) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || u.Host == "" || u.Opaque != "" || u.User != nil {
+		return "", errors.New("the login answer names an unusable instance URL")
+	}
+	scheme := strings.ToLower(u.Scheme)
+	host := strings.ToLower(u.Hostname())
+	if ValidateLoginHost(host) != nil {
+		return "", errors.New("the login answer names an instance host that is not a valid host name")
+	}
+	base := scheme + "://" + u.Host
+	login, err := url.Parse(loginURL)
+	loginHTTPS := err != nil || !strings.EqualFold(login.Scheme, "http")
+	switch {
+	case scheme == "https":
+	case scheme == "http" && loginHTTPS:
+		return "", fmt.Errorf("the login answer names the instance %s over http after an https login; calls with the session go only over https", base)
+	case scheme == "http" && !allowNonSalesforce:
+		return "", fmt.Errorf("the login answer names the instance %s over http; calls with the session go only over https", base)
+	case scheme != "http":
+		return "", errors.New("the login answer names an instance URL that is neither https nor http")
+	}
+	if allowNonSalesforce {
+		return base, nil
+	}
+	if net.ParseIP(host) != nil || !IsSalesforceHost(host) {
+		return "", fmt.Errorf("the login answer names the instance host %q, which is not a Salesforce domain (%s); calls with the session go only to Salesforce hosts unless allow_non_salesforce_url is set",
+			host, strings.Join(SalesforceDomainSuffixes, ", "))
+	}
+	if port := u.Port(); port != "" && port != "443" {
+		return "", fmt.Errorf("the login answer names the instance %s on a non-standard port; calls with the session go only to the standard https port unless allow_non_salesforce_url is set", base)
+	}
+	return base, nil
+}
+
 func IsSalesforceHost(host string) bool {
 	for _, suffix := range SalesforceDomainSuffixes {
 		if strings.HasSuffix(host, suffix) && len(host) > len(suffix) {

@@ -148,9 +148,11 @@ func (c *Client) sessionFromToken(op string, tok *oauth2.Token) (*Session, error
 	}
 	s.OrgID, s.UserID = parseIdentityURL(s.ID)
 	if s.InstanceURL != "" {
-		if u, err := url.Parse(s.InstanceURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return nil, &Error{Op: op, Message: "token response with an unusable instance_url", Kind: KindOther}
+		base, err := c.checkInstance(op, s.InstanceURL)
+		if err != nil {
+			return nil, err
 		}
+		s.InstanceURL = base
 	}
 	// The signature proves the answer comes from the connected app we
 	// configured; it can only be checked when we know the secret.
@@ -370,7 +372,11 @@ func (c *Client) UserInfo(ctx context.Context, s *Session) (ui *UserInfo, err er
 		"Authorization": {"Bearer " + s.AccessToken},
 		"Accept":        {"application/json"},
 	}
-	resp, herr := c.do(ctx, op, http.MethodGet, c.instanceBase(s)+oauthUserinfoPath, header, nil)
+	base, ierr := c.instanceBase(op, s)
+	if ierr != nil {
+		return nil, ierr
+	}
+	resp, herr := c.do(ctx, op, http.MethodGet, base+oauthUserinfoPath, header, nil)
 	if herr != nil {
 		return nil, herr
 	}

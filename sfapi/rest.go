@@ -11,10 +11,6 @@ import (
 
 // REST API calls made with a session (Authorization: Bearer).
 
-func (c *Client) restBase(s *Session) string {
-	return c.instanceBase(s) + "/services/data/v" + c.cfg.APIVersion
-}
-
 // restCall sends one REST request with the session and returns the answer
 // when its status is one of ok; anything else becomes a *Error.
 func (c *Client) restCall(ctx context.Context, op string, s *Session, method, path string, query url.Values, payload any, ok ...int) (*clientHTTPResponse, *Error) {
@@ -33,7 +29,11 @@ func (c *Client) restCall(ctx context.Context, op string, s *Session, method, pa
 		}
 		header.Set("Content-Type", "application/json")
 	}
-	target := c.restBase(s) + path
+	base, ierr := c.instanceBase(op, s)
+	if ierr != nil {
+		return nil, ierr
+	}
+	target := base + "/services/data/v" + c.cfg.APIVersion + path
 	if len(query) > 0 {
 		target += "?" + query.Encode()
 	}

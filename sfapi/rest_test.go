@@ -41,7 +41,7 @@ func restServer(t *testing.T, handler func(r *http.Request) (int, string)) (*htt
 
 func TestClientSetPasswordRequest(t *testing.T) {
 	srv, seen := restServer(t, func(*http.Request) (int, string) { return 204, "" })
-	c := newTestClient(t, "https://login.invalid")
+	c := newTestClient(t, "http://login.invalid")
 	admin := &Session{AccessToken: "00Dx0000000001!AQcurrentAccess", InstanceURL: srv.URL}
 	if err := c.SetPassword(context.Background(), admin, "005000000000001AAA", "S3cret<&>\"'pw"); err != nil {
 		t.Fatalf("SetPassword: %v", err)

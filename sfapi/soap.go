@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/xml"
 	"net/http"
-	"net/url"
 	"strings"
 	"unicode/utf8"
 )
@@ -206,16 +205,16 @@ func (c *Client) SOAPLogin(ctx context.Context, username, passwordWithToken stri
 	if env.Body.LoginResponse == nil {
 		return nil, &Error{Op: op, Message: "SOAP response without loginResponse", Kind: KindOther}
 	}
-	return sessionFromLoginResult(op, &env.Body.LoginResponse.Result)
+	return c.sessionFromLoginResult(op, &env.Body.LoginResponse.Result)
 }
 
-func sessionFromLoginResult(op string, r *soapLoginResult) (*Session, error) {
+func (c *Client) sessionFromLoginResult(op string, r *soapLoginResult) (*Session, error) {
 	if r.SessionID == "" || r.ServerURL == "" {
 		return nil, &Error{Op: op, Message: "login result without sessionId or serverUrl", Kind: KindOther}
 	}
-	u, err := url.Parse(strings.TrimSpace(r.ServerURL))
-	if err != nil || u.Scheme == "" || u.Host == "" {
-		return nil, &Error{Op: op, Message: "login result with an unusable serverUrl", Kind: KindOther}
+	base, err := c.checkInstance(op, r.ServerURL)
+	if err != nil {
+		return nil, err
 	}
 	userID := r.UserID
 	if userID == "" {
@@ -223,7 +222,7 @@ func sessionFromLoginResult(op string, r *soapLoginResult) (*Session, error) {
 	}
 	return &Session{
 		AccessToken:     r.SessionID,
-		InstanceURL:     u.Scheme + "://" + u.Host,
+		InstanceURL:     base,
 		UserID:          userID,
 		OrgID:           r.UserInfo.OrganizationID,
 		PasswordExpired: r.PasswordExpired,
@@ -241,7 +240,11 @@ func (c *Client) ChangeOwnPassword(ctx context.Context, own *Session, oldPasswor
 	if !xmlCarries(oldPassword) || !xmlCarries(newPassword) {
 		return &Error{Op: op, Message: "password holds characters SOAP cannot carry", Kind: KindPassword}
 	}
-	env, serr := c.soapCall(ctx, op, c.soapURL(c.instanceBase(own), c.cfg.APIVersion), own.AccessToken,
+	base, ierr := c.instanceBase(op, own)
+	if ierr != nil {
+		return ierr
+	}
+	env, serr := c.soapCall(ctx, op, c.soapURL(base, c.cfg.APIVersion), own.AccessToken,
 		soapChangeOwnPasswordRequest{OldPassword: oldPassword, NewPassword: newPassword})
 	if serr != nil {
 		return serr
@@ -261,7 +264,11 @@ func (c *Client) Logout(ctx context.Context, s *Session) (err error) {
 	if e := checkClientSession(op, s); e != nil {
 		return e
 	}
-	env, serr := c.soapCall(ctx, op, c.soapURL(c.instanceBase(s), c.cfg.APIVersion), s.AccessToken, soapLogoutRequest{})
+	base, ierr := c.instanceBase(op, s)
+	if ierr != nil {
+		return ierr
+	}
+	env, serr := c.soapCall(ctx, op, c.soapURL(base, c.cfg.APIVersion), s.AccessToken, soapLogoutRequest{})
 	if serr != nil {
 		return serr
 	}

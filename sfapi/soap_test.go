@@ -180,7 +180,7 @@ func TestClientChangeOwnPasswordAndLogoutRequests(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	c := newTestClient(t, "https://login.invalid")
+	c := newTestClient(t, "http://login.invalid")
 	own := &Session{AccessToken: "00Dx0000000001!AQ0AQsecretsession", InstanceURL: srv.URL}
 
 	if err := c.ChangeOwnPassword(context.Background(), own, oldPW, newPW); err != nil {

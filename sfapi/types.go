@@ -18,6 +18,11 @@ type Config struct {
 	// ClientID and ClientSecret identify the connected app.
 	ClientID     string
 	ClientSecret string
+	// AllowNonSalesforceURL lets the instance hosts a login answer names
+	// (OAuth instance_url, SOAP serverUrl) be other than https Salesforce
+	// hosts, as the engine's allow_non_salesforce_url lets login_url; an
+	// http instance after an https login is refused even then.
+	AllowNonSalesforceURL bool
 	// Audience is the JWT bearer "aud"; empty means derived from LoginURL.
 	Audience string
 	// RootCAs, when set, replaces the system roots.
