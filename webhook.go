@@ -88,7 +88,7 @@ func (b *backend) postEvent(ctx context.Context, rawURL string, rcfg *rotationCo
 		if errors.As(err, &refused) {
 			b.logger.Warn("webhook refused: the receiver's address is not allowed", "account", ev.Account, "event", ev.Event, "host", u.Host, "reason", refused.Error())
 		} else {
-			b.logger.Debug("webhook delivery failed", "account", ev.Account, "event", ev.Event, "host", u.Host, "error", cause)
+			b.logger.Warn("webhook delivery failed", "account", ev.Account, "event", ev.Event, "host", u.Host, "error", cause)
 		}
 		return 0, errWebhookDelivery
 	}
@@ -162,7 +162,10 @@ func (b *backend) deliverWebhook(ctx context.Context, url string, rcfg *rotation
 		if err == nil && status >= 200 && status < 300 {
 			return
 		}
-		b.logger.Warn("webhook delivery failed", "account", ev.Account, "attempt", attempt, "status", status, "error", err)
+		if err == nil {
+			// Failures without an answer were logged by postEvent.
+			b.logger.Warn("webhook not accepted", "account", ev.Account, "attempt", attempt, "status", status)
+		}
 		if attempt == webhookAttempts {
 			return
 		}

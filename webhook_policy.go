@@ -36,7 +36,7 @@ type webhookPolicy struct {
 // HTTP answer: whether the address was refused, the port closed, the
 // connection timed out or TLS failed would tell a writer of webhook URLs
 // what listens where. The server log has the details.
-var errWebhookDelivery = errors.New("delivery failed: no answer from the receiver (the server log says why; " +
+var errWebhookDelivery = errors.New("delivery failed: no answer from the receiver (Vault's server log says why; " +
 	"receivers on loopback, private or link-local addresses must be listed in config/rotation's webhook_allowed_networks)")
 
 // webhookPolicy returns the stored policy. Entries were checked when

@@ -68,6 +68,9 @@ func TestTrust05WebhookRefusesPrivateAddresses(t *testing.T) {
 	if statusOf(resp, err) != http.StatusConflict || gate.count() != 1 {
 		t.Errorf("gate on a refused address: %d %s, receiver got %d requests; want 409 and none", statusOf(resp, err), refusedOpen, gate.count()-1)
 	}
+	if !strings.Contains(e.logs.String(), "127.0.0.1 is a loopback address") {
+		t.Error("the server log does not say why the delivery was refused")
+	}
 
 	// A closed port and an open one give the same answer, allowed or not.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
