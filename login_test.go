@@ -15,7 +15,7 @@ import (
 func (e *rotEnv) assertServedCredentialLogsInWithFlow(name string) {
 	e.t.Helper()
 	c := e.creds(name)
-	client, err := newClient(sfapi.Config{LoginURL: e.srv.MyDomainURL(), ClientID: "3MVG9demoClientId", ClientSecret: "demo-client-secret",
+	client, err := newClient(sfapi.Config{LoginURL: e.srv.MyDomainURL(), ClientID: "3MVG9demoClientId", ClientSecret: "demo-client-secret", AllowNonSalesforceURL: true,
 		APIVersion: "66.0", SOAPAPIVersion: "64.0", RequestTimeout: 10 * time.Second})
 	if err != nil {
 		e.t.Fatal(err)

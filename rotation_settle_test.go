@@ -66,7 +66,7 @@ func TestTrust15CrashDuringRecoveryProbesCandidateOnce(t *testing.T) {
 func TestTrust15BlockedAccountShowsWhy(t *testing.T) {
 	e := newRotEnv(t)
 	hook, url := e.newWebhook(200)
-	mustWrite(t, e.b, e.s, "config/rotation", map[string]interface{}{"max_failed_logins": 1, "webhook_url": url})
+	mustWrite(t, e.b, e.s, "config/rotation", map[string]interface{}{"max_failed_logins": 1, "webhook_url": url, "webhook_allowed_networks": "127.0.0.0/8,::1/128"})
 	e.addTrusted("svc", nil)
 	e.crashedRotation("svc", stepWALWritten)
 	e.advance(e.settleAge())
