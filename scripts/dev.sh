@@ -60,18 +60,26 @@ json_object() {
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# Ctrl-C (or SIGTERM) is how make dev is meant to end: the script stops
+# what it started, says so and exits 0, so that make reports no error
+# ("Interrupt", "Error 130"). A child that exits by itself is an error.
 pids=()
+stop_reason=""
 cleanup() {
   trap - INT TERM EXIT
   if [[ ${#pids[@]} -gt 0 ]]; then
-    say "stopping (pids ${pids[*]})"
+    say "stopping Vault and the emulator"
     kill -TERM "${pids[@]}" 2>/dev/null || true
     wait "${pids[@]}" 2>/dev/null || true
   fi
+  if [[ -n "$stop_reason" ]]; then
+    say "stopped ($stop_reason): the dev server's data was in memory and is gone; logs are in .dev/"
+    exit 0
+  fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'stop_reason=Ctrl-C; echo; exit 0' INT
+trap 'stop_reason=SIGTERM; exit 0' TERM
 
 if port_open "$vault_port"; then
   die "127.0.0.1:$vault_port is already in use (set VAULT_PORT)"
