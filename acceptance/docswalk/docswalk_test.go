@@ -108,6 +108,11 @@ ttl                 0s`
 	if d := Match(documented, strings.Replace(real, "ttl                 0s", "ttl                 5s", 1)); d == "" {
 		t.Fatal("a changed setting (ttl 0s -> 5s) matched")
 	}
+	// Base64 in a certificate is not a lease id, even where 24 letters and
+	// digits follow a slash.
+	if d := Match("MIIC3jCCAcagAwIB/AgIQGJfb2PI6eenuzzhOD89NDAN+BgkqhkiG9w0BAQsFADAa", "MIIC3jCCAcagAwIB/AgIQNqi3zvXjgoNY0zSImFFrPzAN+BgkqhkiG9w0BAQsFADAa"); d == "" {
+		t.Fatal("two different base64 lines matched")
+	}
 	if d := Match(documented, real+"\nextra               line"); d == "" {
 		t.Fatal("an extra real line matched without a ... line")
 	}

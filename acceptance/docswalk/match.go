@@ -49,14 +49,17 @@ var normalizers = []struct {
 	{regexp.MustCompile(`\b1\d{12}\b`), "<time>"}, // Unix milliseconds (OAuth issued_at)
 	{regexp.MustCompile(`\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b`), "<uuid>"},
 	{regexp.MustCompile(`\b[0-9a-fA-F]{32,}\b`), "<hex>"},
-	// Vault lease ids: the last path element of a lease, or a line of
-	// `vault list sys/leases/lookup/...`.
-	{regexp.MustCompile(`(?m)(^|/|\s)[A-Za-z0-9]{24}\b`), "${1}<lease>"},
+	{regexp.MustCompile(`([A-Za-z0-9])_[0-9a-f]{8}\b`), "${1}_<accessor>"}, // mount accessors
+	// Vault lease ids: the last element of a lease path under salesforce/,
+	// or a whole line of `vault list sys/leases/lookup/...`.
+	{regexp.MustCompile(`\b(salesforce/[A-Za-z0-9_./-]*/)[A-Za-z0-9]{24}\b`), "${1}<lease>"},
+	{regexp.MustCompile(`(?m)^(\s*)[A-Za-z0-9]{24}(\s*)$`), "${1}<lease>${2}"},
 	// Durations counted down from a server-side time (1h59m59s, 37.92s);
 	// whole settings such as 24h, 15m or 0s stay exact.
 	{regexp.MustCompile(`\b(?:\d+h)?\d+m\d+(?:\.\d+)?s\b`), "<duration>"},
 	{regexp.MustCompile(`\b\d+h\d+(?:\.\d+)?s\b`), "<duration>"},
-	{regexp.MustCompile(`\b\d+\.\d+(?:s|ms|µs)\b`), "<duration>"},
+	{regexp.MustCompile(`\b\d+\.\d+s\b`), "<duration>"},
+	{regexp.MustCompile(`\b\d+(?:\.\d+)?(?:ns|µs|us|ms)\b`), "<duration>"}, // log lines
 }
 
 // Normalize turns output into the lines that are compared: placeholders
