@@ -221,9 +221,11 @@ if [[ -z "${SF_LOGIN_URL:-}" ]]; then
   curl -s $emulator_url/_emulator/mailbox/integration@acme.demo/security-token |
     vault write salesforce/accounts/demo/security-token -
 
-  # JWT bearer with a key generated in Vault: upload its certificate to the connected app
-  # (the emulator's stand-in for Setup > App Manager > Use digital signatures):
-  vault write -field=certificate salesforce/config/jwt-key common_name=vault-dev |
+  # JWT bearer with a key generated in Vault (once: a second write answers "a JWT key already
+  # exists"); upload its certificate to the connected app (the emulator's stand-in for
+  # Setup > App Manager > Use digital signatures), which works whenever a key exists:
+  vault write salesforce/config/jwt-key common_name=vault-dev
+  vault read -field=certificate salesforce/config/jwt-key |
     curl -s -X PUT --data-binary @- $emulator_url/_emulator/connected-apps/3MVG9demoClientId/certificate
   vault write salesforce/roles/jwt grant_type=jwt_bearer username=integration@acme.demo
   vault read salesforce/token/jwt
