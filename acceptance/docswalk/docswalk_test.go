@@ -234,3 +234,31 @@ func TestShellKeepsStateAndStatus(t *testing.T) {
 		t.Fatal("a hanging command did not time out")
 	}
 }
+
+func TestParseScriptReadsPastedCommands(t *testing.T) {
+	banner := "  export VAULT_ADDR=http://127.0.0.1:8200 VAULT_TOKEN=root\n" +
+		"  alias vault=/usr/bin/vault        # unless a vault CLI is already on your PATH\n" +
+		"\n" +
+		"  # Rotate the password; it's emailed:\n" +
+		"  vault write -f salesforce/rotate/demo\n" +
+		"  curl -s -d client_id=x \\\n" +
+		"    http://127.0.0.1:8787/_emulator/refresh-tokens |\n" +
+		"    vault write salesforce/roles/rt -\n"
+	doc, err := ParseScript("banner", banner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmds := doc.Blocks[0].Commands
+	if len(cmds) != 4 {
+		t.Fatalf("got %d commands, want 4: %+v", len(cmds), cmds)
+	}
+	if cmds[2].Text != "vault write -f salesforce/rotate/demo" || cmds[2].Line != 5 {
+		t.Fatalf("command 2: %+v", cmds[2])
+	}
+	if !strings.HasSuffix(cmds[3].Text, "vault write salesforce/roles/rt -") || strings.Count(cmds[3].Text, "\n") != 2 {
+		t.Fatalf("continued command: %q", cmds[3].Text)
+	}
+	if _, err := ParseScript("banner", "  echo 'open\n"); err == nil {
+		t.Fatal("an incomplete command was accepted")
+	}
+}

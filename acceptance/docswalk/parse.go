@@ -257,3 +257,35 @@ func shellComplete(text string) (bool, error) {
 	}
 	return true, nil
 }
+
+// ParseScript reads commands without prompts, one per line (continued as the
+// shell continues them), skipping blank lines and comments: the commands a
+// program prints for the user to paste, such as make dev's banner. They
+// become one block of a Doc named name.
+func ParseScript(name, text string) (*Doc, error) {
+	lines := strings.Split(text, "\n")
+	var cmds []Command
+	for i := 0; i < len(lines); i++ {
+		l := strings.TrimSpace(lines[i])
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		c := Command{Line: i + 1, Text: l}
+		for {
+			complete, err := shellComplete(c.Text)
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: %v", name, c.Line, err)
+			}
+			if complete {
+				break
+			}
+			if i+1 >= len(lines) {
+				return nil, fmt.Errorf("%s:%d: the command is incomplete at the end", name, c.Line)
+			}
+			i++
+			c.Text += "\n" + lines[i]
+		}
+		cmds = append(cmds, c)
+	}
+	return &Doc{Path: name, Blocks: []Block{{Line: 1, Commands: cmds}}}, nil
+}
