@@ -44,7 +44,7 @@ var normalizers = []struct {
 	with string
 }{
 	{regexp.MustCompile("\x1b\\[[0-9;]*[A-Za-z]"), ""},
-	{regexp.MustCompile(`\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})`), "<time>"},
+	{regexp.MustCompile(`\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})`), "<time>"},
 	{regexp.MustCompile(`\b\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}\b`), "<time>"},
 	{regexp.MustCompile(`\b1\d{12}\b`), "<time>"}, // Unix milliseconds (OAuth issued_at)
 	{regexp.MustCompile(`\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b`), "<uuid>"},

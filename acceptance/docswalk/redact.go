@@ -22,6 +22,7 @@ var secretFields = []string{
 	"password", "password_with_token", "security_token", "access_token", "refresh_token",
 	"client_secret", "private_key", "webhook_secret", "session_id", "id_token",
 	"securityToken", "sessionId", "accessToken", "refreshToken", "clientSecret", "signature",
+	"secret", "DeleteToken", // consumer secrets and revocation handles of the emulator's Connect REST and SOQL
 }
 
 var (
