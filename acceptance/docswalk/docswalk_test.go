@@ -248,7 +248,13 @@ func TestParseScriptReadsPastedCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmds := doc.Blocks[0].Commands
+	var cmds []Command
+	for _, b := range doc.Blocks {
+		if b.Skip {
+			t.Fatalf("block %+v skipped", b)
+		}
+		cmds = append(cmds, b.Commands...)
+	}
 	if len(cmds) != 4 {
 		t.Fatalf("got %d commands, want 4: %+v", len(cmds), cmds)
 	}
@@ -257,6 +263,10 @@ func TestParseScriptReadsPastedCommands(t *testing.T) {
 	}
 	if !strings.HasSuffix(cmds[3].Text, "vault write salesforce/roles/rt -") || strings.Count(cmds[3].Text, "\n") != 2 {
 		t.Fatalf("continued command: %q", cmds[3].Text)
+	}
+	doc, err = ParseScript("banner", "  ./app -creds creds.json   # runs until Ctrl-C\n  vault write -f salesforce/rotate/app\n")
+	if err != nil || len(doc.Blocks) != 2 || !doc.Blocks[0].Skip || doc.Blocks[1].Skip {
+		t.Fatalf("a command that runs until Ctrl-C is not skipped (alone): %+v, %v", doc, err)
 	}
 	if _, err := ParseScript("banner", "  echo 'open\n"); err == nil {
 		t.Fatal("an incomplete command was accepted")

@@ -260,11 +260,12 @@ func shellComplete(text string) (bool, error) {
 
 // ParseScript reads commands without prompts, one per line (continued as the
 // shell continues them), skipping blank lines and comments: the commands a
-// program prints for the user to paste, such as make dev's banner. They
-// become one block of a Doc named name.
+// program prints for the user to paste, such as make dev's banner. Each
+// becomes a block of a Doc named name; a command whose comment says it runs
+// "until Ctrl-C" is a skipped block, since it would never hand back the shell.
 func ParseScript(name, text string) (*Doc, error) {
 	lines := strings.Split(text, "\n")
-	var cmds []Command
+	doc := &Doc{Path: name}
 	for i := 0; i < len(lines); i++ {
 		l := strings.TrimSpace(lines[i])
 		if l == "" || strings.HasPrefix(l, "#") {
@@ -285,7 +286,13 @@ func ParseScript(name, text string) (*Doc, error) {
 			i++
 			c.Text += "\n" + lines[i]
 		}
-		cmds = append(cmds, c)
+		b := Block{Line: c.Line, Commands: []Command{c}}
+		if untilCtrlC.MatchString(c.Text) {
+			b.Skip, b.SkipReason = true, "runs until Ctrl-C"
+		}
+		doc.Blocks = append(doc.Blocks, b)
 	}
-	return &Doc{Path: name, Blocks: []Block{{Line: 1, Commands: cmds}}}, nil
+	return doc, nil
 }
+
+var untilCtrlC = regexp.MustCompile(`#.*\buntil Ctrl-C\b`)
