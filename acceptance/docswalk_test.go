@@ -51,6 +51,7 @@ const (
 	docsVaultPort    = 8200
 	docsEmulatorPort = 8787
 	docsWebhookPort  = 8790
+	docsEmulator2    = 8788 // a second, standalone emulator beside make dev's
 )
 
 const (
@@ -167,7 +168,7 @@ func walkDoc(t *testing.T, hs *harness, work string, goEnv []string, getDoc func
 		t.Fatal(err)
 	}
 	ports := docswalk.PortMap{}
-	for _, p := range []int{docsVaultPort, docsEmulatorPort, docsWebhookPort} {
+	for _, p := range []int{docsVaultPort, docsEmulatorPort, docsWebhookPort, docsEmulator2} {
 		free, err := freePort()
 		if err != nil {
 			t.Fatal(err)
