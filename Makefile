@@ -3,7 +3,7 @@ VERSION ?= $(shell cat VERSION 2>/dev/null || echo v0.1.0)
 PLUGIN := vault-plugin-secrets-salesforce
 LDFLAGS := -X github.com/vault-salesforce/vault-plugin-secrets-salesforce.Version=$(VERSION)
 
-.PHONY: build emulator vault test fmt fmtcheck vet dev bench
+.PHONY: build emulator vault test test-unit fmt fmtcheck vet dev bench
 
 # bin/vault-plugin-secrets-salesforce, static, reporting $(VERSION) to Vault.
 build:
@@ -21,6 +21,10 @@ vault:
 test:
 	@scripts/test.sh
 
+# Unit tests only: everything but the acceptance suite, which -short skips; needs no Vault.
+test-unit:
+	go test -short ./...
+
 fmt:
 	gofmt -w $$(find . -name '*.go' -not -path './bin/*' -not -path './tools/*')
 
@@ -34,6 +38,12 @@ vet:
 dev:
 	@scripts/dev.sh
 
-# Benchmarks that compare two variants side by side in one run and print their ratio.
+# Benchmarks that compare two variants side by side in one run and print their ratio:
+# the in-process Go benchmarks, then the real-Vault driver (bench/vaultbench: the plugin
+# against a no-op plugin and KV-v2 on one dev server, and issue 12's scale targets).
+# Flags go in BENCHFLAGS, e.g. make bench BENCHFLAGS="-full" or BENCHFLAGS="-phases reads -pprof";
+# see docs/performance.md. Uses VAULT_BIN like make test.
+BENCHFLAGS ?=
 bench:
 	go test -run '^$$' -bench . -benchmem .
+	go run ./bench/vaultbench $(BENCHFLAGS)

@@ -4,14 +4,44 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/helper/automatedrotationutil"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/hashicorp/vault/sdk/rotation"
 )
 
 const accountStoragePrefix = "accounts/"
+
+// accountSegmentRegex is one '/'-separated part of an account name (\w
+// in Go's regexp would do, but the explicit class reads better in
+// path-help).
+const accountSegmentRegex = `[0-9A-Za-z_.@-]+`
+
+// accountNameRegex is an account name: one or more parts joined by '/'.
+// Paths served below an account (accounts/<name>/diagnose, .../security-token)
+// are wired before accounts/<name> in backend.go: the framework routes to
+// the first pattern that matches.
+const accountNameRegex = accountSegmentRegex + `(?:/` + accountSegmentRegex + `)*`
+
+var accountNameMatcher = regexp.MustCompile("^" + accountNameRegex + "$")
+
+// validateAccountName rejects names the pattern lets through but storage
+// should not hold.
+func validateAccountName(name string) error {
+	if !accountNameMatcher.MatchString(name) {
+		return fmt.Errorf("name %q is not a valid account name: use letters, digits and _ . @ -, with / between parts", name)
+	}
+	for _, part := range strings.Split(name, "/") {
+		if strings.Trim(part, ".") == "" {
+			return fmt.Errorf("name %q is not a valid account name: a part may not be . or ..", name)
+		}
+	}
+	return nil
+}
 
 // account is one Salesforce integration user as stored (seal-wrapped) under
 // accounts/<name>. Password and SecurityToken never leave the engine except
@@ -92,10 +122,10 @@ type accountRotation struct {
 	// password (kept in its WAL) could not be checked because the user
 	// could not log in (locked, inactive, unknown): Salesforce may have it.
 	UnverifiedCandidateAt time.Time `json:"unverified_candidate_at,omitempty"`
-	// FailedLogins counts the logins with this credential that Salesforce
-	// rejected since its last successful login or operator write; it is
-	// stored so a restart cannot bring the user closer to lockout.
-	FailedLogins int `json:"failed_logins,omitempty"`
+	// LegacyFailedLogins is where versions before the login budget's own
+	// entries kept the failed-login count. It is read once, to seed the
+	// budget entry of the user (login_budget.go), and never written.
+	LegacyFailedLogins int `json:"failed_logins,omitempty"`
 }
 
 // needsToken reports whether logins must carry the security token.
@@ -127,6 +157,40 @@ func (a *account) passwordWithToken() string {
 	return a.Password + a.SecurityToken
 }
 
+// tokenUsable reports whether logins of acct can carry a valid token.
+func (a *account) tokenUsable() bool {
+	return a.needsToken() && a.SecurityToken != "" && a.SecurityTokenStatus != tokenStatusStale
+}
+
+// tokenStatusOf is the security_token_status reads show; "" for an
+// account that neither has nor needs a token.
+func tokenStatusOf(acct *account) string {
+	if !acct.needsToken() && acct.SecurityToken == "" {
+		return ""
+	}
+	if acct.SecurityTokenStatus == "" {
+		return tokenStatusCurrent
+	}
+	return acct.SecurityTokenStatus
+}
+
+// rotationStatus sums up an account's rotation state for reads.
+func rotationStatus(acct *account) string {
+	switch {
+	case acct.RotationBlocked != "":
+		return "blocked"
+	case acct.ConsecutiveFailures > 0:
+		return "failing"
+	case !acct.MissedRotationAt.IsZero():
+		return "missed_window"
+	case acct.scheduled():
+		return "scheduled"
+	default:
+		return "manual"
+	}
+}
+
+// readAccount returns the stored account, or nil when none is stored.
 func readAccount(ctx context.Context, s logical.Storage, name string) (*account, error) {
 	entry, err := s.Get(ctx, accountStoragePrefix+name)
 	if err != nil {
@@ -142,28 +206,177 @@ func readAccount(ctx context.Context, s logical.Storage, name string) (*account,
 	return &a, nil
 }
 
-func writeAccount(ctx context.Context, s logical.Storage, name string, a *account) error {
-	entry, err := logical.StorageEntryJSON(accountStoragePrefix+name, a)
+// listAccountNames lists accounts/ in storage.
+func listAccountNames(ctx context.Context, s logical.Storage) ([]string, error) {
+	keys, err := s.List(ctx, accountStoragePrefix)
 	if err != nil {
-		return fmt.Errorf("encoding account %q: %w", name, err)
+		return nil, err
 	}
-	if err := s.Put(ctx, entry); err != nil {
-		return fmt.Errorf("writing account %q: %w", name, err)
+	names := keys[:0]
+	for _, k := range keys {
+		if !strings.HasSuffix(k, "/") {
+			names = append(names, k)
+		}
+	}
+	return names, nil
+}
+
+// accountWithUsername returns the name of the stored account whose
+// username is username (case-insensitively, as Salesforce compares them),
+// or "".
+func accountWithUsername(ctx context.Context, s logical.Storage, username string) (string, error) {
+	keys, err := logical.CollectKeysWithPrefix(ctx, s, accountStoragePrefix)
+	if err != nil {
+		return "", fmt.Errorf("listing accounts: %w", err)
+	}
+	for _, key := range keys {
+		name := strings.TrimPrefix(key, accountStoragePrefix)
+		acct, err := readAccount(ctx, s, name)
+		if err != nil {
+			return "", err
+		}
+		if acct != nil && strings.EqualFold(acct.Username, username) {
+			return name, nil
+		}
+	}
+	return "", nil
+}
+
+// accountTxn is the one way to change a stored account: a read-modify-write
+// under the account's lock. Every writer of accounts/<name> (account and
+// security-token writes, rotation, WAL settling, the scheduler's bookkeeping,
+// deletes) holds one, so no writer can store a copy it read before another
+// writer's change. Nothing else writes accounts: put and delete below are
+// the only code that changes accounts/ in storage.
+type accountTxn struct {
+	s    logical.Storage
+	name string
+	lock *locksutil.LockEntry
+	held bool
+}
+
+// lockAccount takes the account's lock and returns the transaction that
+// reads and writes it; the caller must unlock it.
+func (b *backend) lockAccount(s logical.Storage, name string) *accountTxn {
+	lock := locksutil.LockForKey(b.accountLocks, name)
+	lock.Lock()
+	return &accountTxn{s: s, name: name, lock: lock, held: true}
+}
+
+// unlock ends the transaction; later puts fail.
+func (t *accountTxn) unlock() {
+	if t.held {
+		t.held = false
+		t.lock.Unlock()
+	}
+}
+
+// get reads the account as stored now (nil when none is stored).
+func (t *accountTxn) get(ctx context.Context) (*account, error) {
+	return readAccount(ctx, t.s, t.name)
+}
+
+// put stores a, which the caller read with get under this transaction.
+func (t *accountTxn) put(ctx context.Context, a *account) error {
+	if !t.held {
+		return fmt.Errorf("writing account %q outside its lock", t.name)
+	}
+	entry, err := logical.StorageEntryJSON(accountStoragePrefix+t.name, a)
+	if err != nil {
+		return fmt.Errorf("encoding account %q: %w", t.name, err)
+	}
+	if err := t.s.Put(ctx, entry); err != nil {
+		return fmt.Errorf("writing account %q: %w", t.name, err)
 	}
 	return nil
 }
 
-// lockAccount serialises changes of one account with its rotation (the
-// rotation code takes the same per-account lock), so neither overwrites
-// the other's password.
-func (b *backend) lockAccount(name string) (unlock func()) {
-	lock := locksutil.LockForKey(b.rot.locks, name)
-	lock.Lock()
-	return lock.Unlock
+// delete removes the account.
+func (t *accountTxn) delete(ctx context.Context) error {
+	if !t.held {
+		return fmt.Errorf("deleting account %q outside its lock", t.name)
+	}
+	if err := t.s.Delete(ctx, accountStoragePrefix+t.name); err != nil {
+		return fmt.Errorf("deleting account %q: %w", t.name, err)
+	}
+	return nil
 }
 
 // accountNotFound is the 404 every per-account path returns for a name
 // that was never written.
 func accountNotFound(name string) error {
 	return logical.CodedError(http.StatusNotFound, fmt.Sprintf("account %q does not exist: write accounts/%s first", name, name))
+}
+
+// formatTime shows a stored time in reads: RFC 3339 in UTC, "" when unset.
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// nextRotation computes the next scheduled rotation after from; zero when
+// the account is not scheduled.
+func nextRotation(acct *account, from time.Time) time.Time {
+	if !acct.scheduled() {
+		return time.Time{}
+	}
+	if acct.RotationSchedule != "" {
+		sched, err := rotation.DefaultScheduler.Parse(acct.RotationSchedule)
+		if err != nil {
+			return time.Time{}
+		}
+		return sched.Next(from).UTC()
+	}
+	return from.Add(acct.RotationPeriod).UTC()
+}
+
+// passwordRoleBlocked says why the account of a password role must not be
+// used to log in, with the fix, or "" when it may.
+func passwordRoleBlocked(name string, acct *account) string {
+	switch {
+	case acct.needsToken() && acct.SecurityTokenStatus == tokenStatusStale:
+		return fmt.Sprintf("account %q has a stale security token: its password was changed (rotated) and Salesforce emailed a new "+
+			"security token to the user, so a login would fail and count toward the user's lockout; "+
+			"write the new token to accounts/%s/security-token", name, name)
+	case acct.RotationBlocked == "token_stale":
+		return fmt.Sprintf("account %q is blocked because its security token is stale; write the new token to accounts/%s/security-token", name, name)
+	case acct.RotationBlocked == "drift":
+		return fmt.Sprintf("account %q is blocked: its stored credential no longer logs in (changed outside Vault?), and each try counts "+
+			"toward the user's lockout; write the current password to accounts/%s or the current token to accounts/%s/security-token "+
+			"(accounts/%s/diagnose tells which)", name, name, name, name)
+	case acct.RotationBlocked == "user_locked":
+		return fmt.Sprintf("account %q is blocked: the Salesforce user is locked out; unlock it in Salesforce, "+
+			"then rotate/%s or write the credential to accounts/%s again", name, name, name)
+	case acct.RotationBlocked == "user_inactive":
+		return fmt.Sprintf("account %q is blocked: the Salesforce user is inactive; reactivate it, "+
+			"then rotate/%s or write the credential to accounts/%s again", name, name, name)
+	case acct.RotationBlocked != "":
+		return fmt.Sprintf("account %q is blocked (%s); read accounts/%s for the last error, fix it, then write accounts/%s",
+			name, acct.RotationBlocked, name, name)
+	}
+	return ""
+}
+
+// adoptPassword records a password Salesforce now has.
+func adoptPassword(acct *account, password string, now time.Time) {
+	acct.Password = password
+	acct.Version++
+	acct.LastVaultRotation = now.UTC()
+	acct.PasswordChangedAt = now.UTC()
+	if acct.needsToken() || acct.SecurityToken != "" {
+		// Salesforce emails a new token on every password change; the
+		// stored one no longer works, whatever the mode.
+		acct.SecurityTokenStatus = tokenStatusStale
+	}
+	acct.UnverifiedCandidateAt = time.Time{}
+	acct.LastRotationError = ""
+	acct.LastRotationErrorAt = time.Time{}
+	acct.ConsecutiveFailures = 0
+	acct.RotationBlocked = ""
+	acct.MissedRotationAt = time.Time{}
+	acct.WindowEnd = time.Time{}
+	acct.NextVaultRotation = nextRotation(acct, now)
+	acct.LastUpdated = now.UTC()
 }

@@ -3,6 +3,8 @@ package salesforce
 import (
 	"fmt"
 	"time"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 // adminRefusalRetry is how long a refused admin login of a grant that
@@ -47,7 +49,7 @@ func (e *adminRefusedError) Unwrap() error { return e.r.cause }
 // refuse records a refused admin login made with the config of generation
 // and returns the error callers get from now on.
 func (a *adminSessionCache) refuse(grant string, cause error, generation uint64, now time.Time) error {
-	r := &adminRefusal{at: now, grant: grant, code: ErrorCode(cause), cause: cause}
+	r := &adminRefusal{at: now, grant: grant, code: sfapi.ErrorCode(cause), cause: cause}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if generation == a.generation {
@@ -82,5 +84,5 @@ func (a *adminSessionCache) refused(now time.Time) error {
 // adminRefusedNow reports the standing admin refusal, for rotation status
 // and to stop rotations before they make any login.
 func (b *backend) adminRefusedNow() error {
-	return b.admin.refused(time.Now())
+	return b.admin.refused(b.now())
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 // adminSessionCache holds the session the config's admin grant produced.
@@ -18,7 +20,7 @@ type adminSessionCache struct {
 	loginMu sync.Mutex
 
 	mu      sync.Mutex
-	session *Session
+	session *sfapi.Session
 	expires time.Time
 	// generation changes on every drop, so a login that raced with a
 	// config change does not cache a session of the old config.
@@ -28,7 +30,7 @@ type adminSessionCache struct {
 	refusal *adminRefusal
 }
 
-func (a *adminSessionCache) get(now time.Time) (*Session, uint64) {
+func (a *adminSessionCache) get(now time.Time) (*sfapi.Session, uint64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.session != nil && now.Before(a.expires) {
@@ -37,7 +39,7 @@ func (a *adminSessionCache) get(now time.Time) (*Session, uint64) {
 	return nil, a.generation
 }
 
-func (a *adminSessionCache) put(s *Session, expires time.Time, generation uint64) {
+func (a *adminSessionCache) put(s *sfapi.Session, expires time.Time, generation uint64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if generation != a.generation {
@@ -63,18 +65,18 @@ func (b *backend) dropAdminSession() {
 
 // adminSession returns a session of the config's admin identity, reusing
 // a cached one until shortly before it would expire.
-func (b *backend) adminSession(ctx context.Context, s logical.Storage) (*Session, error) {
-	if sess, _ := b.admin.get(time.Now()); sess != nil {
+func (b *backend) adminSession(ctx context.Context, s logical.Storage) (*sfapi.Session, error) {
+	if sess, _ := b.admin.get(b.now()); sess != nil {
 		return sess, nil
 	}
 	b.admin.loginMu.Lock()
 	defer b.admin.loginMu.Unlock()
 	// Another caller may have logged in while this one waited.
-	sess, generation := b.admin.get(time.Now())
+	sess, generation := b.admin.get(b.now())
 	if sess != nil {
 		return sess, nil
 	}
-	if err := b.admin.refused(time.Now()); err != nil {
+	if err := b.admin.refused(b.now()); err != nil {
 		return nil, err
 	}
 	client, cfg, err := b.getClient(ctx, s)
@@ -85,11 +87,20 @@ func (b *backend) adminSession(ctx context.Context, s logical.Storage) (*Session
 	if err != nil {
 		return nil, err
 	}
-	issued := time.Now()
+	issued := b.now()
+	var slot *loginSlot
+	if cfg.GrantType == adminGrantPassword {
+		// The admin password is a stored credential like an account's:
+		// its logins are reserved in the admin user's budget.
+		if slot, err = b.reserveLogin(ctx, s, adminUser(cfg), purposeCheck, credStored); err != nil {
+			return nil, err
+		}
+	}
 	sess, err = adminLogin(ctx, client, cfg, vaultKey)
+	slot.done(ctx, err)
 	if err != nil {
-		if IsCredentialError(err) {
-			return nil, b.admin.refuse(cfg.GrantType, err, generation, time.Now())
+		if sfapi.IsCredentialError(err) {
+			return nil, b.admin.refuse(cfg.GrantType, err, generation, b.now())
 		}
 		return nil, err
 	}
@@ -99,7 +110,7 @@ func (b *backend) adminSession(ctx context.Context, s logical.Storage) (*Session
 
 // withAdminSession runs fn with the admin session and, when Salesforce
 // says the session is gone, once more with a fresh one.
-func (b *backend) withAdminSession(ctx context.Context, s logical.Storage, fn func(Client, *Session) error) error {
+func (b *backend) withAdminSession(ctx context.Context, s logical.Storage, fn func(Client, *sfapi.Session) error) error {
 	for attempt := 0; ; attempt++ {
 		sess, err := b.adminSession(ctx, s)
 		if err != nil {
@@ -110,14 +121,14 @@ func (b *backend) withAdminSession(ctx context.Context, s logical.Storage, fn fu
 			return err
 		}
 		err = fn(client, sess)
-		if err == nil || KindOf(err) != KindSession || attempt > 0 {
+		if err == nil || sfapi.KindOf(err) != sfapi.KindSession || attempt > 0 {
 			return err
 		}
 		b.dropAdminSession()
 	}
 }
 
-func sessionLifetime(s *Session) time.Duration {
+func sessionLifetime(s *sfapi.Session) time.Duration {
 	if s.SecondsValid > 0 {
 		life := time.Duration(s.SecondsValid) * time.Second
 		// Keep at least a short reuse window for short session timeouts.
@@ -145,7 +156,7 @@ func (b *backend) adminVaultKey(ctx context.Context, s logical.Storage, cfg *sal
 // adminLogin obtains a session with the config's admin grant. vaultKey is
 // the key generated in Vault (config/jwt-key), used by jwt_bearer when the
 // config holds no private_key. It never caches; adminSession does.
-func adminLogin(ctx context.Context, c Client, cfg *salesforceConfig, vaultKey *rsa.PrivateKey) (*Session, error) {
+func adminLogin(ctx context.Context, c Client, cfg *salesforceConfig, vaultKey *rsa.PrivateKey) (*sfapi.Session, error) {
 	switch cfg.GrantType {
 	case adminGrantJWTBearer:
 		key, err := cfg.privateKey()

@@ -4,10 +4,15 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 // Version is the plugin's version, set at build time with
@@ -25,27 +30,47 @@ each integration user under "accounts/<name>" and read it back from
 "creds/<name>".
 `
 
+// operationPrefix starts the OpenAPI operation id of every path.
+const operationPrefix = "salesforce"
+
 // backend is the Salesforce secrets engine.
 type backend struct {
 	*framework.Backend
 	logger hclog.Logger
+
+	// clock is the engine's one clock, read through now(); tests set it.
+	clock func() time.Time
 
 	// clientMu guards client, which is built from the stored config on
 	// first use and dropped whenever the config changes (here or, through
 	// Invalidate, on another node).
 	clientMu sync.RWMutex
 	client   Client
-
-	// admin caches the config's admin session (path_config.go).
-	admin adminSessionCache
-
 	// newClient builds a Client from a config; tests replace it with a fake.
-	newClient func(ClientConfig) (Client, error)
+	newClient func(sfapi.Config) (Client, error)
 
-	// tokens caches role access tokens and tracks their leases (token_cache.go).
+	// admin caches the config's admin session (admin_session.go).
+	admin adminSessionCache
+	// rootMu serialises the writers of the admin credential in config:
+	// config writes, rotate-root and the settling of its WAL (rotate_root.go).
+	rootMu sync.Mutex
+
+	// accountLocks serialise the writers of each stored account (account.go).
+	accountLocks []*locksutil.LockEntry
+	// budget counts the logins made with stored credentials (login_budget.go).
+	budget *loginBudget
+	// loginFlow is the flow logins with a password use (login.go), learned
+	// from the org and forgotten when the config changes.
+	loginFlow atomic.Int32
+
+	// jwtKeyMu serialises read-modify-writes of config/jwt-key (jwt_key.go).
+	jwtKeyMu sync.Mutex
+
+	// tokens caches role access tokens and tracks their leases
+	// (token_cache.go, token_leases.go).
 	tokens *tokenCache
 
-	// rot is the password rotation machinery (rotation.go).
+	// rot is the rotation queue and its background work (rotation_schedule.go).
 	rot *rotationState
 }
 
@@ -60,10 +85,13 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 
 func newBackend(conf *logical.BackendConfig) *backend {
 	b := &backend{
-		logger:    conf.Logger,
-		newClient: NewClient,
-		tokens:    newTokenCache(),
-		rot:       newRotationState(),
+		logger:       conf.Logger,
+		clock:        time.Now,
+		newClient:    newClient,
+		accountLocks: locksutil.CreateLocks(),
+		budget:       newLoginBudget(),
+		tokens:       newTokenCache(),
+		rot:          newRotationState(),
 	}
 	if b.logger == nil {
 		b.logger = hclog.NewNullLogger()
@@ -105,10 +133,14 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		InitializeFunc:    b.initializeRotation,
 		WALRollback:       b.walRollback,
 		WALRollbackMinAge: walRollbackMinAge,
+		RotateCredential:  b.rotateRoot,
 		RunningVersion:    Version,
 	}
 	return b
 }
+
+// now is the time as the engine sees it.
+func (b *backend) now() time.Time { return b.clock() }
 
 // invalidate runs on every node when another node changes a key.
 func (b *backend) invalidate(ctx context.Context, key string) {
@@ -140,6 +172,7 @@ func (b *backend) resetClient() {
 	b.client = nil
 	b.clientMu.Unlock()
 	b.admin.drop()
+	b.loginFlow.Store(flowUnknown)
 }
 
 // getClient returns the client for the stored config, building it once.

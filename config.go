@@ -9,15 +9,14 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 const (
@@ -52,18 +51,6 @@ const (
 // errConfigMissing is returned by every path that needs Salesforce before
 // the operator has written config.
 var errConfigMissing = errors.New("the engine is not configured: write config first (vault write <mount>/config ...)")
-
-// salesforceDomainSuffixes are the hosts a login_url may point at without
-// allow_non_salesforce_url. Each needs a subdomain in front, e.g.
-// login.salesforce.com or acme.my.salesforce.com.
-var salesforceDomainSuffixes = []string{
-	".salesforce.com", // login., test., *.my., *.sandbox.my., instance hosts
-	".force.com",
-	".salesforce.mil",
-	".cloudforce.com",
-	".salesforce-setup.com",
-	".database.com",
-}
 
 var configAPIVersionRegex = regexp.MustCompile(`^[0-9]{2,3}\.[0-9]$`)
 
@@ -123,8 +110,8 @@ func writeConfig(ctx context.Context, s logical.Storage, cfg *salesforceConfig) 
 }
 
 // clientConfig turns the stored config into what a Client needs.
-func (c *salesforceConfig) clientConfig() (ClientConfig, error) {
-	cc := ClientConfig{
+func (c *salesforceConfig) clientConfig() (sfapi.Config, error) {
+	cc := sfapi.Config{
 		LoginURL:       c.LoginURL,
 		APIVersion:     c.APIVersion,
 		SOAPAPIVersion: c.SOAPAPIVersion,
@@ -138,7 +125,7 @@ func (c *salesforceConfig) clientConfig() (ClientConfig, error) {
 	if c.CACert != "" {
 		pool, err := parseCACert(c.CACert)
 		if err != nil {
-			return ClientConfig{}, err
+			return sfapi.Config{}, err
 		}
 		cc.RootCAs = pool
 	}
@@ -151,115 +138,6 @@ func (c *salesforceConfig) privateKey() (*rsa.PrivateKey, error) {
 		return nil, nil
 	}
 	return parseRSAPrivateKey(c.PrivateKey)
-}
-
-// validateLoginURL checks login_url and returns it without a trailing
-// slash. Without the opt-in only https on a Salesforce domain passes, so
-// nobody sends credentials to an internal address by accident.
-func validateLoginURL(raw string, allowNonSalesforce bool) (string, error) {
-	const optIn = "; set allow_non_salesforce_url=true to use it anyway (for the emulator or tests)"
-	if raw == "" {
-		return "", errors.New("login_url must not be empty")
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme == "" || u.Host == "" || u.Opaque != "" {
-		return "", errors.New("login_url must be an absolute URL such as https://login.salesforce.com")
-	}
-	if u.User != nil {
-		return "", errors.New("login_url must not contain a user name or password")
-	}
-	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
-		return "", errors.New("login_url must not contain a query or fragment")
-	}
-	scheme := strings.ToLower(u.Scheme)
-	if scheme != "https" && scheme != "http" {
-		return "", errors.New("login_url must use https")
-	}
-	host := strings.ToLower(u.Hostname())
-	if err := validateLoginHost(host); err != nil {
-		return "", err
-	}
-	path := strings.TrimRight(u.Path, "/")
-	normalized := scheme + "://" + strings.ToLower(u.Host) + path
-
-	if allowNonSalesforce {
-		return normalized, nil
-	}
-	if scheme != "https" {
-		return "", errors.New("login_url must use https" + optIn)
-	}
-	if net.ParseIP(host) != nil || host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return "", errors.New("login_url must name a Salesforce host, not an IP or loopback address" + optIn)
-	}
-	if port := u.Port(); port != "" && port != "443" {
-		return "", errors.New("login_url must use the standard https port" + optIn)
-	}
-	if path != "" {
-		return "", errors.New("login_url must not have a path" + optIn)
-	}
-	if !isSalesforceHost(host) {
-		return "", fmt.Errorf("login_url host %q is not a Salesforce domain (%s)%s", host, strings.Join(salesforceDomainSuffixes, ", "), optIn)
-	}
-	return "https://" + host, nil
-}
-
-// validateLoginHost refuses host names that are malformed even with the
-// opt-in: non-ASCII ones (look-alikes such as the ideographic full stop in
-// "evil.com\u3002.salesforce.com" pass a suffix check yet are no Salesforce
-// name), empty labels ("a..salesforce.com", a leading or trailing dot) and
-// characters outside DNS names. IP literals are checked by the caller.
-func validateLoginHost(host string) error {
-	if host == "" {
-		return errors.New("login_url must name a host")
-	}
-	if net.ParseIP(host) != nil {
-		return nil
-	}
-	for _, r := range host {
-		if r >= utf8.RuneSelf {
-			return fmt.Errorf("login_url host %+q must be ASCII; write an internationalized domain name in its xn-- form", host)
-		}
-	}
-	if len(host) > 253 {
-		return errors.New("login_url host must be at most 253 characters")
-	}
-	for _, label := range strings.Split(host, ".") {
-		if label == "" {
-			return fmt.Errorf("login_url host %q has an empty label (two dots in a row, or a leading or trailing dot)", host)
-		}
-		if len(label) > 63 {
-			return fmt.Errorf("login_url host %q has a label longer than 63 characters", host)
-		}
-		for _, r := range label {
-			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-				return fmt.Errorf("login_url host %q may contain only letters, digits, hyphens, underscores and dots", host)
-			}
-		}
-	}
-	return nil
-}
-
-func isSalesforceHost(host string) bool {
-	for _, suffix := range salesforceDomainSuffixes {
-		if strings.HasSuffix(host, suffix) && len(host) > len(suffix) {
-			return true
-		}
-	}
-	return false
-}
-
-// isGenericLoginHost reports whether loginURL is one of Salesforce's
-// shared login hosts, where client_credentials is not served.
-func isGenericLoginHost(loginURL string) bool {
-	u, err := url.Parse(loginURL)
-	if err != nil {
-		return false
-	}
-	switch strings.ToLower(u.Hostname()) {
-	case "login.salesforce.com", "test.salesforce.com":
-		return true
-	}
-	return false
 }
 
 // validateAPIVersion checks the NN.N format, the 40.0 floor and, when max
@@ -382,4 +260,93 @@ func publicKeyFingerprint(pub *rsa.PublicKey) string {
 	}
 	sum := sha256.Sum256(der)
 	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
+}
+
+// endpointSecretFields are the stored secrets that logins send to
+// login_url as they are: the client secret (admin grants and token roles)
+// and the admin password and security token.
+//
+// private_key is deliberately not among them. The key never leaves Vault:
+// a jwt_bearer login sends only an assertion signed with it, which expires
+// within two minutes and whose "aud" names the new host when login_url
+// leaves Salesforce, so it cannot be replayed at the org. (After a ca_cert
+// change an interceptor could replay one within those minutes, but it would
+// see every session the engine obtains anyway.) Asking for the key again
+// would put one more copy of it in transit and protect nothing.
+var endpointSecretFields = []string{"client_secret", "password", "security_token"}
+
+// endpointChanges describes how an update moves or widens where logins go:
+// a new login_url, the non-Salesforce opt-in turned on, or other trust
+// anchors (any ca_cert change alters who can answer as login_url).
+// Turning the opt-in off only narrows it and is not listed.
+func endpointChanges(old, updated *salesforceConfig) []string {
+	var changes []string
+	if updated.LoginURL != old.LoginURL {
+		changes = append(changes, "login_url changed")
+	}
+	if updated.AllowNonSalesforceURL && !old.AllowNonSalesforceURL {
+		changes = append(changes, "allow_non_salesforce_url was turned on")
+	}
+	if updated.CACert != old.CACert {
+		changes = append(changes, "ca_cert changed")
+	}
+	return changes
+}
+
+// joinWithAnd joins items as "a", "a and b" or "a, b and c".
+func joinWithAnd(items []string) string {
+	if len(items) <= 1 {
+		return strings.Join(items, "")
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
+}
+
+// defaultAdminGrant picks the admin grant from the credentials given.
+func defaultAdminGrant(cfg *salesforceConfig) string {
+	switch {
+	case cfg.PrivateKey != "":
+		return adminGrantJWTBearer
+	case cfg.ClientSecret != "" && cfg.Username == "" && cfg.Password == "":
+		return adminGrantClientCredentials
+	default:
+		return adminGrantPassword
+	}
+}
+
+// validateAdminGrant checks that the chosen grant has what it needs.
+// haveVaultKey says config/jwt-key holds a key jwt_bearer can sign with.
+func validateAdminGrant(cfg *salesforceConfig, haveVaultKey bool) error {
+	var needs []string
+	switch cfg.GrantType {
+	case adminGrantJWTBearer:
+		key := cfg.PrivateKey
+		if haveVaultKey && key == "" {
+			key = "config/jwt-key"
+		}
+		needs = missing(map[string]string{"client_id": cfg.ClientID, "username": cfg.Username, "private_key": key})
+	case adminGrantClientCredentials:
+		needs = missing(map[string]string{"client_id": cfg.ClientID, "client_secret": cfg.ClientSecret})
+	case adminGrantPassword:
+		needs = missing(map[string]string{"client_id": cfg.ClientID, "client_secret": cfg.ClientSecret, "username": cfg.Username, "password": cfg.Password})
+	default:
+		return fmt.Errorf("grant_type must be one of %s, %s or %s", adminGrantJWTBearer, adminGrantClientCredentials, adminGrantPassword)
+	}
+	if len(needs) > 0 {
+		msg := fmt.Sprintf("grant_type %s needs %s", cfg.GrantType, strings.Join(needs, ", "))
+		if cfg.GrantType == adminGrantJWTBearer && cfg.PrivateKey == "" {
+			msg += " (or a key generated in Vault with config/jwt-key)"
+		}
+		return errors.New(msg)
+	}
+	return nil
+}
+
+func missing(fields map[string]string) []string {
+	var out []string
+	for _, name := range []string{"client_id", "client_secret", "username", "password", "private_key"} {
+		if v, ok := fields[name]; ok && v == "" {
+			out = append(out, name)
+		}
+	}
+	return out
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strings"
 	"sync"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 // fakeUser is one user of the fake org.
@@ -22,7 +24,7 @@ type fakeUser struct {
 // tests of the paths' logic that need no wire fidelity.
 type fakeClient struct {
 	mu    sync.Mutex
-	cfg   ClientConfig
+	cfg   sfapi.Config
 	users map[string]*fakeUser
 	calls map[string]int
 	// soapUnavailableCode, when set, is what SOAP login() fails with.
@@ -55,7 +57,7 @@ func newFakeClient() *fakeClient {
 
 // install makes b build this fake for every config.
 func (f *fakeClient) install(b *backend) {
-	b.newClient = func(cc ClientConfig) (Client, error) {
+	b.newClient = func(cc sfapi.Config) (Client, error) {
 		f.mu.Lock()
 		f.cfg = cc
 		f.mu.Unlock()
@@ -70,9 +72,9 @@ func (f *fakeClient) count(op string) int {
 	return f.calls[op]
 }
 
-func (f *fakeClient) session(u *fakeUser) *Session {
+func (f *fakeClient) session(u *fakeUser) *sfapi.Session {
 	f.sessions++
-	return &Session{
+	return &sfapi.Session{
 		AccessToken: "00Dfake!SESSION" + strings.Repeat("x", f.sessions),
 		InstanceURL: "https://fake.my.salesforce.com",
 		UserID:      u.id,
@@ -80,21 +82,21 @@ func (f *fakeClient) session(u *fakeUser) *Session {
 	}
 }
 
-func (f *fakeClient) login(op, username, passwordWithToken string, soap bool) (*Session, error) {
+func (f *fakeClient) login(op, username, passwordWithToken string, soap bool) (*sfapi.Session, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls[op]++
 	if f.failTransient {
-		return nil, &Error{Op: op, Message: "connection refused", Kind: KindTransient}
+		return nil, &sfapi.Error{Op: op, Message: "connection refused", Kind: sfapi.KindTransient}
 	}
 	if soap && f.soapUnavailableCode != "" {
-		return nil, &Error{Op: op, Code: f.soapUnavailableCode, Message: "login() is not available", HTTPStatus: 500, Kind: KindPermission}
+		return nil, &sfapi.Error{Op: op, Code: f.soapUnavailableCode, Message: "login() is not available", HTTPStatus: 500, Kind: sfapi.KindPermission}
 	}
 	reject := func(code string) error {
 		if !soap {
-			return &Error{Op: op, Code: "invalid_grant", Message: "authentication failure", HTTPStatus: 400, Kind: KindCredentials}
+			return &sfapi.Error{Op: op, Code: "invalid_grant", Message: "authentication failure", HTTPStatus: 400, Kind: sfapi.KindCredentials}
 		}
-		return &Error{Op: op, Code: code, Message: "Invalid username, password, security token; or user locked out.", HTTPStatus: 500, Kind: KindCredentials}
+		return &sfapi.Error{Op: op, Code: code, Message: "Invalid username, password, security token; or user locked out.", HTTPStatus: 500, Kind: sfapi.KindCredentials}
 	}
 	u := f.users[username]
 	if u == nil {
@@ -111,72 +113,74 @@ func (f *fakeClient) login(op, username, passwordWithToken string, soap bool) (*
 	return f.session(u), nil
 }
 
-func (f *fakeClient) SOAPLogin(ctx context.Context, username, passwordWithToken string) (*Session, error) {
+func (f *fakeClient) SOAPLogin(ctx context.Context, username, passwordWithToken string) (*sfapi.Session, error) {
 	return f.login("soap.login", username, passwordWithToken, true)
 }
 
-func (f *fakeClient) PasswordGrant(ctx context.Context, username, passwordWithToken string) (*Session, error) {
+func (f *fakeClient) PasswordGrant(ctx context.Context, username, passwordWithToken string) (*sfapi.Session, error) {
 	return f.login("oauth.password", username, passwordWithToken, false)
 }
 
-func (f *fakeClient) ClientCredentialsGrant(ctx context.Context, scopes []string) (*Session, error) {
+func (f *fakeClient) ClientCredentialsGrant(ctx context.Context, scopes []string) (*sfapi.Session, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls["oauth.client_credentials"]++
 	if f.failTransient {
-		return nil, &Error{Op: "oauth token", Message: "connection refused", Kind: KindTransient}
+		return nil, &sfapi.Error{Op: "oauth token", Message: "connection refused", Kind: sfapi.KindTransient}
 	}
 	if f.cfg.LoginURL == "https://login.salesforce.com" {
-		return nil, &Error{Op: "oauth token", Code: "invalid_grant", Message: "request not supported on this domain", HTTPStatus: 400, Kind: KindCredentials}
+		return nil, &sfapi.Error{Op: "oauth token", Code: "invalid_grant", Message: "request not supported on this domain", HTTPStatus: 400, Kind: sfapi.KindCredentials}
 	}
 	if f.cfg.ClientID != fakeClientID || f.cfg.ClientSecret != f.clientSecret {
-		return nil, &Error{Op: "oauth token", Code: "invalid_client", Message: "invalid client credentials", HTTPStatus: 400, Kind: KindCredentials}
+		return nil, &sfapi.Error{Op: "oauth token", Code: "invalid_client", Message: "invalid client credentials", HTTPStatus: 400, Kind: sfapi.KindCredentials}
 	}
 	return f.session(f.users["admin@fake.test"]), nil
 }
 
-func (f *fakeClient) JWTBearerGrant(ctx context.Context, username string, key *rsa.PrivateKey, scopes []string) (*Session, error) {
+func (f *fakeClient) JWTBearerGrant(ctx context.Context, username string, key *rsa.PrivateKey, scopes []string) (*sfapi.Session, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls["oauth.jwt"]++
 	u := f.users[username]
 	if key == nil || u == nil || f.cfg.ClientID != fakeClientID {
-		return nil, &Error{Op: "oauth token", Code: "invalid_grant", Message: "user hasn't approved this consumer", HTTPStatus: 400, Kind: KindCredentials}
+		return nil, &sfapi.Error{Op: "oauth token", Code: "invalid_grant", Message: "user hasn't approved this consumer", HTTPStatus: 400, Kind: sfapi.KindCredentials}
 	}
 	return f.session(u), nil
 }
 
 var errFakeNotImplemented = errors.New("fake client: not implemented")
 
-func (f *fakeClient) RefreshTokenGrant(ctx context.Context, refreshToken string, scopes []string) (*Session, error) {
+func (f *fakeClient) RefreshTokenGrant(ctx context.Context, refreshToken string, scopes []string) (*sfapi.Session, error) {
 	return nil, errFakeNotImplemented
 }
 func (f *fakeClient) Revoke(ctx context.Context, token string) error { return errFakeNotImplemented }
-func (f *fakeClient) Introspect(ctx context.Context, token string) (*Introspection, error) {
+func (f *fakeClient) Introspect(ctx context.Context, token string) (*sfapi.Introspection, error) {
 	return nil, errFakeNotImplemented
 }
-func (f *fakeClient) UserInfo(ctx context.Context, s *Session) (*UserInfo, error) {
+func (f *fakeClient) UserInfo(ctx context.Context, s *sfapi.Session) (*sfapi.UserInfo, error) {
 	return nil, errFakeNotImplemented
 }
-func (f *fakeClient) Logout(ctx context.Context, s *Session) error { return errFakeNotImplemented }
-func (f *fakeClient) SetPassword(ctx context.Context, admin *Session, userID, newPassword string) error {
+func (f *fakeClient) Logout(ctx context.Context, s *sfapi.Session) error {
 	return errFakeNotImplemented
 }
-func (f *fakeClient) ChangeOwnPassword(ctx context.Context, own *Session, oldPassword, newPassword string) error {
+func (f *fakeClient) SetPassword(ctx context.Context, admin *sfapi.Session, userID, newPassword string) error {
 	return errFakeNotImplemented
 }
-func (f *fakeClient) LookupUser(ctx context.Context, admin *Session, username string) (*User, error) {
+func (f *fakeClient) ChangeOwnPassword(ctx context.Context, own *sfapi.Session, oldPassword, newPassword string) error {
+	return errFakeNotImplemented
+}
+func (f *fakeClient) LookupUser(ctx context.Context, admin *sfapi.Session, username string) (*sfapi.User, error) {
 	return nil, errFakeNotImplemented
 }
-func (f *fakeClient) PasswordExpired(ctx context.Context, admin *Session, userID string) (bool, error) {
+func (f *fakeClient) PasswordExpired(ctx context.Context, admin *sfapi.Session, userID string) (bool, error) {
 	return false, errFakeNotImplemented
 }
-func (f *fakeClient) LoginLocked(ctx context.Context, admin *Session, userID string) (bool, string, error) {
+func (f *fakeClient) LoginLocked(ctx context.Context, admin *sfapi.Session, userID string) (bool, string, error) {
 	return false, "", errFakeNotImplemented
 }
-func (f *fakeClient) UnlockLogin(ctx context.Context, admin *Session, userLoginID string) error {
+func (f *fakeClient) UnlockLogin(ctx context.Context, admin *sfapi.Session, userLoginID string) error {
 	return errFakeNotImplemented
 }
-func (f *fakeClient) Query(ctx context.Context, s *Session, soql string) (int, error) {
+func (f *fakeClient) Query(ctx context.Context, s *sfapi.Session, soql string) (int, error) {
 	return 0, errFakeNotImplemented
 }

@@ -5,40 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
-
-// accountSegmentRegex is one '/'-separated part of an account name (\w
-// in Go's regexp would do, but the explicit class reads better in
-// path-help).
-const accountSegmentRegex = `[0-9A-Za-z_.@-]+`
-
-// accountNameRegex is an account name: one or more parts joined by '/'.
-// Paths served below an account (accounts/<name>/diagnose, .../security-token)
-// are wired before accounts/<name> in backend.go: the framework routes to
-// the first pattern that matches.
-const accountNameRegex = accountSegmentRegex + `(?:/` + accountSegmentRegex + `)*`
-
-var accountNameMatcher = regexp.MustCompile("^" + accountNameRegex + "$")
-
-// validateAccountName rejects names the pattern lets through but storage
-// should not hold.
-func validateAccountName(name string) error {
-	if !accountNameMatcher.MatchString(name) {
-		return fmt.Errorf("name %q is not a valid account name: use letters, digits and _ . @ -, with / between parts", name)
-	}
-	for _, part := range strings.Split(name, "/") {
-		if strings.Trim(part, ".") == "" {
-			return fmt.Errorf("name %q is not a valid account name: a part may not be . or ..", name)
-		}
-	}
-	return nil
-}
 
 const (
 	maxDescriptionLength = 1024
@@ -82,6 +55,12 @@ func pathAccounts(b *backend) []*framework.Path {
 			Type:        framework.TypeString,
 			Description: "Free text for operators, e.g. which integration uses this user (at most 1024 characters).",
 		},
+		"reset_failed_logins": {
+			Type: framework.TypeBool,
+			Description: "Set the count of the user's logins Salesforce rejected to zero, after checking in Salesforce that the user is " +
+				"not locked out. Once the count reaches max_failed_logins (config/rotation) the engine makes no login as the user, " +
+				"this write's own check included, until a login succeeds or this is set. Takes effect before the check of this write.",
+		},
 		"verify": {
 			Type: framework.TypeBool,
 			Description: "Check a new or changed password and security token by logging in to Salesforce with them before " +
@@ -100,7 +79,7 @@ func pathAccounts(b *backend) []*framework.Path {
 		{
 			Pattern: "accounts(?:/(?P<prefix>(?:" + accountSegmentRegex + "/)*))?$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "salesforce",
+				OperationPrefix: operationPrefix,
 				OperationSuffix: "accounts",
 			},
 			Fields: map[string]*framework.FieldSchema{
@@ -121,7 +100,7 @@ func pathAccounts(b *backend) []*framework.Path {
 		{
 			Pattern: "accounts/(?P<name>" + accountNameRegex + ")$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "salesforce",
+				OperationPrefix: operationPrefix,
 				OperationSuffix: "account",
 			},
 			Fields:         fields,
@@ -196,11 +175,19 @@ func (b *backend) pathAccountRead(ctx context.Context, req *logical.Request, d *
 		"created_at":         formatTime(acct.CreatedAt),
 		"last_updated":       formatTime(acct.LastUpdated),
 	}
-	b.addAccountRotationStatus(acct, data)
+	st, err := b.accountStatusOf(ctx, req.Storage, name, acct)
+	if err != nil {
+		return nil, err
+	}
+	b.addAccountRotationStatus(acct, st, data)
 	// The rotation hook must not put a secret into a read of this path.
 	delete(data, "password")
 	delete(data, "security_token")
-	return &logical.Response{Data: data}, nil
+	resp := &logical.Response{Data: data}
+	if st.pending != nil {
+		resp.AddWarning(pendingWarning(st.pending))
+	}
+	return resp, nil
 }
 
 func (b *backend) pathAccountWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -208,8 +195,9 @@ func (b *backend) pathAccountWrite(ctx context.Context, req *logical.Request, d 
 	if err := validateAccountName(name); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	defer b.lockAccount(name)()
-	existing, err := readAccount(ctx, req.Storage, name)
+	txn := b.lockAccount(req.Storage, name)
+	defer txn.unlock()
+	existing, err := txn.get(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -285,6 +273,14 @@ func (b *backend) pathAccountWrite(ctx context.Context, req *logical.Request, d 
 		}
 	}
 
+	if d.Get("reset_failed_logins").(bool) {
+		// The operator checked Salesforce: the count restarts, before this
+		// write's own login.
+		if err := b.resetFailedLogins(ctx, req.Storage, accountUser(name, acct)); err != nil {
+			return nil, err
+		}
+	}
+
 	var warnings []string
 	if credentialChanged && d.Get("verify").(bool) {
 		if cfg == nil {
@@ -310,7 +306,7 @@ func (b *backend) pathAccountWrite(ctx context.Context, req *logical.Request, d 
 	}
 	warnings = append(warnings, rotationWarnings...)
 
-	now := time.Now().UTC()
+	now := b.now().UTC()
 	if isCreate {
 		acct.CreatedAt = now
 	}
@@ -319,10 +315,10 @@ func (b *backend) pathAccountWrite(ctx context.Context, req *logical.Request, d 
 	if credentialChanged {
 		acct.LastUpdated = now
 	}
-	if err := writeAccount(ctx, req.Storage, name, acct); err != nil {
+	if err := txn.put(ctx, acct); err != nil {
 		return nil, err
 	}
-	b.scheduleAccount(ctx, req, name, acct)
+	b.scheduleAccount(name, acct)
 	b.invalidateTokensForAccount(name)
 
 	if len(warnings) == 0 {
@@ -331,23 +327,10 @@ func (b *backend) pathAccountWrite(ctx context.Context, req *logical.Request, d 
 	return &logical.Response{Warnings: warnings}, nil
 }
 
-// soapLoginUnavailable lists the codes with which Salesforce refuses SOAP
-// login() itself, as opposed to the credential: a retired API version, the
-// org's "SOAP API login()" switch being off, or the user lacking the
-// permission login() needs.
-var soapLoginUnavailable = map[string]bool{
-	"UNSUPPORTED_API_VERSION":   true,
-	"API_CURRENTLY_DISABLED":    true,
-	"SOAP_LOGIN_DISABLED":       true,
-	"INSUFFICIENT_ACCESS":       true,
-	"INVALID_OPERATION":         true,
-	"FUNCTIONALITY_NOT_ENABLED": true,
-}
-
 // verifyAccountCredential logs in with the account's own credential. It
 // never uses or touches the admin session. It returns the session, or a
 // response/error for the caller to return as is.
-func (b *backend) verifyAccountCredential(ctx context.Context, s logical.Storage, name string, acct *account) (*Session, *logical.Response, error) {
+func (b *backend) verifyAccountCredential(ctx context.Context, s logical.Storage, name string, acct *account) (*sfapi.Session, *logical.Response, error) {
 	client, cfg, err := b.getClient(ctx, s)
 	if err != nil {
 		if errors.Is(err, errConfigMissing) {
@@ -355,38 +338,39 @@ func (b *backend) verifyAccountCredential(ctx context.Context, s logical.Storage
 		}
 		return nil, nil, err
 	}
-	method := "SOAP login()"
-	sess, err := client.SOAPLogin(ctx, acct.Username, acct.passwordWithToken())
-	if err != nil && soapLoginUnavailable[ErrorCode(err)] {
-		soapErr := err
-		if cfg.ClientID == "" || cfg.ClientSecret == "" {
-			// Salesforce's username-password flow needs the client secret.
-			b.logger.Info("account credential check impossible", "account", name, "soap_code", ErrorCode(soapErr))
-			return nil, logical.ErrorResponse(noLoginFlowMessage(name, acct, soapErr, nil)), nil
-		}
-		// login() is not available: the OAuth username-password flow checks
-		// the same credential. A rejected credential never gets here, so a
-		// wrong password costs one failed login, not two.
-		b.logger.Debug("SOAP login unavailable, checking the credential with the username-password flow", "account", name, "code", ErrorCode(err))
-		method = "the OAuth username-password flow"
-		sess, err = client.PasswordGrant(ctx, acct.Username, acct.passwordWithToken())
-		if err != nil && !IsTransient(err) {
-			// invalid_grant is also what a blocked flow answers, so the
-			// operator must hear about both refusals.
-			b.logger.Info("account credential check failed", "account", name, "soap_code", ErrorCode(soapErr), "code", ErrorCode(err))
-			return nil, logical.ErrorResponse(noLoginFlowMessage(name, acct, soapErr, err)), nil
-		}
-	}
-	if err == nil {
+	// One login through the flow the org allows (SOAP login(), else the
+	// OAuth username-password flow), within the user's login budget. A
+	// rejected credential is never tried with the other flow, so a wrong
+	// password costs one failed login, not two.
+	res, err := b.login(ctx, s, client, cfg, loginAttempt{
+		who: accountUser(name, acct), secret: acct.passwordWithToken(), purpose: purposeOperator, cred: credOperator,
+	})
+	var noFlow *errNoLoginFlow
+	switch {
+	case err == nil:
 		// The session is deliberately not logged out: Salesforce may share
 		// one session among logins of the same user, and logout would end
 		// the integration's own session.
-		return sess, nil, nil
+		return res.session, nil, nil
+	case isBudgetError(err):
+		return nil, logical.ErrorResponse("not checking the credential of account %q: %v; nothing was stored", name, err), nil
+	case errors.As(err, &noFlow):
+		b.logger.Info("account credential check impossible", "account", name, "soap_code", sfapi.ErrorCode(noFlow.soapErr))
+		return nil, logical.ErrorResponse(noLoginFlowMessage(name, acct, noFlow.soapErr, nil)), nil
+	case res.soapErr != nil && !sfapi.IsTransient(err):
+		// invalid_grant is also what a blocked flow answers, so the
+		// operator must hear about both refusals.
+		b.logger.Info("account credential check failed", "account", name, "soap_code", sfapi.ErrorCode(res.soapErr), "code", sfapi.ErrorCode(err))
+		return nil, logical.ErrorResponse(noLoginFlowMessage(name, acct, res.soapErr, err)), nil
+	}
+	method := "SOAP login()"
+	if res.flow == flowPasswordGrant {
+		method = "the OAuth username-password flow"
 	}
 
-	code := ErrorCode(err)
+	code := sfapi.ErrorCode(err)
 	b.logger.Info("account credential check failed", "account", name, "username", acct.Username, "method", method, "code", code, "error", err)
-	if IsTransient(err) {
+	if sfapi.IsTransient(err) {
 		return nil, nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf(
 			"checking the credential of account %q: Salesforce could not be reached (%s); nothing was stored. Try again, or write with verify=false", name, err))
 	}
@@ -404,13 +388,13 @@ func (b *backend) verifyAccountCredential(ctx context.Context, s logical.Storage
 // noLoginFlowMessage explains a credential check that SOAP login() could not
 // do and the username-password flow did not (grantErr) or could not (nil).
 func noLoginFlowMessage(name string, acct *account, soapErr, grantErr error) string {
-	soap := ErrorCode(soapErr)
+	soap := sfapi.ErrorCode(soapErr)
 	if soap == "INSUFFICIENT_ACCESS" {
 		soap += ", the user lacks the Use Any API Auth permission"
 	}
 	grant := "cannot be tried without client_id and client_secret in config"
 	if grantErr != nil {
-		grant = fmt.Sprintf("refused the login (%s), which Salesforce also answers for a wrong password or a locked user; the flow is blocked by default in orgs created Summer '23 or later", ErrorCode(grantErr))
+		grant = fmt.Sprintf("refused the login (%s), which Salesforce also answers for a wrong password or a locked user; the flow is blocked by default in orgs created Summer '23 or later", sfapi.ErrorCode(grantErr))
 	}
 	return fmt.Sprintf("could not check the credential of account %q (%s): SOAP login() is not available (%s) and the OAuth username-password flow %s; "+
 		"neither login flow could verify it, so nothing was stored. Write the account with verify=false to store it unchecked, "+
@@ -447,20 +431,16 @@ func credentialHint(code string, acct *account) string {
 
 func (b *backend) pathAccountDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
-	defer b.lockAccount(name)()
-	if err := req.Storage.Delete(ctx, accountStoragePrefix+name); err != nil {
-		return nil, fmt.Errorf("deleting account %q: %w", name, err)
+	txn := b.lockAccount(req.Storage, name)
+	defer txn.unlock()
+	if err := txn.delete(ctx); err != nil {
+		return nil, err
 	}
-	b.unscheduleAccount(ctx, req, name)
+	// The user's login budget stays: Salesforce's count of its failed
+	// logins does not end with the account in Vault.
+	b.scheduleAccount(name, nil)
 	b.invalidateTokensForAccount(name)
 	return nil, nil
-}
-
-func formatTime(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339)
 }
 
 const accountHelpSynopsis = `Store a Salesforce integration user's username, password and security token.`

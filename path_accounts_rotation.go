@@ -104,7 +104,7 @@ func (b *backend) applyAccountRotation(ctx context.Context, req *logical.Request
 	if err != nil {
 		return nil, err
 	}
-	now := b.rot.now()
+	now := b.now()
 
 	before := acct.AutomatedRotationParams
 	p := acct.AutomatedRotationParams
@@ -182,16 +182,15 @@ func (b *backend) applyAccountRotation(ctx context.Context, req *logical.Request
 		acct.SecurityTokenStatus = tokenStatusCurrent
 		acct.RotationBlocked = ""
 		acct.ConsecutiveFailures = 0
-		// The operator's write resets the failed-login count: with
-		// verify, its login succeeded, which resets Salesforce's count too.
-		b.rot.budget.resetFailed(name)
-		acct.FailedLogins = 0
+		// The failed-login count is not the account's but the user's in
+		// Salesforce: the check's successful login reset it (as it did
+		// Salesforce's), a write with verify=false does not.
 	}
 	// Without a stored token the core's login check already logged in
 	// without one; with a token stored, not_required needs its own proof.
 	if acct.SecurityTokenMode == tokenModeNotRequired && acct.SecurityToken != "" &&
 		(modeChanged || tokenWritten || passwordWritten) && verifyRequested(d) {
-		if err := b.checkLoginWithoutToken(ctx, req.Storage, name, acct, rcfg); err != nil {
+		if err := b.checkLoginWithoutToken(ctx, req.Storage, name, acct); err != nil {
 			return nil, err
 		}
 	}
@@ -303,12 +302,12 @@ func verifyRequested(d *framework.FieldData) bool {
 
 // checkLoginWithoutToken proves that security_token_mode=not_required
 // holds: the account logs in from Vault's address without a token.
-func (b *backend) checkLoginWithoutToken(ctx context.Context, s logical.Storage, name string, acct *account, rcfg *rotationConfig) error {
-	client, _, err := b.getClient(ctx, s)
+func (b *backend) checkLoginWithoutToken(ctx context.Context, s logical.Storage, name string, acct *account) error {
+	client, cfg, err := b.getClient(ctx, s)
 	if err != nil {
 		return err
 	}
-	res, err := b.probeLogin(ctx, s, client, name, acct, acct.Password, false, rcfg)
+	res, err := b.probeLogin(ctx, s, client, cfg, name, acct, acct.Password, false, credOperator)
 	if err != nil {
 		return fmt.Errorf("could not check that the account logs in without a security token: %v", err)
 	}
@@ -352,38 +351,40 @@ func shortestRotationGap(acct *account, now time.Time) time.Duration {
 	return shortest
 }
 
-// scheduleAccount runs after an account was stored.
-func (b *backend) scheduleAccount(ctx context.Context, req *logical.Request, name string, acct *account) {
-	b.pushSchedule(name, acct)
+// accountStatus is what reads show beside the stored account: its user's
+// failed logins and an unsettled rotation.
+type accountStatus struct {
+	logins    *budgetState
+	maxFailed int
+	pending   *pendingStatus
 }
 
-// unscheduleAccount runs after an account was deleted.
-func (b *backend) unscheduleAccount(ctx context.Context, req *logical.Request, name string) {
-	b.pushSchedule(name, nil)
-	b.rot.budget.forget(name)
-}
-
-// rotationStatus sums up an account's rotation state for reads.
-func rotationStatus(acct *account) string {
-	switch {
-	case acct.RotationBlocked != "":
-		return "blocked"
-	case acct.ConsecutiveFailures > 0:
-		return "failing"
-	case !acct.MissedRotationAt.IsZero():
-		return "missed_window"
-	case acct.scheduled():
-		return "scheduled"
-	default:
-		return "manual"
+func (b *backend) accountStatusOf(ctx context.Context, s logical.Storage, name string, acct *account) (*accountStatus, error) {
+	rcfg, err := readRotationConfig(ctx, s)
+	if err != nil {
+		return nil, err
 	}
+	logins, err := b.loginStatus(ctx, s, accountUser(name, acct))
+	if err != nil {
+		return nil, err
+	}
+	pending, err := b.pendingRotation(ctx, s, name, acct)
+	if err != nil {
+		return nil, err
+	}
+	return &accountStatus{logins: logins, maxFailed: rcfg.MaxFailedLogins, pending: pending}, nil
+}
+
+// loginsBlocked reports whether max_failed_logins stops every login.
+func (st *accountStatus) loginsBlocked() bool {
+	return st.logins.Failed >= st.maxFailed
 }
 
 // addAccountRotationStatus adds rotation settings and status to an
 // accounts/<name> read. Durations are integer seconds (the SDK's
 // convention); optional fields that are unset are left out, while the
 // status fields an operator always checks are always present.
-func (b *backend) addAccountRotationStatus(acct *account, data map[string]interface{}) {
+func (b *backend) addAccountRotationStatus(acct *account, st *accountStatus, data map[string]interface{}) {
 	// As automatedrotationutil's PopulateSetAutomatedRotationData, without
 	// rotation_policy, which this engine does not use.
 	data["disable_automated_rotation"] = acct.DisableAutomatedRotation
@@ -412,6 +413,19 @@ func (b *backend) addAccountRotationStatus(acct *account, data map[string]interf
 	data["next_vault_rotation"] = formatTime(acct.NextVaultRotation)
 	data["consecutive_failures"] = acct.ConsecutiveFailures
 	setIfNotEmpty(data, "rotation_blocked", acct.RotationBlocked)
+	data["failed_logins"] = st.logins.Failed
+	if last := st.logins.LastFailure; last != nil {
+		data["last_failed_login_at"] = formatTime(last.At)
+		setIfNotEmpty(data, "last_failed_login_code", last.Code)
+		data["last_failed_login_credential"] = last.Credential
+	}
+	if st.loginsBlocked() {
+		// No login as the user until an operator checks Salesforce.
+		data["rotation_status"] = "blocked"
+		if acct.RotationBlocked == "" {
+			data["rotation_blocked"] = "failed_logins"
+		}
+	}
 	if acct.method() == rotationMethodAdmin {
 		if err := b.adminRefusedNow(); err != nil {
 			// Mount-wide: no admin login is tried until config is written.
@@ -426,45 +440,17 @@ func (b *backend) addAccountRotationStatus(acct *account, data map[string]interf
 	setIfNotEmpty(data, "last_rotation_error_at", formatTime(acct.LastRotationErrorAt))
 	setIfNotEmpty(data, "missed_rotation_at", formatTime(acct.MissedRotationAt))
 	setIfNotEmpty(data, "unverified_candidate_at", formatTime(acct.UnverifiedCandidateAt))
+	if p := st.pending; p != nil {
+		// Said first: the password served may not be the one Salesforce has.
+		data["rotation_status"] = "pending_reconciliation"
+		data["pending_since"] = formatTime(p.since)
+		data["pending_reason"] = p.reason
+	}
 }
 
 // setIfNotEmpty keeps unset optional fields out of reads.
 func setIfNotEmpty(data map[string]interface{}, key, value string) {
 	if value != "" {
 		data[key] = value
-	}
-}
-
-// addCredsRotationStatus adds version, ttl and token status to a creds read.
-func (b *backend) addCredsRotationStatus(name string, acct *account, data map[string]interface{}, resp *logical.Response) {
-	data["version"] = acct.Version
-	data["last_vault_rotation"] = formatTime(acct.LastVaultRotation)
-	if st := tokenStatusOf(acct); st != "" {
-		data["security_token_status"] = st
-	}
-	if acct.scheduled() && !acct.NextVaultRotation.IsZero() {
-		ttl := int64(acct.NextVaultRotation.Sub(b.rot.now()).Seconds())
-		if ttl < 0 {
-			ttl = 0
-		}
-		data["ttl"] = ttl
-		data["next_vault_rotation"] = formatTime(acct.NextVaultRotation)
-	}
-	if acct.needsToken() && acct.SecurityTokenStatus == tokenStatusStale {
-		resp.AddWarning(fmt.Sprintf("security_token is stale: the password was rotated at %s and Salesforce emailed a new "+
-			"security token to the user; password_with_token will not log in until the new token is written to accounts/%s/security-token",
-			formatTime(acct.PasswordChangedAt), name))
-	}
-	if !acct.needsToken() && acct.SecurityToken != "" && acct.SecurityTokenStatus == tokenStatusStale {
-		resp.AddWarning(fmt.Sprintf("security_token is stale: the password was rotated at %s, which invalidated the stored token. This account "+
-			"logs in without a token (security_token_mode=not_required), so password_with_token holds the password alone until the new token "+
-			"is written to accounts/%s/security-token", formatTime(acct.PasswordChangedAt), name))
-	}
-	if !acct.UnverifiedCandidateAt.IsZero() {
-		resp.AddWarning("an interrupted rotation may have set a new password in Salesforce that could not be checked yet (see last_rotation_error " +
-			"of the account); this password may not log in until it is settled")
-	}
-	if rotationStatus(acct) == "failing" || rotationStatus(acct) == "blocked" {
-		resp.AddWarning("the last rotation of this account failed: " + acct.LastRotationError)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/emulator"
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 // etlAccount is a valid account of the fake org.
@@ -387,7 +388,7 @@ func TestAccount_EmulatorLifecycle(t *testing.T) {
 
 	// What an application does with creds/: log in with password_with_token.
 	creds := mustRead(t, b, s, "creds/integration")
-	client, err := NewClient(ClientConfig{LoginURL: creds["login_url"].(string), APIVersion: "66.0", SOAPAPIVersion: "64.0"})
+	client, err := newClient(sfapi.Config{LoginURL: creds["login_url"].(string), APIVersion: "66.0", SOAPAPIVersion: "64.0"})
 	if err != nil {
 		t.Fatal(err)
 	}

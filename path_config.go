@@ -11,14 +11,16 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 func pathConfig(b *backend) []*framework.Path {
 	return []*framework.Path{
 		{
-			Pattern: "config",
+			Pattern: "config$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "salesforce",
+				OperationPrefix: operationPrefix,
 			},
 			Fields: configFields(),
 			Operations: map[logical.Operation]framework.OperationHandler{
@@ -225,8 +227,8 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	// Serialised with rotate-root, which rewrites the admin password in
 	// config: neither may overwrite the other's change.
-	b.rot.rootMu.Lock()
-	defer b.rot.rootMu.Unlock()
+	b.rootMu.Lock()
+	defer b.rootMu.Unlock()
 
 	existing, err := readConfig(ctx, req.Storage)
 	if err != nil {
@@ -258,7 +260,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		vaultKey = nil
 	}
 	var warnings []string
-	if cfg.GrantType == adminGrantClientCredentials && isGenericLoginHost(cfg.LoginURL) {
+	if cfg.GrantType == adminGrantClientCredentials && sfapi.IsGenericLoginHost(cfg.LoginURL) {
 		warnings = append(warnings, "Salesforce serves the client_credentials grant only on the org's My Domain URL "+
 			"(https://<domain>.my.salesforce.com); set login_url to it if verification fails with invalid_grant")
 	}
@@ -284,6 +286,11 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	}
 	b.resetClient()
 	b.invalidateAllTokens()
+	// For the admin user a write of config is the operator's word that the
+	// credential is current, as reset_failed_logins is for accounts.
+	if err := b.resetFailedLogins(ctx, req.Storage, adminUser(cfg)); err != nil {
+		return nil, err
+	}
 	if len(warnings) == 0 {
 		return nil, nil
 	}
@@ -306,10 +313,10 @@ func (b *backend) verifyConfig(ctx context.Context, cfg *salesforceConfig, vault
 	if err == nil {
 		return nil, nil
 	}
-	code := ErrorCode(err)
+	code := sfapi.ErrorCode(err)
 	b.logger.Warn("config verification failed", "grant_type", cfg.GrantType, "login_url", cfg.LoginURL, "code", code, "error", err)
-	if IsTransient(err) {
-		return nil, logical.CodedError(httpStatusForSalesforce(err), fmt.Sprintf(
+	if sfapi.IsTransient(err) {
+		return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf(
 			"verifying config: Salesforce could not be reached (%s); nothing was stored. Try again, or write with verify=false", err))
 	}
 	msg := fmt.Sprintf("verifying config: Salesforce refused the %s admin grant", cfg.GrantType)
@@ -317,15 +324,15 @@ func (b *backend) verifyConfig(ctx context.Context, cfg *salesforceConfig, vault
 		msg += " with " + code
 	}
 	msg += fmt.Sprintf(" (%s); nothing was stored. Fix the settings, or write with verify=false to store them unchecked", err)
-	if cfg.GrantType == adminGrantClientCredentials && isGenericLoginHost(cfg.LoginURL) {
+	if cfg.GrantType == adminGrantClientCredentials && sfapi.IsGenericLoginHost(cfg.LoginURL) {
 		msg += ". Hint: Salesforce serves client_credentials only on the org's My Domain URL; set login_url to https://<domain>.my.salesforce.com"
 	}
 	return logical.ErrorResponse(msg), nil
 }
 
 func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	b.rot.rootMu.Lock()
-	defer b.rot.rootMu.Unlock()
+	b.rootMu.Lock()
+	defer b.rootMu.Unlock()
 	if err := req.Storage.Delete(ctx, configStoragePath); err != nil {
 		return nil, fmt.Errorf("deleting config: %w", err)
 	}
@@ -343,7 +350,7 @@ func applyConfigFields(cfg *salesforceConfig, d *framework.FieldData, isCreate, 
 	if v, ok := d.GetOk("login_url"); ok {
 		cfg.LoginURL = strings.TrimSpace(v.(string))
 	}
-	normalized, err := validateLoginURL(cfg.LoginURL, cfg.AllowNonSalesforceURL)
+	normalized, err := sfapi.ValidateLoginURL(cfg.LoginURL, cfg.AllowNonSalesforceURL)
 	if err != nil {
 		return err
 	}
@@ -426,37 +433,6 @@ func applyConfigFields(cfg *salesforceConfig, d *framework.FieldData, isCreate, 
 	return validateAdminGrant(cfg, haveVaultKey)
 }
 
-// endpointSecretFields are the stored secrets that logins send to
-// login_url as they are: the client secret (admin grants and token roles)
-// and the admin password and security token.
-//
-// private_key is deliberately not among them. The key never leaves Vault:
-// a jwt_bearer login sends only an assertion signed with it, which expires
-// within two minutes and whose "aud" names the new host when login_url
-// leaves Salesforce, so it cannot be replayed at the org. (After a ca_cert
-// change an interceptor could replay one within those minutes, but it would
-// see every session the engine obtains anyway.) Asking for the key again
-// would put one more copy of it in transit and protect nothing.
-var endpointSecretFields = []string{"client_secret", "password", "security_token"}
-
-// endpointChanges describes how an update moves or widens where logins go:
-// a new login_url, the non-Salesforce opt-in turned on, or other trust
-// anchors (any ca_cert change alters who can answer as login_url).
-// Turning the opt-in off only narrows it and is not listed.
-func endpointChanges(old, updated *salesforceConfig) []string {
-	var changes []string
-	if updated.LoginURL != old.LoginURL {
-		changes = append(changes, "login_url changed")
-	}
-	if updated.AllowNonSalesforceURL && !old.AllowNonSalesforceURL {
-		changes = append(changes, "allow_non_salesforce_url was turned on")
-	}
-	if updated.CACert != old.CACert {
-		changes = append(changes, "ca_cert changed")
-	}
-	return changes
-}
-
 // requireSecretsForNewEndpoint refuses an update that points logins at a
 // new endpoint while secrets stored for the old one would go along unseen:
 // whoever redirects the engine must supply (or clear, with "") each stored
@@ -483,95 +459,6 @@ func requireSecretsForNewEndpoint(old, updated *salesforceConfig, d *framework.F
 	return fmt.Errorf("%s, and stored secrets are never sent to a new endpoint: give %s again in the same write "+
 		"(or set a field to \"\" to clear it if grant_type %s does not need it); nothing was stored",
 		joinWithAnd(changes), joinWithAnd(reenter), updated.GrantType)
-}
-
-// joinWithAnd joins items as "a", "a and b" or "a, b and c".
-func joinWithAnd(items []string) string {
-	if len(items) <= 1 {
-		return strings.Join(items, "")
-	}
-	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
-}
-
-// defaultAdminGrant picks the admin grant from the credentials given.
-func defaultAdminGrant(cfg *salesforceConfig) string {
-	switch {
-	case cfg.PrivateKey != "":
-		return adminGrantJWTBearer
-	case cfg.ClientSecret != "" && cfg.Username == "" && cfg.Password == "":
-		return adminGrantClientCredentials
-	default:
-		return adminGrantPassword
-	}
-}
-
-// validateAdminGrant checks that the chosen grant has what it needs.
-// haveVaultKey says config/jwt-key holds a key jwt_bearer can sign with.
-func validateAdminGrant(cfg *salesforceConfig, haveVaultKey bool) error {
-	var needs []string
-	switch cfg.GrantType {
-	case adminGrantJWTBearer:
-		key := cfg.PrivateKey
-		if haveVaultKey && key == "" {
-			key = "config/jwt-key"
-		}
-		needs = missing(map[string]string{"client_id": cfg.ClientID, "username": cfg.Username, "private_key": key})
-	case adminGrantClientCredentials:
-		needs = missing(map[string]string{"client_id": cfg.ClientID, "client_secret": cfg.ClientSecret})
-	case adminGrantPassword:
-		needs = missing(map[string]string{"client_id": cfg.ClientID, "client_secret": cfg.ClientSecret, "username": cfg.Username, "password": cfg.Password})
-	default:
-		return fmt.Errorf("grant_type must be one of %s, %s or %s", adminGrantJWTBearer, adminGrantClientCredentials, adminGrantPassword)
-	}
-	if len(needs) > 0 {
-		msg := fmt.Sprintf("grant_type %s needs %s", cfg.GrantType, strings.Join(needs, ", "))
-		if cfg.GrantType == adminGrantJWTBearer && cfg.PrivateKey == "" {
-			msg += " (or a key generated in Vault with config/jwt-key)"
-		}
-		return errors.New(msg)
-	}
-	return nil
-}
-
-func missing(fields map[string]string) []string {
-	var out []string
-	for _, name := range []string{"client_id", "client_secret", "username", "password", "private_key"} {
-		if v, ok := fields[name]; ok && v == "" {
-			out = append(out, name)
-		}
-	}
-	return out
-}
-
-// accountWithUsername returns the name of the stored account whose
-// username is username (case-insensitively, as Salesforce compares them),
-// or "".
-func accountWithUsername(ctx context.Context, s logical.Storage, username string) (string, error) {
-	keys, err := logical.CollectKeysWithPrefix(ctx, s, accountStoragePrefix)
-	if err != nil {
-		return "", fmt.Errorf("listing accounts: %w", err)
-	}
-	for _, key := range keys {
-		name := strings.TrimPrefix(key, accountStoragePrefix)
-		acct, err := readAccount(ctx, s, name)
-		if err != nil {
-			return "", err
-		}
-		if acct != nil && strings.EqualFold(acct.Username, username) {
-			return name, nil
-		}
-	}
-	return "", nil
-}
-
-// httpStatusForSalesforce maps a Salesforce failure to the status Vault
-// returns: transient failures are the upstream's fault, the rest the
-// caller's.
-func httpStatusForSalesforce(err error) int {
-	if IsTransient(err) {
-		return http.StatusBadGateway
-	}
-	return http.StatusBadRequest
 }
 
 const configHelpSynopsis = `Configure how the engine connects to Salesforce and which admin identity it uses.`

@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/emulator"
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 // Test keys are generated once per test binary.
@@ -360,77 +361,6 @@ func TestConfig_AdminGrants(t *testing.T) {
 	}
 }
 
-func TestConfig_LoginURLs(t *testing.T) {
-	accepted := map[string]string{
-		"https://login.salesforce.com":                      "https://login.salesforce.com",
-		"https://test.salesforce.com/":                      "https://test.salesforce.com",
-		"https://Acme.My.Salesforce.com":                    "https://acme.my.salesforce.com",
-		"https://acme--dev.sandbox.my.salesforce.com":       "https://acme--dev.sandbox.my.salesforce.com",
-		"https://acme.my.salesforce.mil":                    "https://acme.my.salesforce.mil",
-		"https://acme.lightning.force.com":                  "https://acme.lightning.force.com",
-		"https://acme.my.salesforce-setup.com":              "https://acme.my.salesforce-setup.com",
-		"https://login.salesforce.com:443":                  "https://login.salesforce.com",
-		"https://na1.cloudforce.com":                        "https://na1.cloudforce.com",
-		"https://acme.my.salesforce.com/":                   "https://acme.my.salesforce.com",
-		"https://acme.sandbox.my.salesforce.com":            "https://acme.sandbox.my.salesforce.com",
-		"https://acme--uat.sandbox.my.salesforce-setup.com": "https://acme--uat.sandbox.my.salesforce-setup.com",
-	}
-	for in, want := range accepted {
-		got, err := validateLoginURL(in, false)
-		if err != nil || got != want {
-			t.Errorf("validateLoginURL(%q) = %q, %v; want %q", in, got, err, want)
-		}
-	}
-	needOptIn := []string{
-		"http://login.salesforce.com",
-		"https://evil.example.com",
-		"https://salesforce.com.evil.example",
-		"https://127.0.0.1",
-		"https://[::1]:8443",
-		"https://localhost",
-		"https://10.0.0.5",
-		"https://login.salesforce.com:8443",
-		"https://login.salesforce.com/services",
-		"https://salesforce.com",
-	}
-	for _, in := range needOptIn {
-		_, err := validateLoginURL(in, false)
-		if err == nil || !strings.Contains(err.Error(), "login_url") || !strings.Contains(err.Error(), "allow_non_salesforce_url") {
-			t.Errorf("validateLoginURL(%q) without opt-in: %v", in, err)
-		}
-		if _, err := validateLoginURL(in, true); err != nil {
-			t.Errorf("validateLoginURL(%q) with opt-in: %v", in, err)
-		}
-	}
-	alwaysRefused := []string{
-		"https://user:pw@login.salesforce.com",
-		"https://login.salesforce.com?next=x",
-		"https://login.salesforce.com#frag",
-		"ftp://login.salesforce.com",
-		"login.salesforce.com",
-		"",
-		// Malformed hosts a suffix check alone would take for Salesforce's.
-		"https://a..salesforce.com",
-		"https://.salesforce.com",
-		"https://login.salesforce.com.",
-		"https://evil.com\u3002.salesforce.com",
-		"https://evil%E3%80%82.salesforce.com",
-		"https://log\u00edn.salesforce.com",
-		"https://log_in!.salesforce.com",
-		"https://" + strings.Repeat("a", 64) + ".my.salesforce.com",
-	}
-	for _, in := range alwaysRefused {
-		for _, optIn := range []bool{false, true} {
-			if _, err := validateLoginURL(in, optIn); err == nil || !strings.Contains(err.Error(), "login_url") {
-				t.Errorf("validateLoginURL(%q, %v) = %v, want an error naming login_url", in, optIn, err)
-			}
-		}
-	}
-	if _, err := validateLoginURL("https://user:s3cr3t-pw@login.salesforce.com", true); err == nil || strings.Contains(err.Error(), "s3cr3t-pw") {
-		t.Errorf("userinfo error must not echo the password: %v", err)
-	}
-}
-
 // badConfigInput is a refused write whose error names field. Updates
 // that are refused only because a config is stored (a new endpoint while
 // secrets are stored for the old one) are marked updateOnly.
@@ -750,7 +680,7 @@ func TestConfig_ConcurrentAdminSessionsShareOneLogin(t *testing.T) {
 	b, s, srv, _ := emulatorBackend(t, adminGrantJWTBearer)
 	srv.ResetCalls()
 	var wg sync.WaitGroup
-	sessions := make([]*Session, 32)
+	sessions := make([]*sfapi.Session, 32)
 	errs := make([]error, len(sessions))
 	for i := range sessions {
 		wg.Add(1)
@@ -774,10 +704,10 @@ func TestConfig_AdminSessionRetriedOnceWhenExpired(t *testing.T) {
 	b, s, srv, _ := emulatorBackend(t, adminGrantClientCredentials)
 	srv.ResetCalls()
 	attempts := 0
-	err := b.withAdminSession(t.Context(), s, func(c Client, sess *Session) error {
+	err := b.withAdminSession(t.Context(), s, func(c Client, sess *sfapi.Session) error {
 		attempts++
 		if attempts == 1 {
-			return &Error{Op: "query", Code: "INVALID_SESSION_ID", Kind: KindSession}
+			return &sfapi.Error{Op: "query", Code: "INVALID_SESSION_ID", Kind: sfapi.KindSession}
 		}
 		return nil
 	})
@@ -785,9 +715,9 @@ func TestConfig_AdminSessionRetriedOnceWhenExpired(t *testing.T) {
 		t.Errorf("want one retry with a fresh session: err=%v attempts=%d logins=%d", err, attempts, srv.Calls("oauth.token"))
 	}
 	attempts = 0
-	err = b.withAdminSession(t.Context(), s, func(c Client, sess *Session) error {
+	err = b.withAdminSession(t.Context(), s, func(c Client, sess *sfapi.Session) error {
 		attempts++
-		return &Error{Op: "query", Code: "INVALID_SESSION_ID", Kind: KindSession}
+		return &sfapi.Error{Op: "query", Code: "INVALID_SESSION_ID", Kind: sfapi.KindSession}
 	})
 	if err == nil || attempts != 2 {
 		t.Errorf("a session error that persists must surface after one retry: err=%v attempts=%d", err, attempts)

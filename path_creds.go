@@ -2,6 +2,7 @@ package salesforce
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -49,7 +50,7 @@ func pathCreds(b *backend) []*framework.Path {
 		{
 			Pattern: "creds/(?P<name>" + accountNameRegex + ")$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "salesforce",
+				OperationPrefix: operationPrefix,
 				OperationSuffix: "credentials",
 			},
 			Fields: map[string]*framework.FieldSchema{
@@ -108,7 +109,11 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 			"last_updated":        formatTime(acct.LastUpdated),
 		},
 	}
-	b.addCredsRotationStatus(name, acct, resp.Data, resp)
+	pending, err := b.pendingRotation(ctx, req.Storage, name, acct)
+	if err != nil {
+		return nil, err
+	}
+	b.addCredsRotationStatus(name, acct, pending, resp.Data, resp)
 	return resp, nil
 }
 
@@ -134,3 +139,42 @@ Example:
 
   vault read salesforce/creds/etl
 `
+
+// addCredsRotationStatus adds version, ttl and token status to a creds read.
+func (b *backend) addCredsRotationStatus(name string, acct *account, pending *pendingStatus, data map[string]interface{}, resp *logical.Response) {
+	data["version"] = acct.Version
+	data["last_vault_rotation"] = formatTime(acct.LastVaultRotation)
+	if st := tokenStatusOf(acct); st != "" {
+		data["security_token_status"] = st
+	}
+	if acct.scheduled() && !acct.NextVaultRotation.IsZero() {
+		ttl := int64(acct.NextVaultRotation.Sub(b.now()).Seconds())
+		if ttl < 0 {
+			ttl = 0
+		}
+		data["ttl"] = ttl
+		data["next_vault_rotation"] = formatTime(acct.NextVaultRotation)
+	}
+	if acct.needsToken() && acct.SecurityTokenStatus == tokenStatusStale {
+		resp.AddWarning(fmt.Sprintf("security_token is stale: the password was rotated at %s and Salesforce emailed a new "+
+			"security token to the user; password_with_token will not log in until the new token is written to accounts/%s/security-token",
+			formatTime(acct.PasswordChangedAt), name))
+	}
+	if !acct.needsToken() && acct.SecurityToken != "" && acct.SecurityTokenStatus == tokenStatusStale {
+		resp.AddWarning(fmt.Sprintf("security_token is stale: the password was rotated at %s, which invalidated the stored token. This account "+
+			"logs in without a token (security_token_mode=not_required), so password_with_token holds the password alone until the new token "+
+			"is written to accounts/%s/security-token", formatTime(acct.PasswordChangedAt), name))
+	}
+	if pending != nil {
+		// The WAL holds a password Salesforce may have instead of this one.
+		data["rotation_status"] = "pending_reconciliation"
+		data["pending_since"] = formatTime(pending.since)
+		resp.AddWarning(pendingWarning(pending))
+	} else if !acct.UnverifiedCandidateAt.IsZero() {
+		resp.AddWarning("an interrupted rotation may have set a new password in Salesforce that could not be checked yet (see last_rotation_error " +
+			"of the account); this password may not log in until it is settled")
+	}
+	if rotationStatus(acct) == "failing" || rotationStatus(acct) == "blocked" {
+		resp.AddWarning("the last rotation of this account failed: " + acct.LastRotationError)
+	}
+}

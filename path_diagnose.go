@@ -6,13 +6,15 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 func pathDiagnose(b *backend) []*framework.Path {
 	return []*framework.Path{{
 		Pattern: "accounts/(?P<name>" + accountNameRegex + ")/diagnose$",
 		DisplayAttrs: &framework.DisplayAttributes{
-			OperationPrefix: "salesforce",
+			OperationPrefix: operationPrefix,
 			OperationVerb:   "diagnose",
 			OperationSuffix: "account",
 		},
@@ -37,9 +39,11 @@ func pathDiagnose(b *backend) []*framework.Path {
 
 func (b *backend) pathDiagnoseRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
-	defer b.lockAccount(name)()
+	// Held so that diagnose sees no rotation half done; it writes nothing.
+	txn := b.lockAccount(req.Storage, name)
+	defer txn.unlock()
 
-	acct, err := readAccount(ctx, req.Storage, name)
+	acct, err := txn.get(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +73,7 @@ func (b *backend) pathDiagnoseRead(ctx context.Context, req *logical.Request, d 
 	} else {
 		u, err := client.LookupUser(ctx, admin, acct.Username)
 		switch {
-		case KindOf(err) == KindNotFound:
+		case sfapi.KindOf(err) == sfapi.KindNotFound:
 			findings = append(findings, "no Salesforce user has this username (renamed or deleted?)")
 		case err != nil:
 			findings = append(findings, fmt.Sprintf("looking up the user failed: %v", err))
@@ -98,14 +102,14 @@ func (b *backend) pathDiagnoseRead(ctx context.Context, req *logical.Request, d 
 	}
 
 	// One login with the stored credential.
-	res, err := b.probeLogin(ctx, req.Storage, client, name, acct, acct.Password, acct.tokenUsable(), rcfg)
+	res, err := b.probeLogin(ctx, req.Storage, client, cfg, name, acct, acct.Password, acct.tokenUsable(), credStored)
 	switch {
 	case err != nil && isBudgetError(err):
 		data["login"] = "not tried"
 		findings = append(findings, err.Error())
 	case err != nil:
 		data["login"] = "error"
-		findings = append(findings, loginFinding(name, ErrorCode(err), err, acct))
+		findings = append(findings, loginFinding(name, sfapi.ErrorCode(err), err, acct))
 	default:
 		switch res.verdict {
 		case loginOK:
@@ -117,16 +121,17 @@ func (b *backend) pathDiagnoseRead(ctx context.Context, req *logical.Request, d 
 			findings = append(findings, loginFinding(name, "LOGIN_MUST_USE_SECURITY_TOKEN", res.cause, acct))
 		default:
 			data["login"] = "rejected"
-			data["login_error_code"] = ErrorCode(res.cause)
-			findings = append(findings, loginFinding(name, ErrorCode(res.cause), res.cause, acct))
+			data["login_error_code"] = sfapi.ErrorCode(res.cause)
+			findings = append(findings, loginFinding(name, sfapi.ErrorCode(res.cause), res.cause, acct))
 		}
 	}
 	// The OAuth username-password flow answers some questions SOAP login()
 	// cannot: whether the flow is blocked, whether the login rate is
-	// exceeded. It costs one more login, so only when it can tell something.
-	if cfg != nil && cfg.ClientID != "" && cfg.ClientSecret != "" && res != nil &&
-		(res.verdict == loginOK || (res.verdict == loginRejected && ErrorCode(res.cause) == "INVALID_LOGIN")) {
-		if finding, flow := b.diagnosePasswordFlow(ctx, client, name, acct, rcfg, res.verdict == loginOK); flow != "" {
+	// exceeded. It costs one more login, so only when it can tell something
+	// (not when the login above already went through it).
+	if cfg != nil && cfg.ClientID != "" && cfg.ClientSecret != "" && res != nil && res.flow == flowSOAP &&
+		(res.verdict == loginOK || (res.verdict == loginRejected && sfapi.ErrorCode(res.cause) == "INVALID_LOGIN")) {
+		if finding, flow := b.diagnosePasswordFlow(ctx, req.Storage, client, name, acct, res.verdict == loginOK); flow != "" {
 			data["password_flow"] = flow
 			if finding != "" {
 				findings = append(findings, finding)
@@ -177,16 +182,20 @@ func loginFinding(name, code string, err error, acct *account) string {
 
 // diagnosePasswordFlow logs in once through the OAuth username-password
 // flow. soapWorked says whether SOAP login() accepted the credential.
-func (b *backend) diagnosePasswordFlow(ctx context.Context, client Client, name string, acct *account, rcfg *rotationConfig, soapWorked bool) (finding, flow string) {
-	if ok, _ := b.rot.budget.take(name, rcfg.LoginBudgetPerHour, b.rot.now()); !ok {
+func (b *backend) diagnosePasswordFlow(ctx context.Context, s logical.Storage, client Client, name string, acct *account, soapWorked bool) (finding, flow string) {
+	// A login like any other: reserved in the user's budget before it is
+	// sent, and its rejection counted.
+	slot, err := b.reserveLogin(ctx, s, accountUser(name, acct), purposeCheck, credStored)
+	if err != nil {
 		return "", ""
 	}
 	secret := acct.Password
 	if acct.tokenUsable() {
 		secret += acct.SecurityToken
 	}
-	_, err := client.PasswordGrant(ctx, acct.Username, secret)
-	switch code := ErrorCode(err); {
+	_, err = client.PasswordGrant(ctx, acct.Username, secret)
+	slot.done(ctx, err)
+	switch code := sfapi.ErrorCode(err); {
 	case err == nil:
 		return "", "ok"
 	case code == "rate_limit_exceeded":
@@ -196,7 +205,7 @@ func (b *backend) diagnosePasswordFlow(ctx context.Context, client Client, name 
 	case code == "invalid_grant" && soapWorked:
 		return "SOAP login() accepts the credential but the OAuth username-password flow does not: the flow is likely blocked in this org " +
 			"(the default for orgs created in Summer '23 or later) or for the connected app; OAuth roles with grant_type=password cannot work", "blocked"
-	case IsTransient(err):
+	case sfapi.IsTransient(err):
 		return "", ""
 	default:
 		return "", "rejected"

@@ -93,3 +93,27 @@ func TestDiagnose_PasswordFlow(t *testing.T) {
 		t.Errorf("rate limit: %v", data)
 	}
 }
+
+// Issue 9, defect 3: diagnose's logins, its username-password-flow login
+// included, are budgeted like every other: repeated reads with a wrong
+// stored password make at most max_failed_logins failed logins, so an org
+// locking users out after 3 never locks the user out through diagnose.
+func TestTrust03DiagnoseLoginsAreBudgeted(t *testing.T) {
+	e := newRotEnv(t)
+	e.srv.SetOrg(func(o *emulator.Org) { o.PasswordPolicy.MaxLoginAttempts = 3 })
+	e.addTrusted("trusted", nil)
+	e.srv.SetUserState(rotTrustedUser, func(u *emulator.User) { u.Password = "Changed-Outside-99" })
+	var last map[string]interface{}
+	for range 5 {
+		last = mustRead(t, e.b, e.s, "accounts/trusted/diagnose")
+	}
+	if n := e.failedLogins(rotTrustedUser); n > defaultMaxFailedLogins {
+		t.Errorf("5 diagnose reads made %d failed logins, want at most max_failed_logins (%d)", n, defaultMaxFailedLogins)
+	}
+	if e.userLocked(rotTrustedUser) {
+		t.Fatal("diagnose locked the user out")
+	}
+	if last["login"] != "not tried" || !strings.Contains(strings.Join(last["findings"].([]string), " "), "max_failed_logins") {
+		t.Errorf("the last diagnose does not say why it did not log in: %v", last)
+	}
+}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 func pathRotate(b *backend) []*framework.Path {
@@ -16,7 +18,7 @@ func pathRotate(b *backend) []*framework.Path {
 		{
 			Pattern: "rotate/(?P<name>" + accountNameRegex + ")$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "salesforce",
+				OperationPrefix: operationPrefix,
 				OperationVerb:   "rotate",
 				OperationSuffix: "account",
 			},
@@ -48,7 +50,7 @@ func pathRotate(b *backend) []*framework.Path {
 		{
 			Pattern: "rotate-root$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "salesforce",
+				OperationPrefix: operationPrefix,
 				OperationVerb:   "rotate",
 				OperationSuffix: "root",
 			},
@@ -68,8 +70,10 @@ func pathRotate(b *backend) []*framework.Path {
 func (b *backend) pathRotateWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
 	res, err := b.rotateAccount(ctx, req.Storage, name, triggerManual, d.Get("force").(bool))
+	// The rotation moved (or kept) the account's next scheduled time.
+	b.requeueStored(ctx, req.Storage, name)
 	if err != nil {
-		return rotationErrorResponse(name, res, err)
+		return rotationErrorResponse(name, err)
 	}
 	data := map[string]interface{}{
 		"account": res.Account,
@@ -91,18 +95,20 @@ func (b *backend) pathRotateWrite(ctx context.Context, req *logical.Request, d *
 
 // rotationErrorResponse reports a failed rotation: never as success, with
 // a status that says whose fault it is.
-func rotationErrorResponse(name string, res *rotationResult, err error) (*logical.Response, error) {
+func rotationErrorResponse(name string, err error) (*logical.Response, error) {
+	var coded logical.HTTPCodedError
+	if errors.As(err, &coded) {
+		return nil, err
+	}
 	var re *rotationError
 	if errors.As(err, &re) {
 		switch {
-		case re.code == "not_found":
-			return nil, logical.CodedError(http.StatusNotFound, err.Error())
 		case re.code == "storage":
 			return nil, err
 		case re.postponed:
 			return nil, logical.CodedError(http.StatusConflict, fmt.Sprintf("rotation of %q postponed: %v", name, err))
 		}
-		if inner := re.err; inner != nil && IsTransient(inner) {
+		if inner := re.err; inner != nil && sfapi.IsTransient(inner) {
 			return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf("rotation of %q failed: %v", name, err))
 		}
 		return logical.ErrorResponse("rotation of %q failed: %v", name, err), nil
@@ -110,7 +116,7 @@ func rotationErrorResponse(name string, res *rotationResult, err error) (*logica
 	if errors.Is(err, errConfigMissing) {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	if IsTransient(err) {
+	if sfapi.IsTransient(err) {
 		return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf("rotation of %q failed: %v", name, err))
 	}
 	return nil, fmt.Errorf("rotation of %q failed: %w", name, err)
@@ -161,91 +167,21 @@ Rotates the secret the engine's config logs in with, where Salesforce lets an AP
 `
 
 func (b *backend) pathRotateRootWrite(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	b.rot.rootMu.Lock()
-	defer b.rot.rootMu.Unlock()
-
-	cfg, err := readConfig(ctx, req.Storage)
-	if err != nil {
-		return nil, err
-	}
-	if cfg == nil {
-		return logical.ErrorResponse(errConfigMissing.Error()), nil
-	}
-	switch cfg.GrantType {
-	case adminGrantPassword:
-	case adminGrantJWTBearer:
-		return logical.ErrorResponse("rotate-root cannot rotate a jwt_bearer config: the certificate lives in the connected app and Salesforce has no API to replace it. " +
-			"Rotate the key kept in Vault instead: write config/jwt-key/rotate, upload the returned certificate to the connected app, then write config/jwt-key/confirm " +
-			"(a config without private_key signs with config/jwt-key)"), nil
-	case adminGrantClientCredentials:
-		return logical.ErrorResponse("rotate-root cannot rotate a client_credentials config: Salesforce has no API to rotate a connected app's consumer secret. " +
-			"Rotate it in Salesforce Setup (the connected app's consumer details), then write the new client_secret to config"), nil
-	default:
-		return logical.ErrorResponse("rotate-root does not support grant_type %q", cfg.GrantType), nil
-	}
-	if cfg.SecurityToken != "" {
-		return logical.ErrorResponse("rotate-root refuses to change the admin password while config holds a security token: Salesforce would email a new token " +
-			"that no API returns, and the engine could not log in until someone writes it to config. Add Vault's address to the trusted IP ranges " +
-			"(and remove security_token from config) or use the jwt_bearer grant"), nil
-	}
-	rcfg, err := readRotationConfig(ctx, req.Storage)
-	if err != nil {
-		return nil, err
-	}
-	client, _, err := b.getClient(ctx, req.Storage)
-	if err != nil {
-		return nil, err
-	}
-	sess, err := b.adminSession(ctx, req.Storage)
-	if err != nil {
-		return logical.ErrorResponse("rotate-root: the admin login failed, nothing was changed: %v", err), nil
-	}
-	policyAcct := &account{}
-	rejected := map[string]bool{}
-	var lastErr error
-	for attempt := 0; attempt < rcfg.MaxNewPasswordAttempts; attempt++ {
-		candidate, _, err := b.newCandidate(ctx, policyAcct, rcfg, rejected)
-		if err != nil {
-			return nil, err
-		}
-		walID, err := framework.PutWAL(ctx, req.Storage, rootRotationWALKind, &rootRotationWAL{Username: cfg.Username, Candidate: candidate})
-		if err != nil {
-			return nil, fmt.Errorf("writing the rotate-root WAL: %w", err)
-		}
-		if err := b.step(stepRootWALWritten); err != nil {
-			return nil, err
-		}
-		err = client.ChangeOwnPassword(ctx, sess, cfg.Password, candidate)
-		if err != nil && !IsTransient(err) && KindOf(err) != KindOther {
-			// Refused: nothing changed.
-			b.deleteWAL(ctx, req.Storage, walID)
-		}
-		if ErrorCode(err) == "INVALID_OLD_PASSWORD" {
-			return logical.ErrorResponse("rotate-root: Salesforce refused the change with INVALID_OLD_PASSWORD: the admin password in config is no longer " +
-				"the admin user's current password (changed outside Vault). Nothing was changed; write the current password to config"), nil
-		}
-		if KindOf(err) == KindPassword {
-			rejected[candidate] = true
-			lastErr = err
-			continue
-		}
-		if err != nil {
-			return rotationErrorResponse("rotate-root", nil, err)
-		}
-		if err := b.step(stepRootPasswordChanged); err != nil {
-			return nil, err
-		}
-		cfg.Password = candidate
-		if err := writeConfig(ctx, req.Storage, cfg); err != nil {
-			b.logger.Error("rotate-root: Salesforce has the new admin password but storing it failed; the WAL keeps it", "error", err)
-			return nil, fmt.Errorf("rotate-root changed the admin password but could not store it (it is kept in the WAL and stored on recovery): %w", err)
-		}
-		b.deleteWAL(ctx, req.Storage, walID)
-		b.resetClient()
-		b.dropAdminSession()
-		b.invalidateAllTokens()
-		b.logger.Info("rotated the admin password of config")
+	err := b.rotateRoot(ctx, req)
+	var refused *rootRotationRefused
+	var change *rootChangeError
+	var unsettled *rootRotationUnsettled
+	switch {
+	case err == nil:
 		return &logical.Response{Data: map[string]interface{}{"outcome": outcomeRotated}}, nil
+	case errors.As(err, &refused):
+		return logical.ErrorResponse(refused.msg), nil
+	case errors.As(err, &unsettled) && settlesLater(unsettled.err):
+		return nil, logical.CodedError(http.StatusConflict, unsettled.Error()+"; try again then")
+	case errors.As(err, &unsettled):
+		return logical.ErrorResponse(unsettled.Error()), nil
+	case errors.As(err, &change):
+		return rotationErrorResponse("rotate-root", change.err)
 	}
-	return logical.ErrorResponse("rotate-root: Salesforce rejected %d new passwords in a row (last: %v)", rcfg.MaxNewPasswordAttempts, lastErr), nil
+	return nil, err
 }

@@ -9,7 +9,9 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
 	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/emulator"
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 // A required-token account rotated by hand: the version goes up, Salesforce
@@ -197,6 +199,9 @@ func TestRotateRoot_CrashSafety(t *testing.T) {
 			if resp, err := request(t, e.b, e.s, logical.UpdateOperation, "rotate-root", nil); respErr(resp, err) == nil {
 				t.Fatal("crashed rotate-root reported success")
 			}
+			// A rejected candidate is conclusive only once the change can no
+			// longer be applied (issue 9, defect 16).
+			e.advance(e.settleAge())
 			e.restart()
 			if e.walCount() != 0 {
 				t.Error("rotate-root WAL left after recovery")
@@ -222,8 +227,8 @@ func TestRotate_DropsCachedTokens(t *testing.T) {
 	e := newRotEnv(t)
 	e.addTrusted("trusted", nil)
 	e.b.tokens.mu.Lock()
-	e.b.tokens.entries["role-of-trusted"] = &cachedToken{role: "r", account: "trusted", grantType: "password", session: &Session{AccessToken: "x"}}
-	e.b.tokens.entries["role-of-other"] = &cachedToken{role: "o", account: "other", grantType: "password", session: &Session{AccessToken: "y"}}
+	e.b.tokens.entries["role-of-trusted"] = &cachedToken{role: "r", account: "trusted", grantType: "password", session: &sfapi.Session{AccessToken: "x"}}
+	e.b.tokens.entries["role-of-other"] = &cachedToken{role: "o", account: "other", grantType: "password", session: &sfapi.Session{AccessToken: "y"}}
 	e.b.tokens.mu.Unlock()
 	e.mustRotate("trusted")
 	e.b.tokens.mu.Lock()
@@ -292,12 +297,18 @@ func TestRotateRoot_LockedAdminKeepsCandidate(t *testing.T) {
 	}
 	sfPassword := e.srv.Password(demoAdminUser)
 	e.srv.SetUserState(demoAdminUser, func(u *emulator.User) { u.IsPasswordLocked = true })
+	// A rejected candidate is conclusive only once the change can no longer
+	// be applied (issue 9, defect 16).
+	e.advance(e.settleAge())
 	e.restart()
 	if e.walCount() != 1 {
 		t.Fatalf("the rotate-root WAL holding the admin password Salesforce has was discarded while the admin was locked out")
 	}
 
 	e.srv.SetUserState(demoAdminUser, func(u *emulator.User) { u.IsPasswordLocked = false; u.FailedLoginAttempts = 0 })
+	// The logins against the locked admin reached max_failed_logins: the
+	// operator, having unlocked it, says so by writing config (issue 9).
+	mustWrite(t, e.b, e.s, "config", map[string]interface{}{"verify": false})
 	e.restart()
 	cfg, err := readConfig(context.Background(), e.s)
 	if err != nil {
@@ -307,4 +318,66 @@ func TestRotateRoot_LockedAdminKeepsCandidate(t *testing.T) {
 		t.Fatalf("after unlocking: WALs %d, config holds Salesforce's password: %v", e.walCount(), cfg.Password == sfPassword)
 	}
 	e.assertNoSecretsLogged(sfPassword)
+}
+
+// Issue 9, defect 10: a rotate-root retried after Salesforce's answer to
+// its changeOwnPassword was lost settles its own pending WAL first: it
+// never sends the stale old password, never tells the operator to write a
+// password only the WAL knows, and once the entry can be settled config
+// gets the password Salesforce has.
+func TestTrust10RotateRootSettlesItsWALFirst(t *testing.T) {
+	e := newRotEnv(t)
+	e.srv.SetOrg(func(o *emulator.Org) { o.TrustedIPRanges = []string{"127.0.0.0/8"} })
+	mustWrite(t, e.b, e.s, "config", map[string]interface{}{
+		"grant_type": "password", "username": demoAdminUser, "password": demoAdminPassword,
+	})
+	lost := true
+	e.wrapClient(func(c Client) Client {
+		return &hookedClient{Client: c, afterChangeOwn: func(err error) error {
+			if err == nil && lost {
+				lost = false
+				return &sfapi.Error{Op: "soap changeOwnPassword", Message: "connection reset", Kind: sfapi.KindTransient}
+			}
+			return err
+		}}
+	})
+	if resp, err := request(t, e.b, e.s, logical.UpdateOperation, "rotate-root", nil); respErr(resp, err) == nil {
+		t.Fatal("rotate-root whose answer was lost reported success")
+	}
+	sfPassword := e.srv.Password(demoAdminUser)
+	if sfPassword == demoAdminPassword {
+		t.Fatal("setup: Salesforce did not take the new admin password")
+	}
+
+	// Retried at once: Salesforce may still apply a change in flight, so
+	// the entry is not settled yet, and nothing is sent.
+	e.srv.ResetCalls()
+	resp, err := request(t, e.b, e.s, logical.UpdateOperation, "rotate-root", nil)
+	msg := ""
+	if err := respErr(resp, err); err != nil {
+		msg = err.Error()
+	}
+	if strings.Contains(msg, "write the current password to config") || strings.Contains(msg, "INVALID_OLD_PASSWORD") {
+		t.Errorf("the retry sent the stale password or asks for a password only the WAL knows: %s", msg)
+	}
+	if n := e.srv.Calls("soap.changeOwnPassword"); n != 0 {
+		t.Errorf("the retry sent %d password changes on top of an unsettled one", n)
+	}
+
+	// Later the retry settles the entry first, then rotates.
+	e.advance(e.settleAge())
+	if resp, err := request(t, e.b, e.s, logical.UpdateOperation, "rotate-root", nil); respErr(resp, err) != nil {
+		t.Fatalf("rotate-root after the entry could be settled: %v", respErr(resp, err))
+	}
+	cfg, err := readConfig(context.Background(), e.s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Password != e.srv.Password(demoAdminUser) || cfg.Password == sfPassword {
+		t.Fatal("config does not hold the admin password Salesforce has after settling and rotating")
+	}
+	if e.walCount() != 0 {
+		t.Errorf("%d WAL entries left", e.walCount())
+	}
+	e.assertNoSecretsLogged(sfPassword, cfg.Password)
 }

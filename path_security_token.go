@@ -4,17 +4,18 @@ import (
 	"context"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 func pathSecurityToken(b *backend) []*framework.Path {
 	return []*framework.Path{{
 		Pattern: "accounts/(?P<name>" + accountNameRegex + ")/security-token$",
 		DisplayAttrs: &framework.DisplayAttributes{
-			OperationPrefix: "salesforce",
+			OperationPrefix: operationPrefix,
 			OperationVerb:   "write",
 			OperationSuffix: "security-token",
 		},
@@ -57,32 +58,28 @@ func (b *backend) pathSecurityTokenWrite(ctx context.Context, req *logical.Reque
 		return logical.ErrorResponse(err.Error()), nil
 	}
 
-	defer b.lockAccount(name)()
+	txn := b.lockAccount(req.Storage, name)
+	defer txn.unlock()
 
-	acct, err := readAccount(ctx, req.Storage, name)
+	acct, err := txn.get(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if acct == nil {
 		return nil, accountNotFound(name)
 	}
-	rcfg, err := readRotationConfig(ctx, req.Storage)
+	client, cfg, err := b.getClient(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
-	client, _, err := b.getClient(ctx, req.Storage)
-	if err != nil {
-		return nil, err
-	}
-	// The operator's write resets the failed-login count, so that the
-	// check below may log in even where earlier rejections stopped logins.
-	b.rot.budget.resetFailed(name)
-	acct.FailedLogins = 0
+	// One login with the stored password and this token, within the user's
+	// login budget: a rejection adds one failed login, as it does in
+	// Salesforce, and nothing else changes.
 	candidate := *acct
 	candidate.SecurityToken = token
-	res, err := b.probeLogin(ctx, req.Storage, client, name, &candidate, candidate.Password, true, rcfg)
+	res, err := b.probeLogin(ctx, req.Storage, client, cfg, name, &candidate, candidate.Password, true, credOperator)
 	if err != nil {
-		if IsTransient(err) {
+		if sfapi.IsTransient(err) {
 			return nil, logical.CodedError(http.StatusBadGateway, "checking the security token: "+err.Error())
 		}
 		return logical.ErrorResponse("checking the security token: %v; nothing was stored", err), nil
@@ -93,7 +90,6 @@ func (b *backend) pathSecurityTokenWrite(ctx context.Context, req *logical.Reque
 	}
 
 	acct.SecurityToken = token
-	acct.FailedLogins = candidate.FailedLogins
 	if acct.SecurityTokenMode == "" {
 		acct.SecurityTokenMode = tokenModeRequired
 	}
@@ -101,8 +97,8 @@ func (b *backend) pathSecurityTokenWrite(ctx context.Context, req *logical.Reque
 	if acct.RotationBlocked == "token_stale" || acct.RotationBlocked == "drift" {
 		acct.RotationBlocked = ""
 	}
-	acct.LastUpdated = time.Now().UTC()
-	if err := writeAccount(ctx, req.Storage, name, acct); err != nil {
+	acct.LastUpdated = b.now().UTC()
+	if err := txn.put(ctx, acct); err != nil {
 		return nil, err
 	}
 	b.invalidateTokensForAccount(name)

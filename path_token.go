@@ -11,6 +11,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 // secretAccessTokenType is the lease type of token/<name> reads.
@@ -19,9 +21,9 @@ const secretAccessTokenType = "salesforce_access_token"
 func pathToken(b *backend) []*framework.Path {
 	return []*framework.Path{
 		{
-			Pattern: "token/" + framework.GenericNameRegex("name"),
+			Pattern: "token/" + framework.GenericNameRegex("name") + "$",
 			DisplayAttrs: &framework.DisplayAttributes{
-				OperationPrefix: "salesforce",
+				OperationPrefix: operationPrefix,
 				OperationVerb:   "generate",
 				OperationSuffix: "access-token",
 			},
@@ -116,7 +118,7 @@ func (b *backend) readRoleToken(ctx context.Context, req *logical.Request, name 
 		return roleTokenErrorResponse(name, r, err)
 	}
 
-	now := b.tokens.now()
+	now := b.now()
 	ttl, maxTTL, ok := leaseTTLs(b.System(), r, now, now, tok.expiresAt)
 	if !ok {
 		// Only possible with a lifetime shorter than the refresh margin.
@@ -191,9 +193,9 @@ func (b *backend) tokenRenew(ctx context.Context, req *logical.Request, d *frame
 	}
 	issued := req.Secret.IssueTime
 	if issued.IsZero() {
-		issued = b.tokens.now()
+		issued = b.now()
 	}
-	ttl, maxTTL, ok := leaseTTLs(b.System(), r, issued, b.tokens.now(), sessionEnd)
+	ttl, maxTTL, ok := leaseTTLs(b.System(), r, issued, b.now(), sessionEnd)
 	if !ok {
 		return logical.ErrorResponse("the Salesforce session of this lease has ended; read token/%s again", internalString(req.Secret, "role")), nil
 	}
@@ -232,16 +234,16 @@ func (b *backend) tokenRevoke(ctx context.Context, req *logical.Request, d *fram
 		}
 		return nil, err
 	}
-	err = withRetry(ctx, func(ctx context.Context) error { return client.Revoke(ctx, token) })
+	err = sfapi.WithRetry(ctx, func(ctx context.Context) error { return client.Revoke(ctx, token) })
 	switch {
 	case err == nil:
 		return nil, nil
-	case IsTransient(err):
+	case sfapi.IsTransient(err):
 		// Vault retries the revocation later.
 		return nil, fmt.Errorf("revoking the token of role %q: %w", role, err)
 	default:
 		// invalid_token: already revoked or expired, which is the goal.
-		b.logger.Debug("Salesforce did not revoke the token; treating it as already ended", "role", role, "code", ErrorCode(err))
+		b.logger.Debug("Salesforce did not revoke the token; treating it as already ended", "role", role, "code", sfapi.ErrorCode(err))
 		return nil, nil
 	}
 }
@@ -258,7 +260,7 @@ func internalString(s *logical.Secret, key string) string {
 // see: a 400 naming the role and Salesforce's code for anything retrying
 // cannot fix, a 503 for an outage that outlasted the retries.
 func roleTokenErrorResponse(name string, r *roleEntry, err error) (*logical.Response, error) {
-	var sfErr *Error
+	var sfErr *sfapi.Error
 	var setupErr *roleSetupError
 	var held *heldRejectionError
 	var budget *errLoginBudget
@@ -267,20 +269,20 @@ func roleTokenErrorResponse(name string, r *roleEntry, err error) (*logical.Resp
 		return logical.ErrorResponse("role %q: %s", name, setupErr.msg), nil
 	case errors.As(err, &held):
 		return logical.ErrorResponse("role %q: %s", name, held.Error()), nil
+	case errors.As(err, &budget) && budget.busy:
+		return nil, logical.CodedError(http.StatusTooManyRequests, fmt.Sprintf("role %q: not logging in now: %s", name, budget.Error()))
 	case errors.As(err, &budget):
-		return logical.ErrorResponse("role %q: Salesforce rejected the credential of account %q before, and the %s; "+
-			"fix the credential (write accounts/%s or accounts/%s/security-token) to log in again now",
-			name, r.Account, budget.Error(), r.Account, r.Account), nil
+		return logical.ErrorResponse("role %q: not logging in: %s", name, budget.Error()), nil
 	case errors.Is(err, errConfigMissing):
 		return logical.ErrorResponse("role %q: %s", name, err.Error()), nil
-	case errors.Is(err, errSignatureMismatch), errors.Is(err, errInactiveToken), ErrorCode(err) == "invalid_signature":
+	case errors.Is(err, errSignatureMismatch), errors.Is(err, errInactiveToken), sfapi.ErrorCode(err) == "invalid_signature":
 		return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf("role %q: %s", name, err.Error()))
 	case errors.As(err, &sfErr):
 		switch sfErr.Kind {
-		case KindTransient:
+		case sfapi.KindTransient:
 			return nil, logical.CodedError(http.StatusServiceUnavailable,
 				fmt.Sprintf("role %q: Salesforce is unavailable, gave up after retrying: %s", name, sfErr.Error()))
-		case KindOther:
+		case sfapi.KindOther:
 			return nil, fmt.Errorf("role %q: %w", name, err)
 		default:
 			code := sfErr.Code
@@ -288,7 +290,7 @@ func roleTokenErrorResponse(name string, r *roleEntry, err error) (*logical.Resp
 				code = "unknown"
 			}
 			msg := fmt.Sprintf("role %q: Salesforce refused the %s grant (%s): %s", name, r.GrantType, code, sfErr.Message)
-			if r.GrantType == grantPassword && sfErr.Kind == KindCredentials {
+			if r.GrantType == grantPassword && sfErr.Kind == sfapi.KindCredentials {
 				msg += fmt.Sprintf("; if the account's credential changed outside Vault, write the current password to accounts/%s "+
 					"or the current token to accounts/%s/security-token (accounts/%s/diagnose tells which)", r.Account, r.Account, r.Account)
 			}

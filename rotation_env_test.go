@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/emulator"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 // Users of the emulator's demo org.
@@ -35,6 +38,8 @@ type rotEnv struct {
 	webhookCAs *x509.CertPool
 
 	clock fakeClock
+	// clientWrap, when set, wraps the client of every backend of the env.
+	clientWrap func(Client) Client
 }
 
 func (e *rotEnv) now() time.Time { return e.clock.Now() }
@@ -47,10 +52,27 @@ func (e *rotEnv) setClock(t time.Time) { e.clock.Set(t) }
 // prepare makes a backend deterministic: the test's clock, no ticker
 // (tests drive the queue with tick), fast webhook retries.
 func (e *rotEnv) prepare(b *backend) {
-	b.rot.now = e.now
+	b.clock = e.now
 	b.rot.tickInterval = time.Hour
 	b.rot.webhookRetryDelay = 10 * time.Millisecond
 	b.rot.httpClient.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.webhookCAs}}
+	if wrap := e.clientWrap; wrap != nil {
+		b.newClient = func(cc sfapi.Config) (Client, error) {
+			c, err := newClient(cc)
+			if err != nil {
+				return nil, err
+			}
+			return wrap(c), nil
+		}
+		b.resetClient()
+	}
+}
+
+// wrapClient makes the env's backends, also after restarts, use the
+// client wrap returns around the real one.
+func (e *rotEnv) wrapClient(wrap func(Client) Client) {
+	e.clientWrap = wrap
+	e.prepare(e.b)
 }
 
 // initialize runs the backend's InitializeFunc as Vault does on the
@@ -60,6 +82,35 @@ func (e *rotEnv) initialize() {
 	if err := e.b.Initialize(context.Background(), &logical.InitializationRequest{Storage: e.s}); err != nil {
 		e.t.Fatalf("Initialize: %v", err)
 	}
+	e.waitSettled()
+}
+
+// waitSettled waits for the settling pass Initialize started in the
+// background.
+func (e *rotEnv) waitSettled() {
+	e.t.Helper()
+	e.b.rot.mu.Lock()
+	settled := e.b.rot.settled
+	e.b.rot.mu.Unlock()
+	if settled == nil {
+		return
+	}
+	select {
+	case <-settled:
+	case <-time.After(time.Minute):
+		e.t.Fatal("the settling of unfinished rotations did not end")
+	}
+}
+
+// settleAge is how long after a crash an unfinished rotation's candidate
+// may be found rejected for good.
+func (e *rotEnv) settleAge() time.Duration {
+	e.t.Helper()
+	cfg, err := readConfig(context.Background(), e.s)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return settleAge(cfg)
 }
 
 // tick runs one pass of the rotation queue at the test clock.
@@ -150,7 +201,7 @@ func (e *rotEnv) account(name string) map[string]interface{} {
 func (e *rotEnv) assertServedCredentialLogsIn(name string) {
 	e.t.Helper()
 	c := e.creds(name)
-	client, err := NewClient(ClientConfig{LoginURL: e.srv.LoginURL(), APIVersion: "66.0", SOAPAPIVersion: "64.0", RequestTimeout: 10 * time.Second})
+	client, err := newClient(sfapi.Config{LoginURL: e.srv.LoginURL(), APIVersion: "66.0", SOAPAPIVersion: "64.0", RequestTimeout: 10 * time.Second})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -188,4 +239,94 @@ func rotContainsAll(s string, parts ...string) bool {
 		}
 	}
 	return true
+}
+
+// hookedClient passes every call to the real client, running the hooks
+// that are set around some of them.
+type hookedClient struct {
+	Client
+	beforeSOAPLogin   func(ctx context.Context)
+	beforeGrant       func(ctx context.Context)
+	beforeSetPassword func(ctx context.Context)
+	// afterChangeOwn may replace the answer of ChangeOwnPassword.
+	afterChangeOwn func(err error) error
+}
+
+func (h *hookedClient) SOAPLogin(ctx context.Context, username, secret string) (*sfapi.Session, error) {
+	if h.beforeSOAPLogin != nil {
+		h.beforeSOAPLogin(ctx)
+	}
+	return h.Client.SOAPLogin(ctx, username, secret)
+}
+
+func (h *hookedClient) PasswordGrant(ctx context.Context, username, secret string) (*sfapi.Session, error) {
+	if h.beforeGrant != nil {
+		h.beforeGrant(ctx)
+	}
+	return h.Client.PasswordGrant(ctx, username, secret)
+}
+
+func (h *hookedClient) SetPassword(ctx context.Context, admin *sfapi.Session, userID, pw string) error {
+	if h.beforeSetPassword != nil {
+		h.beforeSetPassword(ctx)
+	}
+	return h.Client.SetPassword(ctx, admin, userID, pw)
+}
+
+func (h *hookedClient) ChangeOwnPassword(ctx context.Context, own *sfapi.Session, oldPw, newPw string) error {
+	err := h.Client.ChangeOwnPassword(ctx, own, oldPw, newPw)
+	if h.afterChangeOwn != nil {
+		err = h.afterChangeOwn(err)
+	}
+	return err
+}
+
+// hookStorage is storage with hooks: onGet runs after a read, before its
+// result is returned; failDelete makes deletes of the keys it selects fail.
+type hookStorage struct {
+	logical.Storage
+	mu         sync.Mutex
+	onGet      func(key string)
+	failDelete func(key string) bool
+}
+
+func (h *hookStorage) Get(ctx context.Context, key string) (*logical.StorageEntry, error) {
+	entry, err := h.Storage.Get(ctx, key)
+	h.mu.Lock()
+	hook := h.onGet
+	h.mu.Unlock()
+	if hook != nil {
+		hook(key)
+	}
+	return entry, err
+}
+
+func (h *hookStorage) Delete(ctx context.Context, key string) error {
+	h.mu.Lock()
+	fail := h.failDelete
+	h.mu.Unlock()
+	if fail != nil && fail(key) {
+		return errors.New("storage unavailable")
+	}
+	return h.Storage.Delete(ctx, key)
+}
+
+// failedLogins counts the logins of username Salesforce refused in a way
+// that counts towards lockout (wrong password or token, or refused for the
+// lockout itself). Rows without a flow are history an org may be seeded
+// with, not logins made.
+func (e *rotEnv) failedLogins(username string) int {
+	n := 0
+	for _, a := range e.srv.LoginHistory(username) {
+		if a.Flow != "" && (a.Status == "Invalid Password" || a.Status == "Password Lockout") {
+			n++
+		}
+	}
+	return n
+}
+
+// userLocked reports whether Salesforce locked username out.
+func (e *rotEnv) userLocked(username string) (locked bool) {
+	e.srv.SetUserState(username, func(u *emulator.User) { locked = u.IsPasswordLocked })
+	return locked
 }

@@ -5,17 +5,17 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 const (
@@ -24,20 +24,7 @@ const (
 	verifyInterval   = 5 * time.Minute
 	minRefreshMargin = 30 * time.Second
 	maxRefreshMargin = 5 * time.Minute
-	// rejectedLoginHold is how long a password role answers with the
-	// credential error Salesforce just gave instead of logging in again:
-	// every failed login brings the user closer to lockout.
-	rejectedLoginHold = time.Minute
-	// holderGrace pads a lease's recorded end so that clock differences
-	// between Vault's lease and ours never end a holder early.
-	holderGrace = time.Minute
 )
-
-// tokenLeaseStoragePrefix holds one entry per lease holding a token, under
-// token-leases/<sha256 hex of the token>/<lease end unix>-<nonce>: the
-// token itself is never stored. Leases are per cluster (performance
-// secondaries keep their own), so the prefix is local storage.
-const tokenLeaseStoragePrefix = "token-leases/"
 
 // Expiry sources reported by token reads.
 const (
@@ -52,19 +39,12 @@ var (
 	// errInactiveToken means Salesforce called a token inactive right
 	// after issuing it, twice in a row.
 	errInactiveToken = errors.New("Salesforce reports the newly issued token as inactive")
-	// errTokenRevoked means the token was revoked at a lease end while the
-	// read that got it was about to record its lease.
-	errTokenRevoked = errors.New("the token was revoked while its lease was being recorded")
 )
 
 // tokenCache holds one live token per role (and account, for password
 // roles), what password roles learned from rejected logins, and the locks
 // of the lease holder index in storage.
 type tokenCache struct {
-	// jwtKeyMu serialises changes to config/jwt-key (read-modify-write of
-	// the current and pending keys).
-	jwtKeyMu sync.Mutex
-
 	mu sync.Mutex
 	// gen grows on every invalidation. A mint that started under an older
 	// generation is handed to its callers but never cached, so a role,
@@ -75,10 +55,6 @@ type tokenCache struct {
 	// error Salesforce gave, served until its hold ends or the role,
 	// account or config changes.
 	rejections map[string]*rejectedLogin
-	// doubted lists the accounts whose credential a password grant saw
-	// rejected since they last changed: their logins spend the account's
-	// login budget, so a slow poller cannot lock the user out either.
-	doubted map[string]bool
 	// revoked maps the hash of each token revoked at a lease end to the
 	// end of its session: a read that picked it from the cache just before
 	// must not record a lease on it.
@@ -91,14 +67,6 @@ type tokenCache struct {
 	introspectionDenied bool
 
 	flights singleflight.Group
-	now     func() time.Time
-}
-
-// rejectedLogin is a credential failure of a password role's grant.
-type rejectedLogin struct {
-	role, account string
-	err           error
-	until         time.Time
 }
 
 // cachedToken is a minted token and what the engine knows of its life.
@@ -106,7 +74,7 @@ type cachedToken struct {
 	role      string
 	account   string
 	grantType string
-	session   *Session
+	session   *sfapi.Session
 	issuedAt  time.Time
 	expiresAt time.Time
 	// expirySource says whether expiresAt came from Salesforce or was
@@ -122,10 +90,8 @@ func newTokenCache() *tokenCache {
 	return &tokenCache{
 		entries:     map[string]*cachedToken{},
 		rejections:  map[string]*rejectedLogin{},
-		doubted:     map[string]bool{},
 		revoked:     map[string]time.Time{},
 		holderLocks: locksutil.CreateLocks(),
-		now:         time.Now,
 	}
 }
 
@@ -152,8 +118,8 @@ func (c *tokenCache) generation() uint64 {
 // tokenMatch selects cached state by what it was derived from.
 type tokenMatch func(role, account, grantType string) bool
 
-// dropWhere removes the cached tokens, rejected logins and account doubts
-// match selects and starts a new generation.
+// dropWhere removes the cached tokens and rejected logins match selects and
+// starts a new generation.
 func (c *tokenCache) dropWhere(match tokenMatch) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -166,11 +132,6 @@ func (c *tokenCache) dropWhere(match tokenMatch) {
 	for k, r := range c.rejections {
 		if match(r.role, r.account, grantPassword) {
 			delete(c.rejections, k)
-		}
-	}
-	for name := range c.doubted {
-		if match("", name, grantPassword) {
-			delete(c.doubted, name)
 		}
 	}
 }
@@ -201,131 +162,6 @@ func (b *backend) invalidateTokensForJWTKey() {
 	b.tokens.dropWhere(func(_, _, grantType string) bool { return grantType == grantJWTBearer })
 }
 
-// tokenHash names a token in storage without storing it.
-func tokenHash(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
-}
-
-func tokenHolderPrefix(hash string) string {
-	return tokenLeaseStoragePrefix + hash + "/"
-}
-
-// holderEnd reads the lease end from a holder entry's name.
-func holderEnd(leaf string) (time.Time, bool) {
-	unix, _, ok := strings.Cut(leaf, "-")
-	if !ok {
-		return time.Time{}, false
-	}
-	n, err := strconv.ParseInt(unix, 10, 64)
-	if err != nil {
-		return time.Time{}, false
-	}
-	return time.Unix(n, 0), true
-}
-
-// tokenHolderEntry is what a holder entry stores: enough for an operator
-// to tell what it belongs to, nothing secret.
-type tokenHolderEntry struct {
-	Role string `json:"role"`
-}
-
-// recordTokenHolder records in storage that a lease ending at leaseEnd
-// holds tok, so that the lease holding it last revokes it, also after a
-// restart, failover or reload. It returns the entry's name for the lease.
-func (b *backend) recordTokenHolder(ctx context.Context, s logical.Storage, role string, tok *cachedToken, nonce string, leaseEnd time.Time) (string, error) {
-	c := b.tokens
-	hash := tokenHash(tok.session.AccessToken)
-	lock := locksutil.LockForKey(c.holderLocks, hash)
-	lock.RLock()
-	defer lock.RUnlock()
-	c.mu.Lock()
-	_, revoked := c.revoked[hash]
-	c.mu.Unlock()
-	if revoked {
-		return "", errTokenRevoked
-	}
-	leaf := strconv.FormatInt(leaseEnd.Add(holderGrace).Unix(), 10) + "-" + nonce
-	entry, err := logical.StorageEntryJSON(tokenHolderPrefix(hash)+leaf, tokenHolderEntry{Role: role})
-	if err != nil {
-		return "", err
-	}
-	if err := s.Put(ctx, entry); err != nil {
-		if errors.Is(err, logical.ErrReadOnly) {
-			// Vault forwards token reads to the active node; reaching
-			// this means it did not (an older Vault or a misrouted call).
-			return "", fmt.Errorf("cannot record the token's lease: this node's storage is read-only, read the token on the active node: %w", err)
-		}
-		return "", fmt.Errorf("recording the token's lease: %w", err)
-	}
-	return leaf, nil
-}
-
-// releaseTokenHolder removes the lease's holder entry and reports whether
-// the token should now be revoked in Salesforce: true when no lease that
-// may still be alive holds it. A token about to be revoked also leaves the
-// cache in the same step, and no read can record a lease on it afterwards.
-// leaf is "" for leases issued before the holder index existed.
-func (b *backend) releaseTokenHolder(ctx context.Context, s logical.Storage, token, leaf string, sessionEnd time.Time) (bool, error) {
-	c := b.tokens
-	hash := tokenHash(token)
-	prefix := tokenHolderPrefix(hash)
-	lock := locksutil.LockForKey(c.holderLocks, hash)
-	lock.Lock()
-	defer lock.Unlock()
-
-	if leaf != "" && !strings.Contains(leaf, "/") {
-		if err := s.Delete(ctx, prefix+leaf); err != nil {
-			return false, fmt.Errorf("removing the lease from the token's holders: %w", err)
-		}
-	}
-	leaves, err := s.List(ctx, prefix)
-	if err != nil {
-		return false, fmt.Errorf("listing the token's holders: %w", err)
-	}
-	now := c.now()
-	var ended []string
-	for _, l := range leaves {
-		end, ok := holderEnd(l)
-		if ok && now.After(end) {
-			// Its lease ended without Vault telling us (a forced revoke).
-			ended = append(ended, l)
-			continue
-		}
-		// A holder may still be alive (an unreadable one too, to be safe).
-		return false, nil
-	}
-	for _, l := range ended {
-		if err := s.Delete(ctx, prefix+l); err != nil {
-			b.logger.Warn("could not remove an ended lease from the token holder index", "error", err)
-		}
-	}
-
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for h, end := range c.revoked {
-		if now.After(end) {
-			delete(c.revoked, h)
-		}
-	}
-	if sessionEnd.Before(now) {
-		sessionEnd = now
-	}
-	c.revoked[hash] = sessionEnd.Add(holderGrace)
-	for k, e := range c.entries {
-		if e.session.AccessToken == token {
-			delete(c.entries, k)
-		}
-	}
-	return true, nil
-}
-
-// tokenHolders counts the holder entries of token (tests, diagnostics).
-func tokenHolders(ctx context.Context, s logical.Storage, token string) (int, error) {
-	leaves, err := s.List(ctx, tokenHolderPrefix(tokenHash(token)))
-	return len(leaves), err
-}
-
 // roleToken returns a live token for the role: the cached one, or a new
 // one minted by exactly one of the concurrent callers. gen must be read
 // before the role was, see tokenCache.gen.
@@ -344,7 +180,7 @@ func (b *backend) roleToken(ctx context.Context, s logical.Storage, name string,
 	// first caller's cancellation, but keeps its deadline.
 	v, err, _ := c.flights.Do(fmt.Sprintf("%s#%d", key, gen), func() (interface{}, error) {
 		c.mu.Lock()
-		if e := c.entries[key]; e != nil && c.now().Before(e.refreshAt) {
+		if e := c.entries[key]; e != nil && b.now().Before(e.refreshAt) {
 			c.mu.Unlock()
 			return e, nil
 		}
@@ -377,7 +213,7 @@ func (b *backend) cachedRoleToken(ctx context.Context, s logical.Storage, key st
 	c := b.tokens
 	c.mu.Lock()
 	e := c.entries[key]
-	now := c.now()
+	now := b.now()
 	if e == nil || !now.Before(e.refreshAt) {
 		c.mu.Unlock()
 		return nil, false
@@ -396,7 +232,7 @@ func (b *backend) cachedRoleToken(ctx context.Context, s logical.Storage, key st
 	if client, _, err := b.getClient(ctx, s); err == nil {
 		info, err := client.Introspect(ctx, e.session.AccessToken)
 		switch {
-		case KindOf(err) == KindSession:
+		case sfapi.KindOf(err) == sfapi.KindSession:
 			alive = false
 		case err == nil && !info.Active:
 			alive = false
@@ -427,7 +263,7 @@ func detachCancel(ctx context.Context) (context.Context, context.CancelFunc) {
 // checks its signature and learns its expiry. A token Salesforce calls
 // inactive straight away is minted once more.
 func (b *backend) mintRoleToken(ctx context.Context, s logical.Storage, name string, r *roleEntry, gen uint64) (*cachedToken, error) {
-	if err := b.tokens.heldRejection(roleCacheKey(name, r)); err != nil {
+	if err := b.tokens.heldRejection(roleCacheKey(name, r), b.now()); err != nil {
 		return nil, err
 	}
 	client, cfg, err := b.getClient(ctx, s)
@@ -458,108 +294,11 @@ func (b *backend) mintRoleToken(ctx context.Context, s logical.Storage, name str
 	}
 }
 
-// heldRejection returns the credential error a password role got less
-// than rejectedLoginHold ago, if any.
-func (c *tokenCache) heldRejection(key string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	rej := c.rejections[key]
-	if rej == nil {
-		return nil
-	}
-	if !c.now().Before(rej.until) {
-		delete(c.rejections, key)
-		return nil
-	}
-	return &heldRejectionError{account: rej.account, until: rej.until, err: rej.err}
-}
-
-// passwordRoleBlocked says why the account of a password role must not be
-// used to log in, with the fix, or "" when it may.
-func passwordRoleBlocked(name string, acct *account) string {
-	switch {
-	case acct.needsToken() && acct.SecurityTokenStatus == tokenStatusStale:
-		return fmt.Sprintf("account %q has a stale security token: its password was changed (rotated) and Salesforce emailed a new "+
-			"security token to the user, so a login would fail and count toward the user's lockout; "+
-			"write the new token to accounts/%s/security-token", name, name)
-	case acct.RotationBlocked == "token_stale":
-		return fmt.Sprintf("account %q is blocked because its security token is stale; write the new token to accounts/%s/security-token", name, name)
-	case acct.RotationBlocked == "drift":
-		return fmt.Sprintf("account %q is blocked: its stored credential no longer logs in (changed outside Vault?), and each try counts "+
-			"toward the user's lockout; write the current password to accounts/%s or the current token to accounts/%s/security-token "+
-			"(accounts/%s/diagnose tells which)", name, name, name, name)
-	case acct.RotationBlocked == "user_locked":
-		return fmt.Sprintf("account %q is blocked: the Salesforce user is locked out; unlock it in Salesforce, "+
-			"then rotate/%s or write the credential to accounts/%s again", name, name, name)
-	case acct.RotationBlocked == "user_inactive":
-		return fmt.Sprintf("account %q is blocked: the Salesforce user is inactive; reactivate it, "+
-			"then rotate/%s or write the credential to accounts/%s again", name, name, name)
-	case acct.RotationBlocked != "":
-		return fmt.Sprintf("account %q is blocked (%s); read accounts/%s for the last error, fix it, then write accounts/%s",
-			name, acct.RotationBlocked, name, name)
-	}
-	return ""
-}
-
-// spendPasswordLogin takes one login from the account's budgets (logins
-// and failed logins, shared with the rotation) when its credential was
-// rejected since it last changed. Logins with a credential not in doubt
-// are not charged: a busy cache=false role must not starve the rotation's
-// own login checks.
-func (b *backend) spendPasswordLogin(ctx context.Context, s logical.Storage, name string, acct *account) error {
-	rcfg, err := readRotationConfig(ctx, s)
-	if err != nil {
-		return err
-	}
-	// Past max_failed_logins no login is made, doubted or not: after a
-	// restart only the stored count remembers the rejections.
-	if rcfg.MaxFailedLogins > 0 && b.rot.budget.failedCount(name, persistedFailed(acct)) >= rcfg.MaxFailedLogins {
-		return &errLoginBudget{account: name, failed: true}
-	}
-	c := b.tokens
-	c.mu.Lock()
-	doubted := c.doubted[name]
-	c.mu.Unlock()
-	if !doubted {
-		return nil
-	}
-	if ok, next, failed := b.rot.budget.takeLogin(name, rcfg.LoginBudgetPerHour, rcfg.MaxFailedLogins, persistedFailed(acct), b.rot.now()); !ok {
-		return &errLoginBudget{account: name, next: next, failed: failed}
-	}
-	return nil
-}
-
-// noteRejectedLogin remembers a password grant Salesforce refused, so the
-// next reads answer without logging in, and counts the failed login where
-// the rotation counts its own: Salesforce locks the user on the total.
-func (b *backend) noteRejectedLogin(ctx context.Context, s logical.Storage, name string, r *roleEntry, acct *account, gen uint64, err error) {
-	c := b.tokens
-	c.mu.Lock()
-	if c.gen == gen {
-		c.rejections[roleCacheKey(name, r)] = &rejectedLogin{role: name, account: r.Account, err: err, until: c.now().Add(rejectedLoginHold)}
-		c.doubted[r.Account] = true
-	}
-	c.mu.Unlock()
-	b.noteFailedLogin(ctx, s, r.Account, acct)
-	b.logger.Warn("Salesforce rejected the password grant of an account; not logging in with it again for a while",
-		"role", name, "account", r.Account, "code", ErrorCode(err), "hold", rejectedLoginHold)
-}
-
-// noteAcceptedLogin clears the doubt on an account whose credential just
-// logged in; Salesforce resets its failed-login count then too.
-func (b *backend) noteAcceptedLogin(ctx context.Context, s logical.Storage, account string, acct *account) {
-	c := b.tokens
-	c.mu.Lock()
-	delete(c.doubted, account)
-	c.mu.Unlock()
-	b.noteSuccessfulLogin(ctx, s, account, acct)
-}
-
 // grantSession runs the role's grant, retrying transient failures only.
 // A password role logs in only with an account credential that can work,
 // and remembers when Salesforce rejects it.
-func (b *backend) grantSession(ctx context.Context, s logical.Storage, client Client, name string, r *roleEntry, gen uint64) (*Session, error) {
-	var mint func(ctx context.Context) (*Session, error)
+func (b *backend) grantSession(ctx context.Context, s logical.Storage, client Client, name string, r *roleEntry, gen uint64) (*sfapi.Session, error) {
+	var mint func(ctx context.Context) (*sfapi.Session, error)
 	switch r.GrantType {
 	case grantPassword:
 		acct, err := readAccount(ctx, s, r.Account)
@@ -572,21 +311,23 @@ func (b *backend) grantSession(ctx context.Context, s logical.Storage, client Cl
 		if msg := passwordRoleBlocked(r.Account, acct); msg != "" {
 			return nil, &roleSetupError{msg: msg}
 		}
-		if err := b.spendPasswordLogin(ctx, s, r.Account, acct); err != nil {
-			return nil, err
-		}
-		mint = func(ctx context.Context) (*Session, error) {
+		who := accountUser(r.Account, acct)
+		mint = func(ctx context.Context) (*sfapi.Session, error) {
+			// Each attempt is one login: reserved before it is sent, so no
+			// concurrency takes the user past max_failed_logins.
+			slot, err := b.reserveLogin(ctx, s, who, purposeToken, credStored)
+			if err != nil {
+				return nil, err
+			}
 			sess, err := client.PasswordGrant(ctx, acct.Username, acct.passwordWithToken())
-			switch {
-			case err == nil:
-				b.noteAcceptedLogin(ctx, s, r.Account, acct)
-			case IsCredentialError(err):
-				b.noteRejectedLogin(ctx, s, name, r, acct, gen, err)
+			slot.done(ctx, err)
+			if sfapi.IsCredentialError(err) {
+				b.holdRejectedLogin(name, r, gen, err)
 			}
 			return sess, err
 		}
 	case grantClientCredentials:
-		mint = func(ctx context.Context) (*Session, error) {
+		mint = func(ctx context.Context) (*sfapi.Session, error) {
 			return client.ClientCredentialsGrant(ctx, r.Scopes)
 		}
 	case grantJWTBearer:
@@ -597,29 +338,29 @@ func (b *backend) grantSession(ctx context.Context, s logical.Storage, client Cl
 		if err != nil {
 			return nil, err
 		}
-		mint = func(ctx context.Context) (*Session, error) {
-			var sess *Session
+		mint = func(ctx context.Context) (*sfapi.Session, error) {
+			var sess *sfapi.Session
 			var err error
 			for i, key := range keys {
 				sess, err = client.JWTBearerGrant(ctx, r.Username, key, r.Scopes)
-				if err == nil || !IsCredentialError(err) {
+				if err == nil || !sfapi.IsCredentialError(err) {
 					return sess, err
 				}
 				if i+1 < len(keys) {
-					b.logger.Info("JWT assertion rejected with the current key; trying the pending key", "code", ErrorCode(err))
+					b.logger.Info("JWT assertion rejected with the current key; trying the pending key", "code", sfapi.ErrorCode(err))
 				}
 			}
 			return sess, err
 		}
 	case grantRefreshToken:
-		mint = func(ctx context.Context) (*Session, error) {
+		mint = func(ctx context.Context) (*sfapi.Session, error) {
 			return client.RefreshTokenGrant(ctx, r.RefreshToken, r.Scopes)
 		}
 	default:
 		return nil, &roleSetupError{msg: fmt.Sprintf("unknown grant_type %q", r.GrantType)}
 	}
-	var sess *Session
-	err := withRetry(ctx, func(ctx context.Context) error {
+	var sess *sfapi.Session
+	err := sfapi.WithRetry(ctx, func(ctx context.Context) error {
 		var err error
 		sess, err = mint(ctx)
 		return err
@@ -636,7 +377,7 @@ func (b *backend) grantSession(ctx context.Context, s logical.Storage, client Cl
 // verifySignature checks Salesforce's signature, base64(HMAC-SHA256(
 // client_secret, id + issued_at)), when the response carries one. Without
 // a client secret (a JWT-only connected app setup) it cannot be checked.
-func verifySignature(sess *Session, clientSecret string) error {
+func verifySignature(sess *sfapi.Session, clientSecret string) error {
 	if sess.Signature == "" || clientSecret == "" {
 		return nil
 	}
@@ -656,9 +397,9 @@ func verifySignature(sess *Session, clientSecret string) error {
 // exp) when the connected app may introspect, else issued_at plus the
 // role's session_timeout. alive is false when Salesforce says the token
 // is not active.
-func (b *backend) learnExpiry(ctx context.Context, client Client, name string, r *roleEntry, sess *Session) (*cachedToken, bool) {
+func (b *backend) learnExpiry(ctx context.Context, client Client, name string, r *roleEntry, sess *sfapi.Session) (*cachedToken, bool) {
 	c := b.tokens
-	now := c.now()
+	now := b.now()
 	issued := sess.IssuedAt
 	if issued.IsZero() || issued.After(now) {
 		issued = now
@@ -678,24 +419,24 @@ func (b *backend) learnExpiry(ctx context.Context, client Client, name string, r
 	denied := c.introspectionDenied
 	c.mu.Unlock()
 	if !denied {
-		var info *Introspection
-		err := withRetry(ctx, func(ctx context.Context) error {
+		var info *sfapi.Introspection
+		err := sfapi.WithRetry(ctx, func(ctx context.Context) error {
 			var err error
 			info, err = client.Introspect(ctx, sess.AccessToken)
 			return err
 		})
 		switch {
-		case err == nil && !info.Active, KindOf(err) == KindSession:
+		case err == nil && !info.Active, sfapi.KindOf(err) == sfapi.KindSession:
 			return nil, false
 		case err == nil && info.Expires.After(now):
 			// An exp in the past next to active=true means the clocks
 			// disagree; the assumed timeout is then the safer guess.
 			tok.expiresAt = info.Expires
 			tok.expirySource = expiryFromIntrospection
-		case err != nil && !IsTransient(err):
+		case err != nil && !sfapi.IsTransient(err):
 			// The app may not introspect (or the org does not offer it):
 			// stop asking until the config changes.
-			b.logger.Info("token introspection unavailable; assuming each role's session_timeout", "code", ErrorCode(err))
+			b.logger.Info("token introspection unavailable; assuming each role's session_timeout", "code", sfapi.ErrorCode(err))
 			c.mu.Lock()
 			c.introspectionDenied = true
 			c.mu.Unlock()
@@ -711,24 +452,3 @@ func (b *backend) learnExpiry(ctx context.Context, client Client, name string, r
 type roleSetupError struct{ msg string }
 
 func (e *roleSetupError) Error() string { return e.msg }
-
-// heldRejectionError answers a password role's read while Salesforce's
-// last rejection of the account's credential is held.
-type heldRejectionError struct {
-	account string
-	until   time.Time
-	err     error
-}
-
-func (e *heldRejectionError) Error() string {
-	code := ErrorCode(e.err)
-	if code == "" {
-		code = "unknown"
-	}
-	return fmt.Sprintf("Salesforce rejected the password grant with account %q (%s) moments ago; not logging in with it again "+
-		"before %s, to spare the user's failed-login count. Fix the credential: write the current password to accounts/%s "+
-		"or the current token to accounts/%s/security-token (accounts/%s/diagnose tells which)",
-		e.account, code, e.until.UTC().Format(time.RFC3339), e.account, e.account, e.account)
-}
-
-func (e *heldRejectionError) Unwrap() error { return e.err }

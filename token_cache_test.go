@@ -16,6 +16,8 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/emulator"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 // tokenFake is a Client for token tests that need control the emulator
@@ -36,7 +38,7 @@ type tokenFake struct {
 	// badSignature sends a signature that does not verify.
 	badSignature bool
 	// introspect answers Introspect; nil means "active, no exp".
-	introspect func(token string) (*Introspection, error)
+	introspect func(token string) (*sfapi.Introspection, error)
 	revokeErr  error
 	revoked    []string
 	issuedAt   time.Time
@@ -53,7 +55,7 @@ func newTokenFake() *tokenFake {
 }
 
 func (f *tokenFake) install(b *backend) {
-	b.newClient = func(ClientConfig) (Client, error) { return f, nil }
+	b.newClient = func(sfapi.Config) (Client, error) { return f, nil }
 	b.resetClient()
 }
 
@@ -67,7 +69,7 @@ func (f *tokenFake) grants() int {
 	return f.count("grant")
 }
 
-func (f *tokenFake) grant(kind string) (*Session, error) {
+func (f *tokenFake) grant(kind string) (*sfapi.Session, error) {
 	f.mu.Lock()
 	gate := f.gate
 	f.mu.Unlock()
@@ -89,7 +91,7 @@ func (f *tokenFake) grant(kind string) (*Session, error) {
 		issued = time.Now()
 	}
 	issued = issued.Truncate(time.Millisecond)
-	sess := &Session{
+	sess := &sfapi.Session{
 		AccessToken: fmt.Sprintf("00Dfake!AQ%s-token-%04d", kind, f.seq),
 		InstanceURL: "https://fake.my.salesforce.com",
 		ID:          "https://login.salesforce.com/id/00D000000000001AAA/005000000000001AAA",
@@ -108,41 +110,41 @@ func (f *tokenFake) grant(kind string) (*Session, error) {
 	return sess, nil
 }
 
-func (f *tokenFake) PasswordGrant(ctx context.Context, username, passwordWithToken string) (*Session, error) {
+func (f *tokenFake) PasswordGrant(ctx context.Context, username, passwordWithToken string) (*sfapi.Session, error) {
 	f.mu.Lock()
 	f.lastUser, f.lastPassword = username, passwordWithToken
 	f.mu.Unlock()
 	return f.grant("password")
 }
 
-func (f *tokenFake) ClientCredentialsGrant(ctx context.Context, scopes []string) (*Session, error) {
+func (f *tokenFake) ClientCredentialsGrant(ctx context.Context, scopes []string) (*sfapi.Session, error) {
 	f.mu.Lock()
 	f.lastScopes = scopes
 	f.mu.Unlock()
 	return f.grant("client_credentials")
 }
 
-func (f *tokenFake) JWTBearerGrant(ctx context.Context, username string, key *rsa.PrivateKey, scopes []string) (*Session, error) {
+func (f *tokenFake) JWTBearerGrant(ctx context.Context, username string, key *rsa.PrivateKey, scopes []string) (*sfapi.Session, error) {
 	f.mu.Lock()
 	f.lastUser, f.lastKey, f.lastScopes = username, key, scopes
 	f.mu.Unlock()
 	return f.grant("jwt")
 }
 
-func (f *tokenFake) RefreshTokenGrant(ctx context.Context, refreshToken string, scopes []string) (*Session, error) {
+func (f *tokenFake) RefreshTokenGrant(ctx context.Context, refreshToken string, scopes []string) (*sfapi.Session, error) {
 	f.mu.Lock()
 	f.lastRefresh, f.lastScopes = refreshToken, scopes
 	f.mu.Unlock()
 	return f.grant("refresh")
 }
 
-func (f *tokenFake) Introspect(ctx context.Context, token string) (*Introspection, error) {
+func (f *tokenFake) Introspect(ctx context.Context, token string) (*sfapi.Introspection, error) {
 	f.mu.Lock()
 	f.calls["introspect"]++
 	fn := f.introspect
 	f.mu.Unlock()
 	if fn == nil {
-		return &Introspection{Active: true}, nil
+		return &sfapi.Introspection{Active: true}, nil
 	}
 	return fn(token)
 }
@@ -179,9 +181,7 @@ func tokenTestBackend(t testing.TB) (*backend, logical.Storage, *tokenFake) {
 	if err := writeConfig(ctx, s, cfg); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeAccount(ctx, s, "etl", &account{Username: "etl@acme.test", Password: fakeAccountPassword, SecurityToken: fakeAccountToken}); err != nil {
-		t.Fatal(err)
-	}
+	putAccount(t, b, s, "etl", &account{Username: "etl@acme.test", Password: fakeAccountPassword, SecurityToken: fakeAccountToken})
 	f := newTokenFake()
 	f.install(b)
 	return b, s, f
@@ -189,7 +189,7 @@ func tokenTestBackend(t testing.TB) (*backend, logical.Storage, *tokenFake) {
 
 func useFakeClock(b *backend) *fakeClock {
 	c := &fakeClock{now: time.Now()}
-	b.tokens.now = c.Now
+	b.clock = c.Now
 	return c
 }
 
@@ -206,8 +206,8 @@ func TestTokenCacheReusesUntilRefreshMargin(t *testing.T) {
 	b, s, f := tokenTestBackend(t)
 	clock := useFakeClock(b)
 	f.issuedAt = clock.Now()
-	f.introspect = func(string) (*Introspection, error) {
-		return nil, &Error{Op: "oauth introspect", Code: "invalid_client", Kind: KindPermission}
+	f.introspect = func(string) (*sfapi.Introspection, error) {
+		return nil, &sfapi.Error{Op: "oauth introspect", Code: "invalid_client", Kind: sfapi.KindPermission}
 	}
 	mustWrite(t, b, s, "roles/cc", map[string]interface{}{"grant_type": "client_credentials", "session_timeout": "1h"})
 
@@ -233,7 +233,9 @@ func TestTokenCacheExpiryFromIntrospection(t *testing.T) {
 	clock := useFakeClock(b)
 	f.issuedAt = clock.Now()
 	exp := clock.Now().Add(30 * time.Minute).Truncate(time.Second)
-	f.introspect = func(string) (*Introspection, error) { return &Introspection{Active: true, Expires: exp}, nil }
+	f.introspect = func(string) (*sfapi.Introspection, error) {
+		return &sfapi.Introspection{Active: true, Expires: exp}, nil
+	}
 	mustWrite(t, b, s, "roles/cc", map[string]interface{}{"grant_type": "client_credentials"})
 
 	resp := readToken(t, b, s, "cc")
@@ -256,13 +258,13 @@ func TestTokenCacheInvalidSessionReMintsOnce(t *testing.T) {
 	clock := useFakeClock(b)
 	dead := map[string]bool{}
 	var mu sync.Mutex
-	f.introspect = func(tok string) (*Introspection, error) {
+	f.introspect = func(tok string) (*sfapi.Introspection, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if dead[tok] {
-			return nil, &Error{Op: "oauth introspect", Code: "INVALID_SESSION_ID", Kind: KindSession}
+			return nil, &sfapi.Error{Op: "oauth introspect", Code: "INVALID_SESSION_ID", Kind: sfapi.KindSession}
 		}
-		return &Introspection{Active: true}, nil
+		return &sfapi.Introspection{Active: true}, nil
 	}
 	mustWrite(t, b, s, "roles/cc", map[string]interface{}{"grant_type": "client_credentials"})
 	first := readToken(t, b, s, "cc").Data["access_token"].(string)
@@ -278,7 +280,7 @@ func TestTokenCacheInvalidSessionReMintsOnce(t *testing.T) {
 	}
 
 	// A new token Salesforce calls inactive straight away is minted once more, then given up.
-	f.introspect = func(string) (*Introspection, error) { return &Introspection{Active: false}, nil }
+	f.introspect = func(string) (*sfapi.Introspection, error) { return &sfapi.Introspection{Active: false}, nil }
 	mustWrite(t, b, s, "roles/cc", map[string]interface{}{"ttl": "10m"}) // drops the cache
 	resp, err := request(t, b, s, logical.ReadOperation, "token/cc", nil)
 	if statusOf(resp, err) != 502 {
@@ -442,7 +444,7 @@ func TestRefreshMargin(t *testing.T) {
 
 func TestVerifySignature(t *testing.T) {
 	issued := time.UnixMilli(1468448630767)
-	sess := &Session{ID: "https://login.salesforce.com/id/00D36000001HDi3EAG/00536000002PmoeAAC", IssuedAt: issued}
+	sess := &sfapi.Session{ID: "https://login.salesforce.com/id/00D36000001HDi3EAG/00536000002PmoeAAC", IssuedAt: issued}
 	mac := hmac.New(sha256.New, []byte("secret"))
 	mac.Write([]byte(sess.ID + "1468448630767"))
 	sess.Signature = base64.StdEncoding.EncodeToString(mac.Sum(nil))
@@ -588,9 +590,7 @@ func TestPasswordRoleRefusesBlockedAccount(t *testing.T) {
 			mustWrite(t, b, s, "roles/pw", map[string]interface{}{"grant_type": "password", "account": "etl"})
 			acct, _ := readAccount(context.Background(), s, "etl")
 			acct.RotationBlocked = reason
-			if err := writeAccount(context.Background(), s, "etl", acct); err != nil {
-				t.Fatal(err)
-			}
+			putAccount(t, b, s, "etl", acct)
 			resp, err := request(t, b, s, logical.ReadOperation, "token/pw", nil)
 			if statusOf(resp, err) != 400 {
 				t.Fatalf("status = %d (%v), want 400", statusOf(resp, err), respErr(resp, err))
@@ -614,8 +614,7 @@ func TestPasswordRoleRefusesBlockedAccount(t *testing.T) {
 func TestPasswordRoleHoldsRejectedCredential(t *testing.T) {
 	b, s, f := tokenTestBackend(t)
 	clock := useFakeClock(b)
-	b.rot.now = clock.Now
-	rejected := &Error{Op: "oauth token", Code: "invalid_grant", Message: "authentication failure", HTTPStatus: 400, Kind: KindCredentials}
+	rejected := &sfapi.Error{Op: "oauth token", Code: "invalid_grant", Message: "authentication failure", HTTPStatus: 400, Kind: sfapi.KindCredentials}
 	for range 100 {
 		f.mintErrs = append(f.mintErrs, rejected)
 	}
@@ -674,9 +673,8 @@ func TestPasswordRoleHoldsRejectedCredential(t *testing.T) {
 			t.Errorf("error after the limit %q does not name %s", last, want)
 		}
 	}
-	stored, err := readAccount(context.Background(), s, "etl")
-	if err != nil || stored.FailedLogins != 2 {
-		t.Fatalf("stored failed_logins = %v (%v), want 2", stored, err)
+	if n := mustRead(t, b, s, "accounts/etl")["failed_logins"]; n != 2 {
+		t.Fatalf("stored failed_logins = %v, want 2", n)
 	}
 	assertNoSecrets(t, "error", first+last, fakeAccountPassword, fakeAccountToken)
 
@@ -686,14 +684,13 @@ func TestPasswordRoleHoldsRejectedCredential(t *testing.T) {
 	f.mintErrs = nil
 	f.mu.Unlock()
 	before := f.grants()
-	mustWrite(t, b, s, "accounts/etl", map[string]interface{}{"password": fakeAccountPassword, "verify": false})
+	mustWrite(t, b, s, "accounts/etl", map[string]interface{}{"password": fakeAccountPassword, "verify": false, "reset_failed_logins": true})
 	readToken(t, b, s, "pw")
 	if f.grants() != before+1 {
 		t.Errorf("after the account was written: grants = %d, want %d", f.grants(), before+1)
 	}
-	stored, err = readAccount(context.Background(), s, "etl")
-	if err != nil || stored.FailedLogins != 0 {
-		t.Errorf("stored failed_logins after the write = %d (%v), want 0", stored.FailedLogins, err)
+	if n := mustRead(t, b, s, "accounts/etl")["failed_logins"]; n != 0 {
+		t.Errorf("stored failed_logins after the write = %v, want 0", n)
 	}
 }
 
@@ -701,7 +698,7 @@ func TestPasswordRoleHoldsRejectedCredential(t *testing.T) {
 // credentials in doubt, not for busy cache=false roles.
 func TestPasswordRoleWorkingCredentialNotThrottled(t *testing.T) {
 	b, s, f := tokenTestBackend(t)
-	f.mintErrs = []error{&Error{Op: "oauth token", Code: "invalid_grant", Message: "authentication failure", HTTPStatus: 400, Kind: KindCredentials}}
+	f.mintErrs = []error{&sfapi.Error{Op: "oauth token", Code: "invalid_grant", Message: "authentication failure", HTTPStatus: 400, Kind: sfapi.KindCredentials}}
 	mustWrite(t, b, s, "roles/pw", map[string]interface{}{"grant_type": "password", "account": "etl", "cache": false})
 	request(t, b, s, logical.ReadOperation, "token/pw", nil)
 	// A role change drops the held rejection; the login succeeds.

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -39,7 +41,7 @@ func (b *backend) newEvent(event, name string, acct *account, outcome string) *r
 		Account:  name,
 		Username: acct.Username,
 		Version:  acct.Version,
-		Time:     b.rot.now().UTC().Truncate(time.Second),
+		Time:     b.now().UTC().Truncate(time.Second),
 		Outcome:  outcome,
 	}
 }
@@ -198,4 +200,57 @@ func versionAtLeast(v string, min [2]int) bool {
 		return false
 	}
 	return major > min[0] || major == min[0] && minor >= min[1]
+}
+
+// validateWebhookURL accepts absolute https URLs (http too when
+// allowInsecure) without user:password, which would be sent with every
+// event and shown in reads.
+func validateWebhookURL(raw string, allowInsecure bool) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Errorf("must be an absolute https URL")
+	}
+	if u.User != nil {
+		return fmt.Errorf("must not contain a user name or password; receivers can check events with the webhook_secret signature")
+	}
+	if u.Scheme == "http" && !allowInsecure {
+		return fmt.Errorf("must use https (events would travel unencrypted); set allow_insecure_webhooks=true in config/rotation to allow http")
+	}
+	return nil
+}
+
+// redactWebhookURL shows a webhook URL in reads without the values of its
+// query string, which often carry an access token.
+func redactWebhookURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unreadable URL)"
+	}
+	u.User = nil
+	u.Fragment, u.RawFragment = "", ""
+	if u.RawQuery != "" {
+		q := u.Query()
+		keys := make([]string, 0, len(q))
+		for k := range q {
+			keys = append(keys, url.QueryEscape(k)+"=redacted")
+		}
+		sort.Strings(keys)
+		u.RawQuery = strings.Join(keys, "&")
+	}
+	return u.String()
+}
+
+// newWebhookHTTPClient is the client of webhooks. It does not follow
+// redirects: the event (and the signature) goes only to the URL the
+// operator configured, and a 3xx answer counts as not accepted.
+func newWebhookHTTPClient() *http.Client {
+	return &http.Client{
+		Timeout: 15 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
 }

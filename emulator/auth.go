@@ -90,27 +90,28 @@ func (s *Server) passwordExpired(u *User) bool {
 	if days <= 0 {
 		return false
 	}
-	if p := s.org.profile(u.Profile); p != nil && p.PasswordNeverExpires {
+	if s.hasPermission(u, PermPasswordNeverExpires) {
 		return false
 	}
 	return !s.clock().Before(u.PasswordChangedAt.Add(time.Duration(days) * 24 * time.Hour))
 }
 
-// passwordLogin checks username + password(+token) from ip, the rules
-// shared by SOAP login() and the OAuth username-password flow. Caller
-// holds s.mu.
-func (s *Server) passwordLogin(flow, username, secret string, ip net.IP) (*User, loginError) {
+// passwordLogin checks username + password(+token) from the caller's IP,
+// the rules shared by SOAP login() and the OAuth username-password flow,
+// and records the attempt (nil for an unknown username, which Login
+// History cannot attribute). Caller holds s.mu.
+func (s *Server) passwordLogin(lc loginContext, username, secret string) (*User, loginError, *LoginAttempt) {
 	u := s.userByName(username)
 	if u == nil {
-		return nil, loginInvalid
+		return nil, loginInvalid, nil
 	}
-	u, lerr := s.checkPasswordLogin(u, secret, ip)
+	u, lerr := s.checkPasswordLogin(u, secret, lc.ip)
 	status := map[loginError]string{
-		loginOK:           "Success",
-		loginNeedsToken:   "Failed: API security token required",
-		loginAPIDisabled:  "Failed: API access disabled",
-		loginRateExceeded: "Login Rate Exceeded",
-		loginInactive:     "User is Inactive",
+		loginOK:           StatusSuccess,
+		loginNeedsToken:   StatusTokenRequired,
+		loginAPIDisabled:  StatusAPIDisabled,
+		loginRateExceeded: StatusRateExceeded,
+		loginInactive:     StatusUserInactive,
 	}[lerr]
 	if status == "" {
 		status = u.lastFailure
@@ -118,14 +119,13 @@ func (s *Server) passwordLogin(flow, username, secret string, ip net.IP) (*User,
 	if lerr == loginOK && s.passwordExpired(u) {
 		status = "Success: password expired"
 	}
-	s.recordLogin(u, flow, ip, status)
-	return u, lerr
+	return u, lerr, s.recordLogin(u, lc, status)
 }
 
 // checkPasswordLogin applies the rules; u.lastFailure explains an
 // INVALID_LOGIN for the login history. Caller holds s.mu.
 func (s *Server) checkPasswordLogin(u *User, secret string, ip net.IP) (*User, loginError) {
-	u.lastFailure = "Invalid Password"
+	u.lastFailure = StatusInvalidPassword
 	// Salesforce counts every login request against the hourly limit.
 	if s.checkRateLimit(u) {
 		return u, loginRateExceeded
@@ -134,7 +134,7 @@ func (s *Server) checkPasswordLogin(u *User, secret string, ip net.IP) (*User, l
 		return u, loginInactive
 	}
 	if s.locked(u) {
-		u.lastFailure = "Password Lockout"
+		u.lastFailure = StatusPasswordLockout
 		return u, loginInvalid
 	}
 	profile := s.org.profile(u.Profile)
@@ -144,7 +144,7 @@ func (s *Server) checkPasswordLogin(u *User, secret string, ip net.IP) (*User, l
 	inProfileRange := len(profile.LoginIPRanges) > 0 && ipInRanges(ip, profile.LoginIPRanges)
 	if len(profile.LoginIPRanges) > 0 && !inProfileRange {
 		// Login IP ranges on the profile deny everything outside them.
-		u.lastFailure = "Restricted IP"
+		u.lastFailure = StatusRestrictedIP
 		return u, loginInvalid
 	}
 	trusted := inProfileRange || ipInRanges(ip, s.org.TrustedIPRanges)
@@ -161,46 +161,10 @@ func (s *Server) checkPasswordLogin(u *User, secret string, ip net.IP) (*User, l
 		return u, loginInvalid
 	}
 	u.FailedLoginAttempts = 0
-	if !profile.APIEnabled {
+	if !s.apiEnabled(u) {
 		return u, loginAPIDisabled
 	}
 	return u, loginOK
-}
-
-// LoginAttempt is one row of the org's Login History. Status texts follow
-// Salesforce's Login History where known (uncertain for some).
-type LoginAttempt struct {
-	Username string
-	Flow     string // "SOAP login()", "OAuth password", "OAuth JWT bearer", ...
-	SourceIP string
-	Status   string // "Success", "Invalid Password", "Password Lockout", ...
-	At       time.Time
-}
-
-// recordLogin appends to the login history. Caller holds s.mu.
-func (s *Server) recordLogin(u *User, flow string, ip net.IP, status string) {
-	src := ""
-	if ip != nil {
-		src = ip.String()
-	}
-	s.logins = append(s.logins, LoginAttempt{Username: u.Username, Flow: flow, SourceIP: src, Status: status, At: s.clock()})
-	if len(s.logins) > 10000 {
-		s.logins = s.logins[len(s.logins)-10000:]
-	}
-}
-
-// LoginHistory returns the login attempts of username (all users when
-// empty), oldest first.
-func (s *Server) LoginHistory(username string) []LoginAttempt {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []LoginAttempt
-	for _, a := range s.logins {
-		if username == "" || strings.EqualFold(a.Username, username) {
-			out = append(out, a)
-		}
-	}
-	return out
 }
 
 // apiError is a Salesforce error code with its message.
@@ -217,10 +181,10 @@ var (
 )
 
 // canManagePasswords: "Manage Users" or "Reset User Passwords and Unlock
-// Users" (which one Salesforce checks is uncertain; either is accepted).
+// Users" (which one Salesforce checks is uncertain; either is accepted),
+// from the profile or a permission set.
 func (s *Server) canManagePasswords(u *User) bool {
-	p := s.org.profile(u.Profile)
-	return p != nil && (p.ManageUsers || p.ResetPasswords)
+	return s.hasPermission(u, PermManageUsers) || s.hasPermission(u, PermResetPasswords)
 }
 
 // checkNewPassword applies the password policy. Caller holds s.mu.

@@ -26,6 +26,12 @@ const (
 	controlSecurityToken = "control.securityToken"
 	controlCertificate   = "control.certificate"
 	controlRefreshToken  = "control.refreshToken"
+	controlUser          = "control.user"
+	controlPermissionSet = "control.permissionSet"
+	controlLoginHistory  = "control.loginHistory"
+	controlApps          = "control.apps"
+	controlOrg           = "control.org"
+	controlClock         = "control.clock"
 )
 
 // controlBodyLimit bounds PEM and form bodies; a certificate is a few KiB.
@@ -65,6 +71,29 @@ func (s *Server) controlRoute(r *http.Request) (string, handlerFunc) {
 		})
 	case len(parts) == 1 && parts[0] == "refresh-tokens":
 		return controlRefreshToken, s.guardControl(map[string]handlerFunc{http.MethodPost: s.handleIssueRefreshToken})
+	case len(parts) == 1 && parts[0] == "apps":
+		return controlApps, s.guardControl(map[string]handlerFunc{http.MethodGet: s.handleListApps, http.MethodPost: s.handleCreateApp})
+	case len(parts) == 2 && parts[0] == "apps" && parts[1] != "":
+		return controlApps, s.guardControl(map[string]handlerFunc{http.MethodGet: s.handleGetApp(parts[1])})
+	case len(parts) == 1 && parts[0] == "org":
+		return controlOrg, s.guardControl(map[string]handlerFunc{http.MethodGet: s.handleGetOrg, http.MethodPatch: s.handlePatchOrg})
+	case len(parts) == 1 && parts[0] == "clock":
+		return controlClock, s.guardControl(map[string]handlerFunc{http.MethodGet: s.handleGetClock, http.MethodPost: s.handleAdvanceClock})
+	case len(parts) == 1 && parts[0] == "login-history":
+		return controlLoginHistory, s.guardControl(map[string]handlerFunc{
+			http.MethodGet:  s.handleGetLoginHistory,
+			http.MethodPost: s.handleAddLoginHistory,
+		})
+	case len(parts) == 2 && parts[0] == "users" && parts[1] != "":
+		return controlUser, s.guardControl(map[string]handlerFunc{
+			http.MethodGet:   s.handleGetUser(parts[1]),
+			http.MethodPatch: s.handlePatchUser(parts[1]),
+		})
+	case len(parts) == 4 && parts[0] == "users" && parts[1] != "" && parts[2] == "permission-sets" && parts[3] != "":
+		return controlPermissionSet, s.guardControl(map[string]handlerFunc{
+			http.MethodPut:    s.handleAssignPermissionSet(parts[1], parts[3], true),
+			http.MethodDelete: s.handleAssignPermissionSet(parts[1], parts[3], false),
+		})
 	}
 	return "control.unknown", s.guardControl(nil)
 }
@@ -92,7 +121,7 @@ func (s *Server) guardControl(methods map[string]handlerFunc) handlerFunc {
 		h := methods[r.Method]
 		if h == nil {
 			allowed := make([]string, 0, len(methods))
-			for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodPost} {
+			for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodPost, http.MethodPatch, http.MethodDelete} {
 				if methods[m] != nil {
 					allowed = append(allowed, m)
 				}
@@ -205,7 +234,7 @@ func certificateInfo(clientID, certPEM string) controlCertificateInfo {
 func (s *Server) appCertificate(clientID string) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	app := s.org.app(clientID)
+	app := s.appFor(clientID)
 	if app == nil {
 		return "", false
 	}
@@ -281,7 +310,7 @@ func (s *Server) handleIssueRefreshToken(w *recorder, r *http.Request, _ []byte)
 // active user: a browser consent needs both.
 func (s *Server) issueRefreshTokenChecked(clientID, username string) (string, error) {
 	s.mu.Lock()
-	app := s.org.app(clientID)
+	app := s.appFor(clientID)
 	u := s.users[strings.ToLower(username)]
 	active := u != nil && u.IsActive
 	s.mu.Unlock()

@@ -120,7 +120,9 @@ func (s *Server) ClearFaults() {
 // Names: soap.login, soap.setPassword, soap.changeOwnPassword,
 // soap.resetPassword, soap.logout, oauth.token, oauth.revoke,
 // oauth.introspect, oauth.userinfo, id, rest.password, rest.query,
-// rest.limits, rest.userlogin, rest.versions (and rest.user, soap.other).
+// rest.limits, rest.userlogin, rest.versions, rest.queryMore, rest.sobject
+// (GET sobjects/{type}/{id}, DELETE sobjects/AuthSession/{id}) (and
+// rest.user, soap.other).
 func (s *Server) Calls(endpoint string) int {
 	s.faults.mu.Lock()
 	defer s.faults.mu.Unlock()

@@ -109,10 +109,11 @@ func (s *Server) jwtBearerGrant(w *recorder, r *http.Request) (tokenResponse, *o
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	app := s.org.app(iss)
-	if app == nil || iss == "" {
+	cred := s.credentialFor(iss)
+	if cred == nil {
 		return tokenResponse{}, errClientID
 	}
+	app := cred.app
 	pub, err := parsePublicKeyPEM(app.CertificatePEM)
 	if err != nil {
 		return tokenResponse{}, errAssertion
@@ -144,16 +145,19 @@ func (s *Server) jwtBearerGrant(w *recorder, r *http.Request) (tokenResponse, *o
 		// Unknown users get the same answer as unapproved ones.
 		return tokenResponse{}, errNotApproved
 	}
+	lc := newLoginContext(r, FlowJWTBearer)
+	lc.app = app
 	if !u.IsActive {
+		s.recordLogin(u, lc, StatusUserInactive)
 		return tokenResponse{}, errInactiveUser
 	}
 	if s.checkRateLimit(u) {
-		s.recordLogin(u, "OAuth JWT bearer", clientIP(r), "Login Rate Exceeded")
+		s.recordLogin(u, lc, StatusRateExceeded)
 		return tokenResponse{}, errRateLimit
 	}
-	s.recordLogin(u, "OAuth JWT bearer", clientIP(r), "Success")
-	se := s.newSession(u, app.ClientID, app.scopes(), "")
+	attempt := s.recordLogin(u, lc, StatusSuccess)
+	se := s.newSession(u, app, iss, app.scopes(), "", attempt)
 	// The doc's JWT response shows no signature (no client secret is
 	// involved); issued_at is kept as the other flows send it (uncertain).
-	return s.tokenFor(se, u, app, false), nil
+	return s.tokenFor(se, u, ""), nil
 }

@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -35,10 +36,25 @@ var (
 	errRateLimit        = &oauthError{"rate_limit_exceeded", "rate limit exceeded"}
 )
 
+// writeJSON sends v as Salesforce does: no HTML escaping ("&" stays "&"
+// in a nextPageUrl, "<EOF>" in a query error).
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// marshalJSON is json.Marshal without HTML escaping.
+func marshalJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(b.Bytes(), "\n"), nil
 }
 
 func writeOAuthError(w http.ResponseWriter, e *oauthError) {
@@ -57,9 +73,10 @@ type tokenResponse struct {
 	IssuedAt     string `json:"issued_at,omitempty"`
 }
 
-// tokenFor builds the response for a new session. sign adds signature
-// (flows that authenticate with the client secret). Caller holds s.mu.
-func (s *Server) tokenFor(se *session, u *User, app *ConnectedApp, sign bool) tokenResponse {
+// tokenFor builds the response for a new session. A secret adds the
+// signature (flows that authenticate with the client secret sign with the
+// secret presented). Caller holds s.mu.
+func (s *Server) tokenFor(se *session, u *User, secret string) tokenResponse {
 	tr := tokenResponse{
 		AccessToken: se.token,
 		Scope:       se.scope,
@@ -68,8 +85,8 @@ func (s *Server) tokenFor(se *session, u *User, app *ConnectedApp, sign bool) to
 		TokenType:   "Bearer",
 		IssuedAt:    strconv.FormatInt(se.issued.UnixMilli(), 10),
 	}
-	if sign {
-		tr.Signature = Signature(app.ClientSecret, tr.ID, tr.IssuedAt)
+	if secret != "" {
+		tr.Signature = Signature(secret, tr.ID, tr.IssuedAt)
 	}
 	return tr
 }
@@ -112,16 +129,18 @@ func clientCredentials(r *http.Request) (id, secret string) {
 	return r.PostFormValue("client_id"), r.PostFormValue("client_secret")
 }
 
-// authenticateApp finds the app and checks its secret. Caller holds s.mu.
-func (s *Server) authenticateApp(id, secret string) (*ConnectedApp, *oauthError) {
-	app := s.org.app(id)
-	if app == nil || id == "" {
+// authenticateApp finds the app by any client id that authenticates
+// (during an ECA rotation the staged or rotated-out key too) and checks
+// the secret that goes with it. Caller holds s.mu.
+func (s *Server) authenticateApp(id, secret string) (*appCredential, *oauthError) {
+	cred := s.credentialFor(id)
+	if cred == nil {
 		return nil, errClientID
 	}
-	if !hmac.Equal([]byte(secret), []byte(app.ClientSecret)) {
+	if !hmac.Equal([]byte(secret), []byte(cred.secret)) {
 		return nil, errClientSecret
 	}
-	return app, nil
+	return cred, nil
 }
 
 func (s *Server) handleToken(w *recorder, r *http.Request, _ []byte) {
@@ -161,15 +180,25 @@ func (s *Server) passwordGrant(w *recorder, r *http.Request) (tokenResponse, *oa
 	id, secret := clientCredentials(r)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	app, oerr := s.authenticateApp(id, secret)
+	cred, oerr := s.authenticateApp(id, secret)
 	if oerr != nil {
 		return tokenResponse{}, oerr
 	}
-	if s.org.BlockUsernamePasswordFlow {
-		// Reported as a plain authentication failure (uncertain).
+	app := cred.app
+	lc := newLoginContext(r, FlowOAuthPassword)
+	lc.app = app
+	if s.org.BlockUsernamePasswordFlow || app.isECA() {
+		// External Client Apps do not offer the username-password flow,
+		// and orgs can block it for connected apps. A third-party write-up
+		// (enree.co) reports a plain authentication failure, whatever the
+		// credentials, and "Username-Password Flow Disabled" in Login
+		// History, for both.
+		if u := s.userByName(username); u != nil {
+			s.recordLogin(u, lc, StatusUsernamePasswordDisabled)
+		}
 		return tokenResponse{}, errAuthFailure
 	}
-	u, lerr := s.passwordLogin("OAuth password", username, r.PostFormValue("password"), clientIP(r))
+	u, lerr, attempt := s.passwordLogin(lc, username, r.PostFormValue("password"))
 	switch lerr {
 	case loginOK, loginAPIDisabled:
 		// Without "API Enabled" the token is granted; REST calls then fail.
@@ -187,8 +216,8 @@ func (s *Server) passwordGrant(w *recorder, r *http.Request) (tokenResponse, *oa
 	if app.adminApprovedOnly() && !app.preAuthorized(u) {
 		return tokenResponse{}, errAppAccess
 	}
-	se := s.newSession(u, app.ClientID, app.scopes(), "")
-	return s.tokenFor(se, u, app, true), nil
+	se := s.newSession(u, app, id, app.scopes(), "", attempt)
+	return s.tokenFor(se, u, cred.secret), nil
 }
 
 func (s *Server) clientCredentialsGrant(w *recorder, r *http.Request) (tokenResponse, *oauthError) {
@@ -198,25 +227,29 @@ func (s *Server) clientCredentialsGrant(w *recorder, r *http.Request) (tokenResp
 	id, secret := clientCredentials(r)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	app, oerr := s.authenticateApp(id, secret)
+	cred, oerr := s.authenticateApp(id, secret)
 	if oerr != nil {
 		return tokenResponse{}, oerr
 	}
+	app := cred.app
 	u := s.userByName(app.RunAsUser)
 	if app.RunAsUser == "" || u == nil {
 		return tokenResponse{}, errNoRunAsUser
 	}
 	w.username = u.Username
+	lc := newLoginContext(r, FlowClientCredentials)
+	lc.app = app
 	if !u.IsActive {
+		s.recordLogin(u, lc, StatusUserInactive)
 		return tokenResponse{}, errInactiveUser
 	}
 	if s.checkRateLimit(u) {
-		s.recordLogin(u, "OAuth client credentials", clientIP(r), "Login Rate Exceeded")
+		s.recordLogin(u, lc, StatusRateExceeded)
 		return tokenResponse{}, errRateLimit
 	}
-	s.recordLogin(u, "OAuth client credentials", clientIP(r), "Success")
-	se := s.newSession(u, app.ClientID, app.scopes(), "")
-	return s.tokenFor(se, u, app, true), nil
+	attempt := s.recordLogin(u, lc, StatusSuccess)
+	se := s.newSession(u, app, id, app.scopes(), "", attempt)
+	return s.tokenFor(se, u, cred.secret), nil
 }
 
 func (s *Server) refreshGrant(w *recorder, r *http.Request) (tokenResponse, *oauthError) {
@@ -224,12 +257,15 @@ func (s *Server) refreshGrant(w *recorder, r *http.Request) (tokenResponse, *oau
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// "Require Secret for Refresh Token Flow" is on by default.
-	app, oerr := s.authenticateApp(id, secret)
+	cred, oerr := s.authenticateApp(id, secret)
 	if oerr != nil {
 		return tokenResponse{}, oerr
 	}
+	app := cred.app
+	// A refresh token belongs to the app, not to one of its keys: after an
+	// ECA rotation it works with the new key as with the old one.
 	rt := s.refresh[r.PostFormValue("refresh_token")]
-	if rt == nil || rt.clientID != app.ClientID {
+	if rt == nil || rt.appID != app.ID {
 		return tokenResponse{}, errExpiredToken
 	}
 	u := s.users[rt.userKey]
@@ -237,11 +273,17 @@ func (s *Server) refreshGrant(w *recorder, r *http.Request) (tokenResponse, *oau
 		return tokenResponse{}, errExpiredToken
 	}
 	w.username = u.Username
+	lc := newLoginContext(r, FlowRefreshToken)
+	lc.app = app
 	if !u.IsActive {
+		s.recordLogin(u, lc, StatusUserInactive)
 		return tokenResponse{}, errInactiveUser
 	}
-	se := s.newSession(u, app.ClientID, rt.scope, rt.token)
-	return s.tokenFor(se, u, app, true), nil
+	attempt := s.recordLogin(u, lc, StatusSuccess)
+	rt.useCount++
+	rt.lastUsed = s.clock()
+	se := s.newSession(u, app, id, rt.scope, rt.token, attempt)
+	return s.tokenFor(se, u, cred.secret), nil
 }
 
 // bearerToken reads "Authorization: Bearer X" or "OAuth X".
@@ -265,14 +307,21 @@ func (s *Server) handleRevoke(w *recorder, r *http.Request, _ []byte) {
 	}
 	s.mu.Lock()
 	found := false
-	if rt := s.refresh[token]; rt != nil {
-		// Revoking a refresh token revokes its access tokens too.
-		delete(s.refresh, token)
-		for k, se := range s.sessions {
-			if se.refresh == token {
-				delete(s.sessions, k)
+	rt := s.refresh[token]
+	if rt == nil {
+		// An OauthToken row's DeleteToken revokes its refresh token.
+		for _, cand := range s.refresh {
+			if hmac.Equal([]byte(cand.deleteToken), []byte(token)) {
+				rt = cand
 			}
 		}
+	}
+	if rt != nil {
+		// Revoking a refresh token revokes its access tokens too.
+		if u := s.users[rt.userKey]; u != nil {
+			w.username = u.Username
+		}
+		s.revokeRefreshToken(rt)
 		found = true
 	} else if se := s.liveSession(token); se != nil {
 		w.username = s.users[se.userKey].Username
@@ -290,6 +339,17 @@ func (s *Server) handleRevoke(w *recorder, r *http.Request, _ []byte) {
 	w.WriteHeader(http.StatusOK)
 }
 
+// revokeRefreshToken ends a refresh token and the sessions it minted.
+// Caller holds s.mu.
+func (s *Server) revokeRefreshToken(rt *refreshToken) {
+	delete(s.refresh, rt.token)
+	for k, se := range s.sessions {
+		if se.refresh == rt.token {
+			delete(s.sessions, k)
+		}
+	}
+}
+
 func (s *Server) handleIntrospect(w *recorder, r *http.Request, _ []byte) {
 	if r.Method != http.MethodPost || !formRequest(r) {
 		writeOAuthError(w, &oauthError{"invalid_request", "invalid request"})
@@ -299,15 +359,16 @@ func (s *Server) handleIntrospect(w *recorder, r *http.Request, _ []byte) {
 	token := r.PostFormValue("token")
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	app, oerr := s.authenticateApp(id, secret)
+	cred, oerr := s.authenticateApp(id, secret)
 	if oerr != nil {
 		writeOAuthError(w, oerr)
 		return
 	}
+	app := cred.app
 	inactive := map[string]any{"active": false}
 	if rt := s.refresh[token]; rt != nil {
 		u := s.users[rt.userKey]
-		if u == nil || (!app.IntrospectAllTokens && rt.clientID != app.ClientID) {
+		if u == nil || (!app.IntrospectAllTokens && rt.appID != app.ID) {
 			writeJSON(w, http.StatusOK, inactive)
 			return
 		}
@@ -317,7 +378,7 @@ func (s *Server) handleIntrospect(w *recorder, r *http.Request, _ []byte) {
 		return
 	}
 	se := s.liveSession(token)
-	if se == nil || (!app.IntrospectAllTokens && se.clientID != app.ClientID) {
+	if se == nil || (!app.IntrospectAllTokens && se.appID != app.ID) {
 		writeJSON(w, http.StatusOK, inactive)
 		return
 	}

@@ -43,10 +43,33 @@ type Org struct {
 	// may be (default 180: the documented "within 3 minutes"). Public
 	// reports suggest real orgs accept 300; tests can raise it.
 	JWTMaxLifetimeSeconds int `json:"jwtMaxLifetimeSeconds,omitempty"`
+	// EnableClientSecretInRESTAPIAccess is "Allow access to External Client
+	// App consumer secrets via REST API"
+	// (ExternalClientAppSettings.enableClientSecretInRestApiAccess): needed
+	// to read a consumer secret and to stage, rotate or delete credentials
+	// through Connect REST.
+	EnableClientSecretInRESTAPIAccess bool `json:"enableClientSecretInRestApiAccess,omitempty"`
+	// StageOverRotated lets POST …/staged replace a Rotated or Expired
+	// credential in the staged slot (what Infisical's rotation relies on).
+	// Off (default): the slot must be empty, as sfdx-hardis states ("It must
+	// be deleted before new credentials can be staged"). Undocumented
+	// either way.
+	StageOverRotated bool `json:"stageOverRotated,omitempty"`
+	// StagedIDFollowsCredential: a staged credential keeps its id when a
+	// rotation promotes it and when a later one demotes it (Infisical
+	// deletes by the id it saw when staging). Off (default): the id belongs
+	// to the slot's record, whose key and secret swap with the primary's on
+	// rotation, so after a rotation that id names the demoted, Rotated
+	// credential. Undocumented either way.
+	StagedIDFollowsCredential bool `json:"stagedIdFollowsCredential,omitempty"`
 	// DailyAPIRequests is the DailyApiRequests Max of /limits (default 15000).
-	DailyAPIRequests int            `json:"dailyApiRequests,omitempty"`
-	Profiles         []Profile      `json:"profiles"`
-	ConnectedApps    []ConnectedApp `json:"connectedApps"`
+	DailyAPIRequests int       `json:"dailyApiRequests,omitempty"`
+	Profiles         []Profile `json:"profiles"`
+	// PermissionSets and PermissionSetGroups grant permissions on top of
+	// profiles (users[].permissionSets / permissionSetGroups assign them).
+	PermissionSets      []PermissionSet      `json:"permissionSets,omitempty"`
+	PermissionSetGroups []PermissionSetGroup `json:"permissionSetGroups,omitempty"`
+	ConnectedApps       []ConnectedApp       `json:"connectedApps"`
 	// Records are extra rows for simple SOQL queries, by sObject type
 	// (e.g. "Account": [{"Id":"001...","Name":"Acme"}]).
 	Records map[string][]map[string]any `json:"records,omitempty"`
@@ -90,13 +113,31 @@ type Profile struct {
 	UseAnyAPIAuth bool `json:"useAnyApiAuth,omitempty"`
 	// PasswordNeverExpires exempts the profile's users from expiry.
 	PasswordNeverExpires bool `json:"passwordNeverExpires,omitempty"`
+	// Permissions are further user permissions by API name (as in
+	// PermissionSet.Permissions), e.g. CustomizeApplication.
+	Permissions []string `json:"permissions,omitempty"`
 }
 
-// ConnectedApp is an OAuth client of the org.
+// ConnectedApp is an OAuth client of the org: a connected app or an
+// External Client App (ECA), as Kind says.
 type ConnectedApp struct {
-	Name         string `json:"name"`
-	ClientID     string `json:"clientId"`
-	ClientSecret string `json:"clientSecret"`
+	// Kind is KindConnectedApp (the default) or KindExternalClientApp.
+	Kind string `json:"kind,omitempty"`
+	// ID is the app's identifier: 0H4… for a connected app, 0xI… for an
+	// ECA (Connect REST's appIdentifier). Generated when omitted.
+	ID string `json:"id,omitempty"`
+	// Name is the label (Login History's Application).
+	Name string `json:"name"`
+	// DeveloperName is the API name (default: Name with _ for anything
+	// but letters and digits).
+	DeveloperName string `json:"developerName,omitempty"`
+	// Packaged marks an ECA installed from a package: the OAuth staged
+	// credentials API serves only local ECAs.
+	Packaged bool `json:"packaged,omitempty"`
+	// Consumer is the app's first OAuth consumer (clientId, clientSecret,
+	// consumerId, staged); MoreConsumers are further ones (ECAs only).
+	Consumer
+	MoreConsumers []Consumer `json:"moreConsumers,omitempty"`
 	// CertificatePEM verifies JWT bearer assertions (a CERTIFICATE or a
 	// PUBLIC KEY PEM block).
 	CertificatePEM string `json:"certificate,omitempty"`
@@ -122,6 +163,9 @@ type User struct {
 	FirstName string `json:"firstName,omitempty"`
 	LastName  string `json:"lastName,omitempty"`
 	Profile   string `json:"profile"` // profile name
+	// PermissionSets and PermissionSetGroups assigned to the user, by name.
+	PermissionSets      []string `json:"permissionSets,omitempty"`
+	PermissionSetGroups []string `json:"permissionSetGroups,omitempty"`
 	// IsActive defaults to true in seed files when omitted.
 	IsActive      bool   `json:"isActive"`
 	Password      string `json:"password"`
@@ -149,15 +193,6 @@ func (o *Org) profile(name string) *Profile {
 	for i := range o.Profiles {
 		if strings.EqualFold(o.Profiles[i].Name, name) {
 			return &o.Profiles[i]
-		}
-	}
-	return nil
-}
-
-func (o *Org) app(clientID string) *ConnectedApp {
-	for i := range o.ConnectedApps {
-		if o.ConnectedApps[i].ClientID == clientID {
-			return &o.ConnectedApps[i]
 		}
 	}
 	return nil

@@ -269,6 +269,7 @@ func TestLoginHistoryExplainsFailures(t *testing.T) {
 	seed := DefaultSeed()
 	seed.Org.LoginRateLimitPerHour = 7
 	seed.Org.PasswordPolicy.MaxLoginAttempts = 3
+	seed.LoginHistory = nil // only the logins this test makes
 	s := NewTestServer(t, seed)
 	soapLogin(t, s, "64.0", integUser, integPass)                   // no token
 	soapLogin(t, s, "64.0", integUser, "wrong")                     // failure 1

@@ -2,23 +2,16 @@ package emulator
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
-// A deliberately small SOQL subset: SELECT f1, f2 FROM Object
-// [WHERE f = 'v' [AND g = true]] [LIMIT n].
-var (
-	soqlRe      = regexp.MustCompile(`(?is)^\s*SELECT\s+(.+?)\s+FROM\s+(\w+)(?:\s+WHERE\s+(.+?))?(?:\s+LIMIT\s+(\d+))?\s*$`)
-	soqlAndRe   = regexp.MustCompile(`(?i)\s+AND\s+`)
-	soqlCondRe  = regexp.MustCompile(`(?is)^\s*(\w+)\s*=\s*(?:'((?:[^'\\]|\\.)*)'|(true|false|null))\s*$`)
-	soqlFieldRe = regexp.MustCompile(`^\w+$`)
-)
+// sfDateTime is how REST renders a dateTime field.
+const sfDateTime = "2006-01-02T15:04:05.000+0000"
 
 // field is one column of a record, kept in SELECT order.
 type field struct {
@@ -27,7 +20,7 @@ type field struct {
 }
 
 // record marshals with "attributes" first and fields in order, like
-// Salesforce.
+// Salesforce. A relationship field's value is a nested record (or nil).
 type record struct {
 	typ, url string
 	fields   []field
@@ -35,12 +28,18 @@ type record struct {
 
 func (r record) MarshalJSON() ([]byte, error) {
 	var b bytes.Buffer
-	attrs, _ := json.Marshal(map[string]string{"type": r.typ, "url": r.url})
-	b.WriteString(`{"attributes":`)
-	b.Write(attrs)
+	b.WriteString(`{"attributes":{"type":`)
+	t, _ := marshalJSON(r.typ)
+	b.Write(t)
+	if r.url != "" {
+		u, _ := marshalJSON(r.url)
+		b.WriteString(`,"url":`)
+		b.Write(u)
+	}
+	b.WriteByte('}')
 	for _, f := range r.fields {
-		k, _ := json.Marshal(f.name)
-		v, err := json.Marshal(f.value)
+		k, _ := marshalJSON(f.name)
+		v, err := marshalJSON(f.value)
 		if err != nil {
 			return nil, err
 		}
@@ -53,54 +52,175 @@ func (r record) MarshalJSON() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// row is a full record before projection.
+// row is a full record before projection. A relationship's value is a
+// *row (nil when empty); dateTimes are time.Time.
 type row struct {
 	typ    string
 	id     string
 	values map[string]any // canonical field name -> value
 }
 
-func (s *Server) userRow(u *User) row {
-	profileID := ""
-	if p := s.org.profile(u.Profile); p != nil {
-		profileID = p.ID
+// wireValue renders a field value as REST does.
+func wireValue(v any) any {
+	switch t := v.(type) {
+	case time.Time:
+		if t.IsZero() {
+			return nil
+		}
+		return t.UTC().Format(sfDateTime)
+	case *row:
+		if t == nil {
+			return nil
+		}
 	}
-	return row{"User", u.ID, map[string]any{
-		"Id": u.ID, "Username": u.Username, "Email": u.Email, "IsActive": u.IsActive,
-		"FirstName": u.FirstName, "LastName": u.LastName, "Name": strings.TrimSpace(u.FirstName + " " + u.LastName),
-		"ProfileId": profileID, "UserType": "Standard",
-		"LastPasswordChangeDate": u.PasswordChangedAt.UTC().Format("2006-01-02T15:04:05.000+0000"),
-	}}
+	return v
 }
 
-func (s *Server) userLoginRow(u *User) row {
-	return row{"UserLogin", u.UserLoginID, map[string]any{
-		"Id": u.UserLoginID, "UserId": u.ID, "IsPasswordLocked": s.locked(u), "IsFrozen": false,
-	}}
+func recordURL(version, typ, id string) string {
+	return "/services/data/v" + version + "/sobjects/" + typ + "/" + id
 }
 
-func (r row) project(version string, names []string) record {
-	rec := record{typ: r.typ, url: "/services/data/v" + version + "/sobjects/" + r.typ + "/" + r.id}
-	for _, n := range names {
-		rec.fields = append(rec.fields, field{n, r.values[n]})
+// project renders the row with the selected paths, nesting relationship
+// fields as Salesforce does ("Profile": {"attributes": …, "Name": …}).
+func (r *row) project(obj *soqlObject, version string, paths [][]string) record {
+	rec := record{typ: r.typ}
+	if obj == nil || !obj.noURL {
+		rec.url = recordURL(version, r.typ, r.id)
+	}
+	type group struct {
+		index int
+		paths [][]string
+	}
+	groups := map[string]*group{}
+	var order []string
+	for _, p := range paths {
+		if len(p) == 1 {
+			rec.fields = append(rec.fields, field{p[0], wireValue(r.values[p[0]])})
+			continue
+		}
+		g := groups[p[0]]
+		if g == nil {
+			g = &group{index: len(rec.fields)}
+			groups[p[0]] = g
+			order = append(order, p[0])
+			rec.fields = append(rec.fields, field{p[0], nil})
+		}
+		g.paths = append(g.paths, p[1:])
+	}
+	for _, rel := range order {
+		g := groups[rel]
+		if child, ok := r.values[rel].(*row); ok && child != nil {
+			rec.fields[g.index].value = child.project(nil, version, g.paths)
+		}
 	}
 	return rec
 }
 
-func (s *Server) userRecord(u *User, version string, names []string) record {
-	r := s.userRow(u)
-	if names == nil {
-		names = sortedKeys(r.values)
+// fullRecord renders every field of the schema (a retrieve()).
+func (r *row) fullRecord(obj *soqlObject, version string) record {
+	v, _ := strconv.ParseFloat(version, 64)
+	var paths [][]string
+	for _, f := range obj.fields {
+		if v >= f.since {
+			paths = append(paths, []string{f.name})
+		}
 	}
-	return r.project(version, names)
+	return r.project(obj, version, paths)
 }
 
-func (s *Server) userLoginRecord(u *User, version string, names []string) record {
-	r := s.userLoginRow(u)
-	if names == nil {
-		names = sortedKeys(r.values)
+// Built-in schemas; soqlSchema adds the org's seeded record types.
+var builtinSchemas = map[string]*soqlObject{
+	"user": {name: "User", fields: []soqlField{
+		{name: "Id", typ: ftID}, {name: "Username", typ: ftString}, {name: "Email", typ: ftString},
+		{name: "FirstName", typ: ftString}, {name: "LastName", typ: ftString}, {name: "Name", typ: ftString},
+		{name: "IsActive", typ: ftBool}, {name: "ProfileId", typ: ftID}, {name: "UserType", typ: ftPicklist},
+		{name: "LastPasswordChangeDate", typ: ftDateTime},
+	}, rels: []soqlRel{{"Profile", "Profile"}}},
+	"userlogin": {name: "UserLogin", fields: []soqlField{
+		{name: "Id", typ: ftID}, {name: "UserId", typ: ftID}, {name: "IsFrozen", typ: ftBool}, {name: "IsPasswordLocked", typ: ftBool},
+	}},
+	"organization": {name: "Organization", fields: []soqlField{{name: "Id", typ: ftID}, {name: "Name", typ: ftString}}},
+	"profile":      {name: "Profile", fields: []soqlField{{name: "Id", typ: ftID}, {name: "Name", typ: ftString}}},
+}
+
+// soqlSchema returns the schema of an sObject type, nil if unknown.
+// Caller holds s.mu.
+func (s *Server) soqlSchema(name string) *soqlObject {
+	switch strings.ToLower(name) {
+	case "loginhistory":
+		return loginHistorySchema
+	case "authsession":
+		return authSessionSchema
+	case "oauthtoken":
+		return oauthTokenSchema
+	case "permissionset":
+		return s.permissionSetSchema()
+	case "permissionsetassignment":
+		return permissionSetAssignmentSchema
+	case "permissionsetgroup":
+		return permissionSetGroupSchema
 	}
-	return r.project(version, names)
+	if o := builtinSchemas[strings.ToLower(name)]; o != nil {
+		return o
+	}
+	for typ, recs := range s.org.Records {
+		if !strings.EqualFold(typ, name) {
+			continue
+		}
+		o := &soqlObject{name: typ, fields: []soqlField{{name: "Id", typ: ftID}}}
+		seen := map[string]bool{"id": true}
+		for _, rec := range recs {
+			for _, k := range sortedKeys(rec) {
+				if seen[strings.ToLower(k)] {
+					continue
+				}
+				seen[strings.ToLower(k)] = true
+				ft := ftString
+				switch rec[k].(type) {
+				case bool:
+					ft = ftBool
+				case float64:
+					ft = ftNumber
+				}
+				o.fields = append(o.fields, soqlField{name: k, typ: ft})
+			}
+		}
+		return o
+	}
+	return nil
+}
+
+func (s *Server) profileRow(p *Profile) *row {
+	return &row{"Profile", p.ID, map[string]any{"Id": p.ID, "Name": p.Name}}
+}
+
+func (s *Server) userRow(u *User) *row {
+	var profile *row
+	profileID := ""
+	if p := s.org.profile(u.Profile); p != nil {
+		profileID = p.ID
+		profile = s.profileRow(p)
+	}
+	return &row{"User", u.ID, map[string]any{
+		"Id": u.ID, "Username": u.Username, "Email": u.Email, "IsActive": u.IsActive,
+		"FirstName": u.FirstName, "LastName": u.LastName, "Name": strings.TrimSpace(u.FirstName + " " + u.LastName),
+		"ProfileId": profileID, "Profile": profile, "UserType": "Standard",
+		"LastPasswordChangeDate": u.PasswordChangedAt,
+	}}
+}
+
+func (s *Server) userLoginRow(u *User) *row {
+	return &row{"UserLogin", u.UserLoginID, map[string]any{
+		"Id": u.UserLoginID, "UserId": u.ID, "IsPasswordLocked": s.locked(u), "IsFrozen": false,
+	}}
+}
+
+func (s *Server) userRecord(u *User, version string) record {
+	return s.userRow(u).fullRecord(builtinSchemas["user"], version)
+}
+
+func (s *Server) userLoginRecord(u *User, version string) record {
+	return s.userLoginRow(u).fullRecord(builtinSchemas["userlogin"], version)
 }
 
 func sortedKeys(m map[string]any) []string {
@@ -112,35 +232,56 @@ func sortedKeys(m map[string]any) []string {
 	return keys
 }
 
-// rows returns every row of an sObject type. Caller holds s.mu.
-func (s *Server) rows(object string) (string, []row, bool) {
-	var out []row
+// sortedUsers lists users by username. Caller holds s.mu.
+func (s *Server) sortedUsers() []*User {
 	users := make([]*User, 0, len(s.users))
 	for _, u := range s.users {
 		users = append(users, u)
 	}
 	sort.Slice(users, func(i, j int) bool { return users[i].Username < users[j].Username })
-	switch strings.ToLower(object) {
-	case "user":
-		for _, u := range users {
+	return users
+}
+
+// soqlRows returns the rows of an sObject type the caller may see.
+// Caller holds s.mu.
+func (s *Server) soqlRows(obj *soqlObject, c *restCall) []*row {
+	var out []*row
+	switch obj.name {
+	case "User":
+		for _, u := range s.sortedUsers() {
 			out = append(out, s.userRow(u))
 		}
-		return "User", out, true
-	case "userlogin":
-		for _, u := range users {
+		return out
+	case "UserLogin":
+		for _, u := range s.sortedUsers() {
 			out = append(out, s.userLoginRow(u))
 		}
-		return "UserLogin", out, true
-	case "organization":
-		return "Organization", []row{{"Organization", s.org.ID, map[string]any{"Id": s.org.ID, "Name": s.org.Name}}}, true
-	case "profile":
-		for _, p := range s.org.Profiles {
-			out = append(out, row{"Profile", p.ID, map[string]any{"Id": p.ID, "Name": p.Name}})
+		return out
+	case "Organization":
+		return []*row{{"Organization", s.org.ID, map[string]any{"Id": s.org.ID, "Name": s.org.Name}}}
+	case "Profile":
+		for i := range s.org.Profiles {
+			out = append(out, s.profileRow(&s.org.Profiles[i]))
 		}
-		return "Profile", out, true
+		return out
+	case "LoginHistory":
+		return s.loginHistoryRows(c)
+	case "AuthSession":
+		return s.authSessionRows(c)
+	case "OauthToken":
+		return s.oauthTokenRows(c)
+	case "PermissionSet":
+		return s.permissionSetRows()
+	case "PermissionSetAssignment":
+		return s.permissionSetAssignmentRows()
+	case "PermissionSetGroup":
+		for i := range s.org.PermissionSetGroups {
+			out = append(out, s.permissionSetGroupRow(&s.org.PermissionSetGroups[i]))
+		}
+		return out
 	}
 	for typ, recs := range s.org.Records {
-		if !strings.EqualFold(typ, object) {
+		if typ != obj.name {
 			continue
 		}
 		for _, rec := range recs {
@@ -149,134 +290,187 @@ func (s *Server) rows(object string) (string, []row, bool) {
 			for k, v := range rec {
 				values[k] = v
 			}
-			out = append(out, row{typ, id, values})
+			out = append(out, &row{typ, id, values})
 		}
-		return typ, out, true
 	}
-	return "", nil, false
+	return out
 }
 
-type condition struct {
-	field string
-	value any // string, bool or nil
+// queryResponse has Salesforce's field order.
+type queryResponse struct {
+	TotalSize      int      `json:"totalSize"`
+	Done           bool     `json:"done"`
+	NextRecordsURL string   `json:"nextRecordsUrl,omitempty"`
+	Records        []record `json:"records"`
+}
+
+// queryCursor holds the rest of a result for nextRecordsUrl.
+type queryCursor struct {
+	id       string
+	userKey  string
+	version  string
+	records  []record
+	batch    int
+	lastUsed time.Time
+}
+
+const (
+	// cursorIdle: a query locator expires after 15 minutes unused.
+	cursorIdle = 15 * time.Minute
+	// cursorsPerUser: a user's oldest open cursor is dropped beyond 10.
+	cursorsPerUser = 10
+)
+
+func writeQueryError(w http.ResponseWriter, q string, e *soqlError) {
+	writeRESTError(w, http.StatusBadRequest, e.code, e.message(q))
+}
+
+// batchSize honours "Sforce-Query-Options: batchSize=N" (200 to 2000; a
+// hint, as in Salesforce) within the object's own maximum.
+func batchSize(r *http.Request, obj *soqlObject) int {
+	limit := 2000
+	if obj.batchSize > 0 {
+		limit = obj.batchSize
+	}
+	for _, opt := range strings.Split(r.Header.Get("Sforce-Query-Options"), ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(opt), "=")
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); ok && strings.EqualFold(strings.TrimSpace(k), "batchSize") && err == nil {
+			return min(max(n, 200), limit)
+		}
+	}
+	return limit
 }
 
 func (s *Server) restQuery(w *recorder, r *http.Request, c *restCall) {
 	q := r.URL.Query().Get("q")
-	m := soqlRe.FindStringSubmatch(q)
-	if m == nil {
-		writeRESTError(w, http.StatusBadRequest, "MALFORMED_QUERY", "unexpected token in query (the emulator supports SELECT fields FROM Object [WHERE f = 'v' [AND ...]] [LIMIT n])")
+	if strings.TrimSpace(q) == "" {
+		writeRESTError(w, http.StatusBadRequest, "MALFORMED_QUERY", "A query string has to be specified")
 		return
 	}
-	typ, rows, ok := s.rows(m[2])
-	if !ok {
-		writeRESTError(w, http.StatusBadRequest, "INVALID_TYPE", fmt.Sprintf("sObject type '%s' is not supported. If you are attempting to use a custom object, be sure to append the '__c' after the entity name. Please reference your WSDL or the describe call for the appropriate names.", m[2]))
+	version, _ := strconv.ParseFloat(c.version, 64)
+	pq, perr := parseSOQL(q)
+	if perr != nil {
+		writeQueryError(w, q, perr)
 		return
 	}
-	known := map[string]string{"id": "Id"}
-	for _, rw := range rows {
-		for k := range rw.values {
-			known[strings.ToLower(k)] = k
-		}
+	obj := s.soqlSchema(pq.object.text)
+	if obj == nil {
+		writeQueryError(w, q, &soqlError{"INVALID_TYPE", fmt.Sprintf("sObject type '%s' is not supported. If you are attempting to use a custom object, be sure to append the '__c' after the entity name. Please reference your WSDL or the describe call for the appropriate names.", pq.object.text), pq.object.pos})
+		return
 	}
-	if typ == "User" || typ == "UserLogin" {
-		for k := range s.userRow(&User{}).values {
-			known[strings.ToLower(k)] = k
-		}
-		for k := range s.userLoginRow(&User{}).values {
-			if typ == "UserLogin" {
-				known[strings.ToLower(k)] = k
-			}
-		}
-	}
-	canonical := func(name string) (string, bool) {
-		n, ok := known[strings.ToLower(strings.TrimSpace(name))]
-		if !ok {
-			writeRESTError(w, http.StatusBadRequest, "INVALID_FIELD", fmt.Sprintf("No such column '%s' on entity '%s'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names.", strings.TrimSpace(name), typ))
-		}
-		return n, ok
-	}
-	var names []string
-	for _, f := range strings.Split(m[1], ",") {
-		if !soqlFieldRe.MatchString(strings.TrimSpace(f)) {
-			writeRESTError(w, http.StatusBadRequest, "MALFORMED_QUERY", "unsupported select list")
+	var paths [][]string
+	seen := map[string]bool{}
+	for _, f := range pq.fields {
+		rp, err := s.resolvePath(obj, f, version)
+		if err != nil {
+			writeQueryError(w, q, err)
 			return
 		}
-		n, ok := canonical(f)
-		if !ok {
+		key := strings.Join(rp.names, ".")
+		if seen[key] {
+			writeQueryError(w, q, &soqlError{"INVALID_FIELD", "duplicate field selected: " + key, f.pos})
 			return
 		}
-		names = append(names, n)
+		seen[key] = true
+		paths = append(paths, rp.names)
 	}
-	var conds []condition
-	if m[3] != "" {
-		for _, part := range soqlAndRe.Split(m[3], -1) {
-			cm := soqlCondRe.FindStringSubmatch(part)
-			if cm == nil {
-				writeRESTError(w, http.StatusBadRequest, "MALFORMED_QUERY", "unsupported WHERE clause")
-				return
-			}
-			n, ok := canonical(cm[1])
-			if !ok {
-				return
-			}
-			var v any
-			switch strings.ToLower(cm[3]) {
-			case "true":
-				v = true
-			case "false":
-				v = false
-			case "null":
-				v = nil
-			default:
-				v = strings.NewReplacer(`\'`, `'`, `\\`, `\`).Replace(cm[2])
-			}
-			conds = append(conds, condition{n, v})
+	if err := s.resolveWhere(obj, pq.where, version); err != nil {
+		writeQueryError(w, q, err)
+		return
+	}
+	var order []resolvedOrder
+	for _, o := range pq.order {
+		rp, err := s.resolvePath(obj, o.path, version)
+		if err != nil {
+			writeQueryError(w, q, err)
+			return
+		}
+		order = append(order, resolvedOrder{rp.names, o.desc, o.nullsLast})
+	}
+	now := s.clock()
+	var matched []*row
+	for _, rw := range s.soqlRows(obj, c) {
+		if pq.where == nil || pq.where.eval(rw, now) {
+			matched = append(matched, rw)
 		}
 	}
-	limit := -1
-	if m[4] != "" {
-		limit, _ = strconv.Atoi(m[4])
+	if len(order) > 0 {
+		sort.SliceStable(matched, func(i, j int) bool { return orderLess(matched[i], matched[j], order) })
 	}
-	records := []record{}
-	for _, rw := range rows {
-		if limit >= 0 && len(records) >= limit {
-			break
-		}
-		if matches(rw, conds) {
-			records = append(records, rw.project(c.version, names))
-		}
+	if pq.offset > 0 {
+		matched = matched[min(pq.offset, len(matched)):]
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"totalSize": len(records), "done": true, "records": records})
+	if pq.limit >= 0 && len(matched) > pq.limit {
+		matched = matched[:pq.limit]
+	}
+	if pq.count {
+		writeJSON(w, http.StatusOK, queryResponse{TotalSize: len(matched), Done: true, Records: []record{}})
+		return
+	}
+	records := make([]record, 0, len(matched))
+	for _, rw := range matched {
+		records = append(records, rw.project(obj, c.version, paths))
+	}
+	cur := &queryCursor{userKey: strings.ToLower(c.user.Username), version: c.version, records: records,
+		batch: batchSize(r, obj), lastUsed: now}
+	writeJSON(w, http.StatusOK, s.queryPage(cur, 0))
 }
 
-// matches compares like SOQL: strings case-insensitively, ids by their
-// 15-character form.
-func matches(rw row, conds []condition) bool {
-	for _, c := range conds {
-		got := rw.values[c.field]
-		switch want := c.value.(type) {
-		case nil:
-			if got != nil && got != "" {
-				return false
-			}
-		case bool:
-			if got != want {
-				return false
-			}
-		case string:
-			gs, ok := got.(string)
-			if !ok {
-				return false
-			}
-			if strings.HasSuffix(c.field, "Id") && (len(want) == 15 || len(want) == 18) && len(gs) == 18 {
-				if id15(gs) != id15(want) {
-					return false
-				}
-			} else if !strings.EqualFold(gs, want) {
-				return false
-			}
+// queryPage answers the batch starting at offset, keeping the cursor
+// while records remain. Caller holds s.mu.
+func (s *Server) queryPage(cur *queryCursor, offset int) queryResponse {
+	end := min(offset+cur.batch, len(cur.records))
+	resp := queryResponse{TotalSize: len(cur.records), Done: end == len(cur.records), Records: cur.records[offset:end]}
+	if resp.Done {
+		if cur.id != "" {
+			delete(s.cursors, cur.id)
+		}
+		return resp
+	}
+	if cur.id == "" {
+		s.openCursor(cur)
+	}
+	resp.NextRecordsURL = "/services/data/v" + cur.version + "/query/" + cur.id + "-" + strconv.Itoa(end)
+	return resp
+}
+
+// openCursor registers a cursor, expiring idle ones and the user's oldest
+// beyond the per-user limit. Caller holds s.mu.
+func (s *Server) openCursor(cur *queryCursor) {
+	now := s.clock()
+	var mine []*queryCursor
+	for id, c := range s.cursors {
+		if now.Sub(c.lastUsed) >= cursorIdle {
+			delete(s.cursors, id)
+			continue
+		}
+		if c.userKey == cur.userKey {
+			mine = append(mine, c)
 		}
 	}
-	return true
+	if len(mine) >= cursorsPerUser {
+		sort.Slice(mine, func(i, j int) bool { return mine[i].lastUsed.Before(mine[j].lastUsed) })
+		for _, c := range mine[:len(mine)-cursorsPerUser+1] {
+			delete(s.cursors, c.id)
+		}
+	}
+	cur.id = newID("01g")
+	s.cursors[cur.id] = cur
+}
+
+// restQueryMore serves nextRecordsUrl: query/{locator}-{offset}.
+func (s *Server) restQueryMore(w *recorder, _ *http.Request, c *restCall) {
+	id, off, ok := strings.Cut(c.path[1], "-")
+	offset, err := strconv.Atoi(off)
+	cur := s.cursors[id]
+	if !ok || err != nil || cur == nil || cur.userKey != strings.ToLower(c.user.Username) ||
+		offset <= 0 || offset >= len(cur.records) || s.clock().Sub(cur.lastUsed) >= cursorIdle {
+		if cur != nil && s.clock().Sub(cur.lastUsed) >= cursorIdle {
+			delete(s.cursors, id)
+		}
+		writeRESTError(w, http.StatusBadRequest, "INVALID_QUERY_LOCATOR", "invalid query locator")
+		return
+	}
+	cur.lastUsed = s.clock()
+	writeJSON(w, http.StatusOK, s.queryPage(cur, offset))
 }

@@ -94,8 +94,24 @@ func (s *Server) restRoute(r *http.Request) (string, handlerFunc) {
 		return "rest.userlogin", with(s.restUserLogin)
 	case is(http.MethodGet, "sobjects", "User", "*"):
 		return "rest.user", with(s.restUser)
+	// Connect REST: ECA OAuth credentials. Below the version a resource
+	// appeared in, it answers like any unknown resource.
+	case is("", "apps", "oauth", "usage") && v >= 59:
+		return "connect.appsUsage", with(s.connectUsage)
+	case is("", "apps", "oauth", "credentials", "*") && v >= 60:
+		return "connect.appCredentials", with(s.connectConsumers)
+	case is("", "apps", "oauth", "credentials", "*", "*") && v >= 60:
+		return "connect.consumerCredentials", with(s.connectConsumerCredentials)
+	case is("", "apps", "oauth", "credentials", "*", "*", "staged") && v >= 65:
+		return "connect.stagedCredentials", with(s.connectStaged)
+	case is("", "apps", "oauth", "credentials", "*", "*", "staged", "*") && v >= 65:
+		return "connect.stagedCredential", with(s.connectStagedItem)
+	case is("", "sobjects", "*", "*"):
+		return "rest.sobject", with(s.restSObject)
 	case is(http.MethodGet, "query"):
 		return "rest.query", with(s.restQuery)
+	case is(http.MethodGet, "query", "*"):
+		return "rest.queryMore", with(s.restQueryMore)
 	case is(http.MethodGet, "limits"):
 		return "rest.limits", with(s.restLimits)
 	}
@@ -119,7 +135,7 @@ func (s *Server) restCall(w *recorder, r *http.Request, ver string, path []strin
 		return
 	}
 	w.username = u.Username
-	if p := s.org.profile(u.Profile); p == nil || !p.APIEnabled {
+	if !s.apiEnabled(u) {
 		writeRESTError(w, http.StatusForbidden, "API_DISABLED_FOR_ORG", "The REST API is not enabled for this Organization.")
 		return
 	}
@@ -195,7 +211,7 @@ func (s *Server) restUser(w *recorder, _ *http.Request, c *restCall) {
 	if t == nil {
 		return
 	}
-	writeJSON(w, http.StatusOK, s.userRecord(t, c.version, nil))
+	writeJSON(w, http.StatusOK, s.userRecord(t, c.version))
 }
 
 // restUserLogin: GET a UserLogin row, or PATCH {"IsPasswordLocked":false}
@@ -213,7 +229,7 @@ func (s *Server) restUserLogin(w *recorder, r *http.Request, c *restCall) {
 	}
 	switch r.Method {
 	case http.MethodGet:
-		writeJSON(w, http.StatusOK, s.userLoginRecord(t, c.version, nil))
+		writeJSON(w, http.StatusOK, s.userLoginRecord(t, c.version))
 	case http.MethodPatch:
 		if !s.canManagePasswords(c.user) {
 			writeRESTError(w, http.StatusForbidden, "INSUFFICIENT_ACCESS", "insufficient access rights on object id")

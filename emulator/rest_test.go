@@ -64,8 +64,9 @@ func TestRESTQueryUserByUsername(t *testing.T) {
 	tok := mustPasswordGrant(t, s, adminUser, adminPass+adminTok)
 	q := "SELECT Id, Username, Email, IsActive FROM User WHERE Username = '" + integUser + "'"
 	resp, body := restDo(t, "GET", s.MyDomainURL()+"/services/data/v66.0/query?q="+url.QueryEscape(q), tok, "")
-	want := `{"done":true,"records":[{"attributes":{"type":"User","url":"/services/data/v66.0/sobjects/User/` + s.UserID(integUser) +
-		`"},"Id":"` + s.UserID(integUser) + `","Username":"integration@acme.demo","Email":"integration@acme.demo","IsActive":true}],"totalSize":1}` + "\n"
+	// Salesforce's key order: totalSize, done, records.
+	want := `{"totalSize":1,"done":true,"records":[{"attributes":{"type":"User","url":"/services/data/v66.0/sobjects/User/` + s.UserID(integUser) +
+		`"},"Id":"` + s.UserID(integUser) + `","Username":"integration@acme.demo","Email":"integration@acme.demo","IsActive":true}]}` + "\n"
 	if resp.StatusCode != 200 || body != want {
 		t.Fatalf("%d\n got %s\nwant %s", resp.StatusCode, body, want)
 	}
@@ -76,7 +77,7 @@ func TestRESTQueryUserByUsername(t *testing.T) {
 	}
 	q = "SELECT Id FROM User WHERE Username = 'nobody@acme.demo'"
 	_, body = restDo(t, "GET", s.MyDomainURL()+"/services/data/v66.0/query?q="+url.QueryEscape(q), tok, "")
-	if body != `{"done":true,"records":[],"totalSize":0}`+"\n" {
+	if body != `{"totalSize":0,"done":true,"records":[]}`+"\n" {
 		t.Errorf("no match: %s", body)
 	}
 }

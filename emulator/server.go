@@ -21,8 +21,9 @@ type Server struct {
 	byID     map[string]*User // by 15-character id
 	sessions map[string]*session
 	refresh  map[string]*refreshToken
+	cursors  map[string]*queryCursor
 	mail     map[string][]Email // by lower-case username
-	logins   []LoginAttempt
+	logins   []*LoginAttempt
 	revoked  int
 	apiUsed  int
 	clock    func() time.Time
@@ -43,21 +44,49 @@ type Server struct {
 type session struct {
 	token    string
 	userKey  string
-	clientID string // "" for SOAP login()
+	appID    string // the app's identifier; "" for SOAP login()
+	clientID string // the client id it was minted with; "" for SOAP login()
 	scope    string
 	refresh  string // the refresh token it came from, if any
 	issued   time.Time
 	lastUsed time.Time
 	// passwordExpired restricts the session to setPassword/changeOwnPassword.
 	passwordExpired bool
+
+	// AuthSession fields.
+	id             string // 0Ak…
+	parentID       string // the session family; its own id when none
+	loginHistoryID string
+	sourceIP       string
+	loginType      string // LoginHistory's LoginType label
+	sessionType    string // "API" for SOAP login(), "Oauth2" for OAuth tokens
 }
 
 type refreshToken struct {
 	token    string
-	clientID string
+	appID    string // refresh tokens belong to the app, whatever its key
+	clientID string // the client id it was granted through
 	userKey  string
 	scope    string
 	issued   time.Time
+	// OauthToken fields: DeleteToken works at /services/oauth2/revoke.
+	deleteToken string
+	useCount    int
+	lastUsed    time.Time
+}
+
+// newRefreshToken registers a refresh token granted through the app
+// (found by any of its client ids or its identifier). Caller holds s.mu
+// (or owns s).
+func (s *Server) newRefreshToken(token, clientID, username string) *refreshToken {
+	app := s.appFor(clientID)
+	rt := &refreshToken{token: token, clientID: clientID, userKey: strings.ToLower(username),
+		scope: app.scopes(), issued: s.clock(), deleteToken: randomString(40)}
+	if app != nil {
+		rt.appID = app.ID
+	}
+	s.refresh[token] = rt
+	return rt
 }
 
 // CallInfo describes one handled request, for logging. It never carries a
@@ -89,6 +118,7 @@ func New(seed *Seed) (*Server, error) {
 		byID:        map[string]*User{},
 		sessions:    map[string]*session{},
 		refresh:     map[string]*refreshToken{},
+		cursors:     map[string]*queryCursor{},
 		mail:        map[string][]Email{},
 		clock:       time.Now,
 		loginURL:    "https://login.salesforce.com",
@@ -104,9 +134,11 @@ func New(seed *Seed) (*Server, error) {
 		s.users[strings.ToLower(u.Username)] = &u
 		s.byID[id15(u.ID)] = &u
 	}
+	if _, err := s.addLogins(cp.LoginHistory); err != nil {
+		return nil, err
+	}
 	for _, rt := range cp.RefreshTokens {
-		s.refresh[rt.Token] = &refreshToken{token: rt.Token, clientID: rt.ClientID, userKey: strings.ToLower(rt.Username),
-			scope: s.org.app(rt.ClientID).scopes(), issued: now}
+		s.newRefreshToken(rt.Token, rt.ClientID, rt.Username)
 	}
 	return s, nil
 }
@@ -213,7 +245,7 @@ func (s *Server) SetConnectedAppCertificate(clientID, certPEM string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	app := s.org.app(clientID)
+	app := s.appFor(clientID)
 	if app == nil {
 		return errors.New("emulator: unknown connected app " + clientID)
 	}
@@ -227,8 +259,7 @@ func (s *Server) IssueRefreshToken(clientID, username string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	token := id15(s.org.ID) + "!" + randomString(60)
-	s.refresh[token] = &refreshToken{token: token, clientID: clientID, userKey: strings.ToLower(username),
-		scope: s.org.app(clientID).scopes(), issued: s.clock()}
+	s.newRefreshToken(token, clientID, username)
 	return token
 }
 
@@ -279,14 +310,19 @@ func (s *Server) useSession(token string) (*session, *User) {
 }
 
 // newSession creates a session for u, or with Org.ReuseSessions returns
-// the user's live session for the same app and scope. Caller holds s.mu.
-func (s *Server) newSession(u *User, clientID, scope, refresh string) *session {
+// the user's live session for the same app and scope. attempt is the
+// login's Login History row. Caller holds s.mu.
+func (s *Server) newSession(u *User, app *ConnectedApp, clientID, scope, refresh string, attempt *LoginAttempt) *session {
+	appID := ""
+	if app != nil {
+		appID = app.ID
+	}
 	now := s.clock()
 	key := strings.ToLower(u.Username)
 	if s.org.ReuseSessions && refresh == "" {
 		var newest *session
 		for tok, se := range s.sessions {
-			if se.userKey == key && se.clientID == clientID && se.scope == scope && se.refresh == "" &&
+			if se.userKey == key && se.appID == appID && se.scope == scope && se.refresh == "" &&
 				!se.passwordExpired && s.liveSession(tok) != nil && (newest == nil || se.issued.After(newest.issued) ||
 				(se.issued.Equal(newest.issued) && se.token > newest.token)) {
 				newest = se
@@ -301,13 +337,23 @@ func (s *Server) newSession(u *User, clientID, scope, refresh string) *session {
 		s.sweepSessions()
 	}
 	se := &session{
-		token:    id15(s.org.ID) + "!" + randomString(96),
-		userKey:  key,
-		clientID: clientID,
-		scope:    scope,
-		refresh:  refresh,
-		issued:   now,
-		lastUsed: now,
+		token:       id15(s.org.ID) + "!" + randomString(96),
+		userKey:     key,
+		appID:       appID,
+		clientID:    clientID,
+		scope:       scope,
+		refresh:     refresh,
+		issued:      now,
+		lastUsed:    now,
+		id:          newID("0Ak"),
+		sessionType: "Oauth2",
+	}
+	se.parentID = se.id
+	if clientID == "" {
+		se.sessionType = "API"
+	}
+	if attempt != nil {
+		se.loginHistoryID, se.sourceIP, se.loginType = attempt.ID, attempt.SourceIP, attempt.LoginType
 	}
 	s.sessions[se.token] = se
 	return se

@@ -39,6 +39,9 @@ type soapRequest struct {
 	version   float64
 	op        *xmlNode
 	sessionID string
+	// client is the CallOptions client name, shown as the login's
+	// Application in Login History.
+	client string
 }
 
 // soapRoute parses the envelope and names the endpoint after the operation.
@@ -57,12 +60,19 @@ func (s *Server) soapRoute(r *http.Request, body []byte) (string, handlerFunc) {
 	}
 	req := &soapRequest{op: &bodyNode.Children[0]}
 	req.sessionID = strings.TrimSpace(env.child("Header").child("SessionHeader").text("sessionId"))
+	req.client = strings.TrimSpace(env.child("Header").child("CallOptions").text("client"))
 	// /services/Soap/u/{version}[/{orgId}]
 	rest := strings.TrimPrefix(r.URL.Path, "/services/Soap/u/")
 	vs, _, _ := strings.Cut(rest, "/")
 	v, err := strconv.ParseFloat(vs, 64)
 	if err != nil || v < 31 || v > latestAPIVersion {
-		return soapEndpoint(req.op.XMLName.Local), func(w *recorder, _ *http.Request, _ []byte) {
+		return soapEndpoint(req.op.XMLName.Local), func(w *recorder, r *http.Request, _ []byte) {
+			if err == nil && v < 31 && req.op.XMLName.Local == "login" {
+				// A login() on a retired version is refused before the
+				// password is checked; Login History shows it as
+				// LOGIN_ERROR_API_TOO_OLD.
+				s.recordRefusedSOAPLogin(w, r, req, vs)
+			}
 			writeSOAPFault(w, soapFault{"UNSUPPORTED_API_VERSION", msgRetiredAPIVersion, "UnexpectedErrorFault"})
 		}
 	}
@@ -124,10 +134,28 @@ func (s *Server) limitInfoHeader() string {
 
 func el(name, value string) string { return "<" + name + ">" + xmlEscape(value) + "</" + name + ">" }
 
+// recordRefusedSOAPLogin writes the Login History row of a login() that
+// its API version refused.
+func (s *Server) recordRefusedSOAPLogin(w *recorder, r *http.Request, req *soapRequest, version string) {
+	username := strings.TrimSpace(req.op.text("username"))
+	w.username = username
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u := s.userByName(username); u != nil {
+		lc := newLoginContext(r, FlowSOAP)
+		lc.apiVersion, lc.client = version, req.client
+		s.recordLogin(u, lc, StatusAPIVersionRemoved)
+	}
+}
+
 func (s *Server) soapLogin(w *recorder, r *http.Request, req *soapRequest) {
 	username := strings.TrimSpace(req.op.text("username"))
 	w.username = username
+	ver := strconv.FormatFloat(req.version, 'f', 1, 64)
 	if req.version >= 65 {
+		// The same Login History status as a retired version (an
+		// inference: the row's exact text for v65.0+ is not documented).
+		s.recordRefusedSOAPLogin(w, r, req, ver)
 		writeSOAPFault(w, soapFault{"UNSUPPORTED_API_VERSION", msgLoginUnsupported, "UnexpectedErrorFault"})
 		return
 	}
@@ -139,15 +167,17 @@ func (s *Server) soapLogin(w *recorder, r *http.Request, req *soapRequest) {
 		writeSOAPFault(w, soapFault{"INVALID_OPERATION", msgLoginDisabled, "UnexpectedErrorFault"})
 		return
 	}
-	u, lerr := s.passwordLogin("SOAP login()", username, req.op.text("password"), clientIP(r))
+	lc := newLoginContext(r, FlowSOAP)
+	lc.apiVersion, lc.client = ver, req.client
+	u, lerr, attempt := s.passwordLogin(lc, username, req.op.text("password"))
 	var fault *soapFault
 	switch lerr {
 	case loginOK:
-		if s.org.EnforceUseAnyAPIAuth && !s.org.profile(u.Profile).UseAnyAPIAuth {
+		if s.org.EnforceUseAnyAPIAuth && !s.hasPermission(u, PermUseAnyAPIAuth) {
 			// Checked only once the credentials are right. The fault type
 			// is uncertain; other INSUFFICIENT_ACCESS faults use
 			// UnexpectedErrorFault. The Login History status is a guess.
-			s.logins[len(s.logins)-1].Status = "Failed: Use Any API Auth permission required"
+			attempt.Status = "Failed: Use Any API Auth permission required"
 			fault = &soapFault{"INSUFFICIENT_ACCESS", msgNoUseAnyAPIAuth, "UnexpectedErrorFault"}
 		}
 	case loginNeedsToken:
@@ -167,9 +197,8 @@ func (s *Server) soapLogin(w *recorder, r *http.Request, req *soapRequest) {
 		return
 	}
 	expired := s.passwordExpired(u)
-	se := s.newSession(u, "", "", "")
+	se := s.newSession(u, nil, "", "", "", attempt)
 	se.passwordExpired = expired
-	ver := strconv.FormatFloat(req.version, 'f', 1, 64)
 	org15 := id15(s.org.ID)
 	var b strings.Builder
 	b.WriteString(`<loginResponse><result>`)
@@ -230,7 +259,7 @@ func (s *Server) soapSession(req *soapRequest, allowExpired bool) (*session, *Us
 	if se.passwordExpired && !allowExpired {
 		return nil, nil, &soapFault{"INVALID_OPERATION_WITH_EXPIRED_PASSWORD", msgExpiredPassword, "UnexpectedErrorFault"}
 	}
-	if p := s.org.profile(u.Profile); p == nil || !p.APIEnabled {
+	if !s.apiEnabled(u) {
 		return nil, nil, &soapFault{"API_DISABLED_FOR_ORG", msgAPIDisabled, "UnexpectedErrorFault"}
 	}
 	s.apiUsed++

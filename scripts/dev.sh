@@ -239,6 +239,23 @@ if [[ -z "${SF_LOGIN_URL:-}" ]]; then
     $emulator_url/_emulator/refresh-tokens |
     vault write salesforce/roles/rt grant_type=refresh_token scopes=api -
   vault read salesforce/token/rt
+
+  # An application behind Vault Agent (docs/applications.md): the agent logs in with
+  # AppRole and renders creds/app and token/app into .dev/agent/; the example app
+  # (go-salesforce) logs in with them and keeps working across a rotation:
+  cd $root
+  mkdir -p .dev/agent
+  vault policy write salesforce-app examples/agent/app-policy.hcl
+  vault auth enable approle
+  vault write auth/approle/role/salesforce-app token_policies=salesforce-app token_ttl=1h token_max_ttl=24h
+  vault read -field=role_id auth/approle/role/salesforce-app/role-id > .dev/agent/role-id
+  vault write -f -field=secret_id auth/approle/role/salesforce-app/secret-id > .dev/agent/secret-id
+  vault write salesforce/accounts/app username=app@acme.demo password=App-Pass-1234 security_token_mode=not_required
+  vault write salesforce/roles/app grant_type=client_credentials ttl=10s max_ttl=10m
+  vault agent -config=examples/agent/agent.hcl > .dev/agent/agent.log 2>&1 &
+  go build -o .dev/bin/agent-app ./examples/agent-app
+  SF_CLIENT_ID=3MVG9demoClientId SF_CLIENT_SECRET=demo-client-secret .dev/bin/agent-app -creds .dev/agent/creds.json  # runs until Ctrl-C
+  vault write -f salesforce/rotate/app   # in a second shell: the app logs in again with the new password
 EOF
 fi
 

@@ -1,6 +1,7 @@
 // Command salesforce-emulator serves an emulated Salesforce org (SOAP
-// partner API, OAuth, REST password endpoints) for local development and
-// demos. See emulator/README.md for the seed format and curl examples.
+// partner API, OAuth, REST password and query endpoints, External Client
+// App staged credentials, LoginHistory, AuthSession) for local development
+// and demos. See emulator/README.md for the seed format and curl examples.
 package main
 
 import (
@@ -47,7 +48,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	useTLS := fs.Bool("tls", false, "serve HTTPS with a freshly generated self-signed certificate")
 	certOut := fs.String("tls-cert-out", "", "with -tls: file to write the certificate PEM to, for clients to trust")
 	myDomainHost := fs.String("my-domain-host", "localhost", "host name that acts as the org's My Domain (must resolve to this server)")
-	control := fs.Bool("control", true, "serve the loopback-only development control API under "+emulator.ControlPrefix+" (mailbox, certificate upload, refresh tokens)")
+	control := fs.Bool("control", true, "serve the loopback-only development control API under "+emulator.ControlPrefix+" (mailbox, certificates, refresh tokens, users, apps, org switches, login history, clock)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

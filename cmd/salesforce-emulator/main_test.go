@@ -190,3 +190,48 @@ func TestControlAPIOff(t *testing.T) {
 		t.Fatalf("mailbox with -control=false: %d", status)
 	}
 }
+
+// The Connect REST staged-credential calls and the control API's app view
+// are logged by endpoint, never with the consumer secrets they return.
+func TestStagedCredentialsLoggedWithoutSecrets(t *testing.T) {
+	loginURL, out := startEmulator(t)
+	myDomain := strings.Replace(loginURL, "127.0.0.1", "localhost", 1)
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {"3MVG9demoClientId"}, "client_secret": {"demo-client-secret"}}
+	status, body := httpDo(t, "POST", myDomain+"/services/oauth2/token", "application/x-www-form-urlencoded", form.Encode())
+	var tok map[string]string
+	if err := json.Unmarshal([]byte(body), &tok); err != nil || status != 200 {
+		t.Fatalf("client credentials: %d %s", status, body)
+	}
+	req, _ := http.NewRequest("POST", myDomain+"/services/data/v65.0/apps/oauth/credentials/0xI5g000000EtlAEAS/8885g000000EtlAAAS/staged", strings.NewReader("{}"))
+	req.Header.Set("Authorization", "Bearer "+tok["access_token"])
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var staged struct {
+		StagedCredentials []struct{ Key, Secret string }
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&staged)
+	resp.Body.Close()
+	if resp.StatusCode != 201 || len(staged.StagedCredentials) != 1 || staged.StagedCredentials[0].Secret == "" {
+		t.Fatalf("stage: %d %+v", resp.StatusCode, staged)
+	}
+	if status, body := httpDo(t, "GET", loginURL+"/_emulator/apps/Acme_ETL", "", ""); status != 200 || !strings.Contains(body, staged.StagedCredentials[0].Secret) {
+		t.Fatalf("control app view: %d %s", status, body)
+	}
+	log := out.String()
+	for _, want := range []string{
+		`POST /services/data/v65.0/apps/oauth/credentials/0xI5g000000EtlAEAS/8885g000000EtlAAAS/staged endpoint=connect.stagedCredentials status=201`,
+		`GET /_emulator/apps/Acme_ETL endpoint=control.apps status=200`,
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	for _, secret := range []string{staged.StagedCredentials[0].Secret, "demo-etl-client-secret", "demo-client-secret", tok["access_token"]} {
+		if strings.Contains(log, secret) {
+			t.Fatalf("a secret in the log:\n%s", log)
+		}
+	}
+}

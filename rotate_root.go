@@ -1,0 +1,229 @@
+package salesforce
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
+)
+
+// rotate-root: the admin password of a password-grant config, changed by
+// the admin itself and kept crash-safe by a WAL entry (rotation_wal.go).
+
+// Steps of a rotate-root, named for the crash-safety tests.
+const (
+	stepRootWALWritten      = "root-wal-written"
+	stepRootPasswordChanged = "root-password-changed"
+)
+
+// rootRotationRefused is a rotate-root refused before or by Salesforce
+// with nothing changed; the handler answers it with a 400.
+type rootRotationRefused struct{ msg string }
+
+func (e *rootRotationRefused) Error() string { return e.msg }
+
+func refuseRootRotation(format string, args ...interface{}) error {
+	return &rootRotationRefused{msg: fmt.Sprintf(format, args...)}
+}
+
+// rootChangeError is Salesforce's failure to change the admin password.
+type rootChangeError struct{ err error }
+
+func (e *rootChangeError) Error() string { return e.err.Error() }
+func (e *rootChangeError) Unwrap() error { return e.err }
+
+// rotateRoot changes the admin password of config to a fresh one. It is
+// the body of the rotate-root handler and the backend's RotateCredential.
+func (b *backend) rotateRoot(ctx context.Context, req *logical.Request) error {
+	b.rootMu.Lock()
+	defer b.rootMu.Unlock()
+
+	cfg, err := readConfig(ctx, req.Storage)
+	if err != nil {
+		return err
+	}
+	if cfg == nil {
+		return refuseRootRotation("%s", errConfigMissing)
+	}
+	switch cfg.GrantType {
+	case adminGrantPassword:
+	case adminGrantJWTBearer:
+		return refuseRootRotation("rotate-root cannot rotate a jwt_bearer config: the certificate lives in the connected app and Salesforce has no API to replace it. " +
+			"Rotate the key kept in Vault instead: write config/jwt-key/rotate, upload the returned certificate to the connected app, then write config/jwt-key/confirm " +
+			"(a config without private_key signs with config/jwt-key)")
+	case adminGrantClientCredentials:
+		return refuseRootRotation("rotate-root cannot rotate a client_credentials config: Salesforce has no API to rotate a connected app's consumer secret. " +
+			"Rotate it in Salesforce Setup (the connected app's consumer details), then write the new client_secret to config")
+	default:
+		return refuseRootRotation("rotate-root does not support grant_type %q", cfg.GrantType)
+	}
+	if cfg.SecurityToken != "" {
+		return refuseRootRotation("rotate-root refuses to change the admin password while config holds a security token: Salesforce would email a new token " +
+			"that no API returns, and the engine could not log in until someone writes it to config. Add Vault's address to the trusted IP ranges " +
+			"(and remove security_token from config) or use the jwt_bearer grant")
+	}
+	// An unfinished rotate-root is settled first: its change may have
+	// reached Salesforce, and then config's password is the old one.
+	if err := b.settleRootWALs(ctx, req.Storage); err != nil {
+		return &rootRotationUnsettled{err: err}
+	}
+	if cfg, err = readConfig(ctx, req.Storage); err != nil {
+		return err
+	}
+	rcfg, err := readRotationConfig(ctx, req.Storage)
+	if err != nil {
+		return err
+	}
+	client, _, err := b.getClient(ctx, req.Storage)
+	if err != nil {
+		return err
+	}
+	sess, err := b.adminSession(ctx, req.Storage)
+	if err != nil {
+		return refuseRootRotation("rotate-root: the admin login failed, nothing was changed: %v", err)
+	}
+	policyAcct := &account{}
+	rejected := map[string]bool{}
+	var lastErr error
+	for attempt := 0; attempt < rcfg.MaxNewPasswordAttempts; attempt++ {
+		candidate, _, err := b.newCandidate(ctx, policyAcct, rcfg, rejected)
+		if err != nil {
+			return err
+		}
+		walID, err := putRootRotationWAL(ctx, req.Storage, &rootRotationWAL{Username: cfg.Username, Candidate: candidate, CreatedAt: b.now().UTC()})
+		if err != nil {
+			return fmt.Errorf("writing the rotate-root WAL: %w", err)
+		}
+		if err := b.step(stepRootWALWritten); err != nil {
+			return err
+		}
+		err = client.ChangeOwnPassword(ctx, sess, cfg.Password, candidate)
+		if err != nil && !sfapi.IsTransient(err) && sfapi.KindOf(err) != sfapi.KindOther {
+			// Refused: nothing changed.
+			b.deleteWAL(ctx, req.Storage, walID)
+		}
+		if sfapi.ErrorCode(err) == "INVALID_OLD_PASSWORD" {
+			return refuseRootRotation("rotate-root: Salesforce refused the change with INVALID_OLD_PASSWORD: the admin password in config is no longer " +
+				"the admin user's current password (changed outside Vault). Nothing was changed; write the current password to config")
+		}
+		if sfapi.KindOf(err) == sfapi.KindPassword {
+			rejected[candidate] = true
+			lastErr = err
+			continue
+		}
+		if err != nil {
+			if sfapi.IsTransient(err) || sfapi.KindOf(err) == sfapi.KindOther {
+				// The WAL stays: settled once the change can no longer be applied.
+				b.settleLater(b.now().Add(settleAge(cfg)))
+			}
+			return &rootChangeError{err: err}
+		}
+		if err := b.step(stepRootPasswordChanged); err != nil {
+			return err
+		}
+		cfg.Password = candidate
+		if err := writeConfig(ctx, req.Storage, cfg); err != nil {
+			b.logger.Error("rotate-root: Salesforce has the new admin password but storing it failed; the WAL keeps it", "error", err)
+			return fmt.Errorf("rotate-root changed the admin password but could not store it (it is kept in the WAL and stored on recovery): %w", err)
+		}
+		b.deleteWAL(ctx, req.Storage, walID)
+		b.resetClient()
+		b.dropAdminSession()
+		b.invalidateAllTokens()
+		b.logger.Info("rotated the admin password of config")
+		return nil
+	}
+	return refuseRootRotation("rotate-root: Salesforce rejected %d new passwords in a row (last: %v)", rcfg.MaxNewPasswordAttempts, lastErr)
+}
+
+// rootRotationUnsettled is a rotate-root refused because an earlier one is
+// not settled yet.
+type rootRotationUnsettled struct{ err error }
+
+func (e *rootRotationUnsettled) Error() string {
+	return "rotate-root: an earlier rotate-root is unfinished and could not be settled yet, so nothing was changed: " + e.err.Error()
+}
+
+func (e *rootRotationUnsettled) Unwrap() error { return e.err }
+
+// settleRootWALs settles the unfinished rotate-roots; the caller holds
+// rootMu. nil means none is left.
+func (b *backend) settleRootWALs(ctx context.Context, s logical.Storage) error {
+	ids, err := framework.ListWAL(ctx, s)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		entry, err := framework.GetWAL(ctx, s, id)
+		if err != nil {
+			return err
+		}
+		if entry == nil || entry.Kind != rootRotationWALKind {
+			continue
+		}
+		w, err := decodeRootRotationWAL(entry.Data)
+		if err == nil {
+			err = b.settleRootWAL(ctx, s, w)
+		}
+		if err != nil {
+			return err
+		}
+		b.deleteWAL(ctx, s, id)
+	}
+	return nil
+}
+
+// settleRootWAL reconciles an unfinished rotate-root: if the admin logs in
+// with the candidate, config gets it; if Salesforce rejects it (once the
+// entry is old enough for a rejection to be conclusive, as for accounts,
+// rotation_settle.go) and the stored password logs in, the stored password
+// stays. If neither logs in (locked-out admin) the WAL stays. nil means
+// the WAL may be deleted.
+func (b *backend) settleRootWAL(ctx context.Context, s logical.Storage, w *rootRotationWAL) error {
+	cfg, err := readConfig(ctx, s)
+	if err != nil {
+		return err
+	}
+	if cfg == nil || cfg.GrantType != adminGrantPassword || !strings.EqualFold(cfg.Username, w.Username) || cfg.Password == w.Candidate {
+		return nil
+	}
+	if at := w.CreatedAt.Add(settleAge(cfg)); !w.CreatedAt.IsZero() && b.now().Before(at) {
+		return &errNotSettledYet{at: at}
+	}
+	client, _, err := b.getClient(ctx, s)
+	if err != nil {
+		return err
+	}
+	if err := b.adminProbe(ctx, s, client, cfg, w.Candidate, credCandidate); err != nil {
+		if !sfapi.IsCredentialError(err) {
+			return fmt.Errorf("checking the candidate of an unfinished rotate-root: %w", err)
+		}
+		// INVALID_LOGIN also answers a locked-out admin: the candidate is
+		// only proven wrong when the stored password still logs in.
+		serr := b.adminRefusedNow()
+		if serr == nil {
+			serr = b.adminProbe(ctx, s, client, cfg, cfg.Password, credStored)
+		}
+		if serr != nil {
+			if sfapi.IsCredentialError(serr) && b.adminRefusedNow() == nil {
+				_ = b.admin.refuse(cfg.GrantType, serr, b.admin.currentGeneration(), b.now())
+			}
+			return fmt.Errorf("an unfinished rotate-root may have set a new admin password, and it cannot be checked now: neither it nor the stored "+
+				"password logs in (the admin user may be locked out: %v); the write-ahead log keeps it and it is checked again later", serr)
+		}
+		b.logger.Info("unfinished rotate-root did not reach Salesforce; keeping the stored admin password")
+		return nil
+	}
+	cfg.Password = w.Candidate
+	if err := writeConfig(ctx, s, cfg); err != nil {
+		return err
+	}
+	b.resetClient()
+	b.invalidateAllTokens()
+	b.logger.Info("completed an unfinished rotate-root: Salesforce had the new admin password")
+	return nil
+}
