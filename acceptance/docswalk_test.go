@@ -54,6 +54,10 @@ const (
 	docsEmulator2    = 8788 // a second, standalone emulator beside make dev's
 )
 
+// DOCSWALK_VERBOSE=1 logs every command with its (redacted) output, for
+// finding which command of a document did something unexpected.
+var docsVerbose = os.Getenv("DOCSWALK_VERBOSE") != ""
+
 const (
 	docsCommandTimeout = 3 * time.Minute
 	// make dev builds the plugin and the emulator first; on a cold 2-core
@@ -101,6 +105,13 @@ func TestDocsWalk(t *testing.T) {
 			if err := parseErrs[d]; err != nil {
 				t.Fatalf("the markup of %s does not follow the docs convention (CONTRIBUTING.md):\n%v", d, err)
 			}
+			if !hasRunnable(parsed[d]) {
+				// Nothing to type: report the skips without starting make dev.
+				for _, b := range parsed[d].Blocks {
+					t.Run(fmt.Sprintf("line_%d", b.Line), func(t *testing.T) { t.Skipf("%s:%d: not run: %s", d, b.Line, b.SkipReason) })
+				}
+				return
+			}
 			start := time.Now()
 			walkDoc(t, hs, work, goEnv, func(string) (*docswalk.Doc, error) { return parsed[d], nil })
 			t.Logf("%s: walked in %s", d, time.Since(start).Round(time.Second))
@@ -112,6 +123,16 @@ func TestDocsWalk(t *testing.T) {
 		walkDoc(t, hs, work, goEnv, bannerCommands)
 		t.Logf("make dev's banner: walked in %s", time.Since(start).Round(time.Second))
 	})
+}
+
+// hasRunnable reports whether a document has a command the walk runs.
+func hasRunnable(doc *docswalk.Doc) bool {
+	for _, b := range doc.Blocks {
+		if !b.Skip && len(b.Commands) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // bannerCommands are the commands make dev's banner suggests, between "In
@@ -156,12 +177,22 @@ func docsGoEnv() ([]string, error) {
 func walkDoc(t *testing.T, hs *harness, work string, goEnv []string, getDoc func(devOutput string) (*docswalk.Doc, error)) {
 	repo := filepath.Join(work, "repo")
 	home := filepath.Join(work, "home")
+	// The previous document's bin/ is kept, as in a developer's checkout:
+	// go build relinks only what changed, which saves make dev a link of
+	// each binary per document (tens of seconds on a busy 2-core machine).
+	keptBin := filepath.Join(work, "bin")
+	if err := os.Rename(filepath.Join(repo, "bin"), keptBin); err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
 	for _, d := range []string{repo, home} {
 		if err := os.RemoveAll(d); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := copyRepo(hs.repoRoot, repo); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(keptBin, filepath.Join(repo, "bin")); err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
 	}
 	if err := os.MkdirAll(home, 0o700); err != nil {
@@ -256,6 +287,9 @@ walk:
 			if err != nil {
 				t.Errorf("%s: $ %s\nthe walk's shell failed: %v\noutput so far:\n%s", at, c.Text, err, out)
 				break walk
+			}
+			if docsVerbose {
+				t.Logf("%s: $ %s\n(status %d)\n%s", at, c.Text, status, out)
 			}
 			leases.Learn(c.Output, out)
 			switch {
