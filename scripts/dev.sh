@@ -60,18 +60,26 @@ json_object() {
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# Ctrl-C (or SIGTERM) is how make dev is meant to end: the script stops
+# what it started, says so and exits 0, so that make reports no error
+# ("Interrupt", "Error 130"). A child that exits by itself is an error.
 pids=()
+stop_reason=""
 cleanup() {
   trap - INT TERM EXIT
   if [[ ${#pids[@]} -gt 0 ]]; then
-    say "stopping (pids ${pids[*]})"
+    say "stopping Vault and the emulator"
     kill -TERM "${pids[@]}" 2>/dev/null || true
     wait "${pids[@]}" 2>/dev/null || true
   fi
+  if [[ -n "$stop_reason" ]]; then
+    say "stopped ($stop_reason): the dev server's data was in memory and is gone; logs are in .dev/"
+    exit 0
+  fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'stop_reason=Ctrl-C; echo; exit 0' INT
+trap 'stop_reason=SIGTERM; exit 0' TERM
 
 if port_open "$vault_port"; then
   die "127.0.0.1:$vault_port is already in use (set VAULT_PORT)"
@@ -213,9 +221,11 @@ if [[ -z "${SF_LOGIN_URL:-}" ]]; then
   curl -s $emulator_url/_emulator/mailbox/integration@acme.demo/security-token |
     vault write salesforce/accounts/demo/security-token -
 
-  # JWT bearer with a key generated in Vault: upload its certificate to the connected app
-  # (the emulator's stand-in for Setup > App Manager > Use digital signatures):
-  vault write -field=certificate salesforce/config/jwt-key common_name=vault-dev |
+  # JWT bearer with a key generated in Vault (once: a second write answers "a JWT key already
+  # exists"); upload its certificate to the connected app (the emulator's stand-in for
+  # Setup > App Manager > Use digital signatures), which works whenever a key exists:
+  vault write salesforce/config/jwt-key common_name=vault-dev
+  vault read -field=certificate salesforce/config/jwt-key |
     curl -s -X PUT --data-binary @- $emulator_url/_emulator/connected-apps/3MVG9demoClientId/certificate
   vault write salesforce/roles/jwt grant_type=jwt_bearer username=integration@acme.demo
   vault read salesforce/token/jwt
@@ -244,7 +254,7 @@ if [[ -z "${SF_LOGIN_URL:-}" ]]; then
   vault write salesforce/roles/app grant_type=client_credentials ttl=10s max_ttl=10m
   vault agent -config=examples/agent/agent.hcl > .dev/agent/agent.log 2>&1 &
   go build -o .dev/bin/agent-app ./examples/agent-app
-  SF_CLIENT_ID=3MVG9demoClientId SF_CLIENT_SECRET=demo-client-secret .dev/bin/agent-app -creds .dev/agent/creds.json
+  SF_CLIENT_ID=3MVG9demoClientId SF_CLIENT_SECRET=demo-client-secret .dev/bin/agent-app -creds .dev/agent/creds.json  # runs until Ctrl-C
   vault write -f salesforce/rotate/app   # in a second shell: the app logs in again with the new password
 EOF
 fi

@@ -16,6 +16,13 @@ VAULT_BIN="$(scripts/build-vault.sh)"
 export VAULT_BIN
 echo "vault binary: $VAULT_BIN (ready after $((SECONDS - start))s)"
 
+# The docs walk (TestDocsWalk, see CONTRIBUTING.md) runs every command of the
+# docs except blocks marked skip; go test reports skips only with -v, so they
+# are listed here, with their reasons.
+echo "docs walk: blocks not run (<!-- docs-walk: skip: ... -->):"
+grep -n 'docs-walk: skip' README.md docs/*.md emulator/README.md |
+  sed -E 's/^([^:]+:[0-9]+):.*docs-walk: skip: *(.*[^ ]) *-->.*/  \1: \2/' || echo "  none"
+
 # -count=1: the acceptance suite builds the plugin from source in a
 # subprocess, which go test's result cache cannot see, so a cached pass
 # could hide a broken change.
