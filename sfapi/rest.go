@@ -204,7 +204,9 @@ func (c *Client) LookupUser(ctx context.Context, admin *Session, username string
 		Email    string `json:"Email"`
 		IsActive bool   `json:"IsActive"`
 	}
-	if err := json.Unmarshal(qr.Records[0], &rec); err != nil || rec.ID == "" {
+	// The id goes into later URL paths and is stored on the account, so
+	// anything but a Salesforce id makes the record unreadable.
+	if err := json.Unmarshal(qr.Records[0], &rec); err != nil || !sfIDPattern.MatchString(rec.ID) {
 		return nil, &Error{Op: op, Message: "unreadable User record", Kind: KindOther}
 	}
 	return &User{ID: rec.ID, Username: rec.Username, Email: rec.Email, IsActive: rec.IsActive}, nil
@@ -228,7 +230,7 @@ func (c *Client) LoginLocked(ctx context.Context, admin *Session, userID string)
 		ID               string `json:"Id"`
 		IsPasswordLocked bool   `json:"IsPasswordLocked"`
 	}
-	if err := json.Unmarshal(qr.Records[0], &rec); err != nil || rec.ID == "" {
+	if err := json.Unmarshal(qr.Records[0], &rec); err != nil || !sfIDPattern.MatchString(rec.ID) {
 		return false, "", &Error{Op: op, Message: "unreadable UserLogin record", Kind: KindOther}
 	}
 	return rec.IsPasswordLocked, rec.ID, nil
