@@ -223,11 +223,22 @@ func (c *Client) sessionFromLoginResult(op string, r *soapLoginResult) (*Session
 	return &Session{
 		AccessToken:     r.SessionID,
 		InstanceURL:     base,
-		UserID:          userID,
-		OrgID:           r.UserInfo.OrganizationID,
+		UserID:          idOrEmpty(userID),
+		OrgID:           idOrEmpty(r.UserInfo.OrganizationID),
 		PasswordExpired: r.PasswordExpired,
 		SecondsValid:    r.UserInfo.SessionSecondsValid,
 	}, nil
+}
+
+// idOrEmpty keeps a Salesforce id and drops anything else: ids are stored
+// on accounts and go into REST paths, and callers look the user up by
+// username when the login did not name it.
+func idOrEmpty(id string) string {
+	id = strings.TrimSpace(id)
+	if !sfIDPattern.MatchString(id) {
+		return ""
+	}
+	return id
 }
 
 // ChangeOwnPassword calls changeOwnPassword() on the session's instance.
