@@ -3,7 +3,7 @@ VERSION ?= $(shell cat VERSION 2>/dev/null || echo v0.1.0)
 PLUGIN := vault-plugin-secrets-salesforce
 LDFLAGS := -X github.com/vault-salesforce/vault-plugin-secrets-salesforce.Version=$(VERSION)
 
-.PHONY: build emulator vault test test-unit fmt fmtcheck vet dev bench
+.PHONY: build emulator vault test test-unit fmt fmtcheck vet dev bench fuzz
 
 # bin/vault-plugin-secrets-salesforce, static, reporting $(VERSION) to Vault.
 build:
@@ -47,3 +47,7 @@ BENCHFLAGS ?=
 bench:
 	go test -run '^$$' -bench . -benchmem .
 	go run ./bench/vaultbench $(BENCHFLAGS)
+
+# Every fuzz target for FUZZTIME (default 30s) each, one after another, with executions per target.
+fuzz:
+	@scripts/fuzz.sh
