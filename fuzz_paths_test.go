@@ -249,6 +249,9 @@ func buildFuzzMount(t testing.TB) *pathFuzzMount {
 		t.Logf("config/rotation refused a loopback webhook (%v); fuzzing without one", respErr(resp, err))
 		delete(rotation, "webhook_url")
 		mustWrite(t, b, s, "config/rotation", rotation)
+	} else {
+		// Slack-style URLs carry their secret in the path (issue 9 item 14).
+		m.secrets = append(m.secrets, fuzzMountHookPath)
 	}
 	etl := map[string]interface{}{"username": "etl@fake.test", "password": fuzzEtlPassword, "security_token": fuzzEtlToken,
 		"description": "nightly ETL", "webhook_url": fuzzHookURL(fuzzAccountHookPath)}
@@ -256,6 +259,8 @@ func buildFuzzMount(t testing.TB) *pathFuzzMount {
 		t.Logf("accounts/etl refused a loopback webhook (%v); fuzzing without one", respErr(resp, err))
 		delete(etl, "webhook_url")
 		mustWrite(t, b, s, "accounts/etl", etl)
+	} else {
+		m.secrets = append(m.secrets, fuzzAccountHookPath)
 	}
 	mustWrite(t, b, s, "accounts/team-a/etl", map[string]interface{}{
 		"username": fuzzNestedUser, "password": fuzzNestedPassword, "security_token": fuzzNestedToken, "rotation_period": "24h",
