@@ -51,7 +51,9 @@ func ValidateLoginURL(raw string, allowNonSalesforce bool) (string, error) {
 	if err := ValidateLoginHost(host); err != nil {
 		return "", err
 	}
-	path := strings.TrimRight(u.Path, "/")
+	// The escaped form: a decoded path may hold characters (%1e) that make
+	// the normalised URL unparseable.
+	path := strings.TrimRight(u.EscapedPath(), "/")
 	normalized := scheme + "://" + strings.ToLower(u.Host) + path
 
 	if allowNonSalesforce {
