@@ -41,6 +41,10 @@ func validateAccountName(name string) error {
 			return fmt.Errorf("name %q is not a valid account name: a part may not be . or ..", name)
 		}
 	}
+	// Storage refuses any key holding "..", wherever it stands (a..b too).
+	if strings.Contains(name, "..") {
+		return fmt.Errorf("name %q is not a valid account name: it may not contain \"..\"", name)
+	}
 	return nil
 }
 

@@ -141,7 +141,12 @@ once.
 `
 
 func (b *backend) roleExistenceCheck(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
-	r, err := readRole(ctx, req.Storage, d.Get("name").(string))
+	name, bad := roleNameArg(d)
+	if bad != nil {
+		// The write handler answers with the reason.
+		return false, nil
+	}
+	r, err := readRole(ctx, req.Storage, name)
 	if err != nil {
 		return false, err
 	}
@@ -149,7 +154,11 @@ func (b *backend) roleExistenceCheck(ctx context.Context, req *logical.Request, 
 }
 
 func (b *backend) pathRoleRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	r, err := readRole(ctx, req.Storage, d.Get("name").(string))
+	name, bad := roleNameArg(d)
+	if bad != nil {
+		return bad, nil
+	}
+	r, err := readRole(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +201,10 @@ func (b *backend) pathRoleList(ctx context.Context, req *logical.Request, d *fra
 }
 
 func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
+	name, bad := roleNameArg(d)
+	if bad != nil {
+		return bad, nil
+	}
 	if err := req.Storage.Delete(ctx, roleStoragePrefix+name); err != nil {
 		return nil, fmt.Errorf("deleting role %q: %w", name, err)
 	}
@@ -202,7 +214,10 @@ func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *f
 }
 
 func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
+	name, bad := roleNameArg(d)
+	if bad != nil {
+		return bad, nil
+	}
 	r, err := readRole(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err

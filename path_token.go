@@ -91,7 +91,10 @@ func secretAccessToken(b *backend) *framework.Secret {
 const maxHolderAttempts = 3
 
 func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
+	name, bad := roleNameArg(d)
+	if bad != nil {
+		return bad, nil
+	}
 	for attempt := 1; ; attempt++ {
 		resp, err := b.readRoleToken(ctx, req, name)
 		if errors.Is(err, errTokenRevoked) && attempt < maxHolderAttempts {

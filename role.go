@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -187,4 +188,15 @@ func rolesWithGrant(ctx context.Context, s logical.Storage, grant string) ([]str
 		}
 	}
 	return out, nil
+}
+
+// roleNameArg returns the role name a path captured, or a 400 that says
+// why it cannot be one: the name pattern lets "a..b" through, and storage
+// refuses keys holding ".." (a 500 otherwise).
+func roleNameArg(d *framework.FieldData) (string, *logical.Response) {
+	name := d.Get("name").(string)
+	if strings.Contains(name, "..") {
+		return "", logical.ErrorResponse("role name %q may not contain \"..\"", name)
+	}
+	return name, nil
 }
