@@ -152,7 +152,7 @@ var pathFuzzCases = []pathFuzzCase{
 	{what: "Role for an account that does not exist", op: opWrite, path: "roles/new", data: `{"grant_type":"password","account":"nope"}`,
 		status: 400, msg: `^role "new": account "nope" does not exist`, shape: "names the role and the account"},
 	{what: "`grant_type` outside its allowed values", op: opWrite, path: "roles/new", data: `{"grant_type":"sideways"}`,
-		status: 400, msg: `^role "new": grant_type "sideways" is not one of`, shape: "lists the allowed values"},
+		status: 400, msg: `^grant_type must be one of jwt_bearer, client_credentials, password, refresh_token$`, shape: "lists the allowed values"},
 	{what: "Cron schedule that never fires", op: opWrite, path: "accounts/self", data: `{"rotation_schedule":"0 3 30 2 *"}`,
 		status: 400, msg: `^rotation_schedule "0 3 30 2 \*" never fires`, shape: "says it never fires"},
 	{what: "Password policy that does not exist", op: opWrite, path: "accounts/etl", data: `{"password_policy":"nope"}`,

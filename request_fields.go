@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/errutil"
@@ -18,21 +19,64 @@ import (
 // So the raw types of sensitive fields are checked first, and a wrong one
 // is refused naming only the field and the type it must have.
 
-// HandleExistenceCheck is framework.Backend's, after the sensitive-field
-// check. A refusal is a user error: Vault answers 400 with its text.
+// HandleExistenceCheck is framework.Backend's, after the request checks.
+// A refusal is a user error: Vault answers 400 with its text.
 func (b *backend) HandleExistenceCheck(ctx context.Context, req *logical.Request) (checkFound bool, exists bool, err error) {
-	if msg := b.sensitiveFieldTypeError(req); msg != "" {
+	if msg := b.requestError(req); msg != "" {
 		return false, false, errutil.UserError{Err: msg}
 	}
 	return b.Backend.HandleExistenceCheck(ctx, req)
 }
 
-// HandleRequest is framework.Backend's, after the sensitive-field check.
+// HandleRequest is framework.Backend's, after the request checks.
 func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
-	if msg := b.sensitiveFieldTypeError(req); msg != "" {
+	if msg := b.requestError(req); msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
 	return b.Backend.HandleRequest(ctx, req)
+}
+
+// requestError returns why req is refused before any handler runs, or "".
+func (b *backend) requestError(req *logical.Request) string {
+	if msg := b.sensitiveFieldTypeError(req); msg != "" {
+		return msg
+	}
+	return b.allowedValueError(req)
+}
+
+// allowedValueError refuses a field with a value outside its schema's
+// AllowedValues, which the SDK lists in help and OpenAPI but does not
+// enforce. An empty string leaves the field at its default.
+func (b *backend) allowedValueError(req *logical.Request) string {
+	p := b.Route(req.Path)
+	if p == nil || len(req.Data) == 0 {
+		return ""
+	}
+	names := make([]string, 0, len(req.Data))
+	for name := range req.Data {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		f := p.Fields[name]
+		if f == nil || len(f.AllowedValues) == 0 {
+			continue
+		}
+		v, ok := req.Data[name].(string)
+		if !ok || v == "" {
+			continue
+		}
+		allowed := make([]string, len(f.AllowedValues))
+		found := false
+		for i, a := range f.AllowedValues {
+			allowed[i] = fmt.Sprint(a)
+			found = found || allowed[i] == v
+		}
+		if !found {
+			return fmt.Sprintf("%s must be one of %s", name, strings.Join(allowed, ", "))
+		}
+	}
+	return ""
 }
 
 // sensitiveFieldTypeError returns why a sensitive field of req has a raw
