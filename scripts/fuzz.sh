@@ -5,9 +5,10 @@
 # target's seed corpus; this explores beyond it.
 #
 #   FUZZTIME          time per target (default 30s; go test syntax, e.g. 2m or 5000x)
-#   FUZZMINIMIZETIME  time to minimise each new interesting input (default 2s);
-#                     the engine's execs do not count minimising, so a long
-#                     setting shows few execs for much work
+#   FUZZMINIMIZETIME  how long to shrink each new interesting input (default 200x,
+#                     i.e. 200 runs): the engine's execs leave minimising out,
+#                     and with go test's 60s default a target finding many new
+#                     inputs would spend its whole FUZZTIME shrinking them
 #   FUZZPARALLEL      fuzzing workers per target (default: go test's, GOMAXPROCS)
 #   FUZZTARGETS       a regexp to run only some targets, e.g. 'SOAP|Path'
 #
@@ -18,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 fuzztime=${FUZZTIME:-30s}
-minimize=${FUZZMINIMIZETIME:-2s}
+minimize=${FUZZMINIMIZETIME:-200x}
 filter=${FUZZTARGETS:-.}
 parallel=()
 if [ -n "${FUZZPARALLEL:-}" ]; then parallel=(-parallel "$FUZZPARALLEL"); fi
@@ -48,11 +49,12 @@ for pkg in $(printf '%s\n' "${files[@]}" | xargs -n1 dirname | sort -u); do
     last=$(grep -o 'execs: [0-9]* ([0-9]*/sec), new interesting: [0-9]* (total: [0-9]*)' "$log" | tail -1 || true)
     execs=$(sed -n 's/^execs: \([0-9]*\).*/\1/p' <<<"$last")
     interesting=$(sed -n 's/.*new interesting: \([0-9]*\) (total: \([0-9]*\)).*/\1 new, \2 in corpus/p' <<<"$last")
-    rows+=("$(printf '%-12s %-28s %10s  %-26s %5ss  %s' "$pkg" "$target" "${execs:-?}" "${interesting:-?}" "$((SECONDS - start))" "$result")")
+    if [ -z "$execs" ] && [ "$result" = FAIL ]; then execs="-"; interesting="failed on a seed or cached input"; fi
+    rows+=("$(printf '%-12s %-28s %10s  %-34s %5ss  %s' "$pkg" "$target" "${execs:-?}" "${interesting:-?}" "$((SECONDS - start))" "$result")")
   done
 done
 
 echo
-printf '%-12s %-28s %10s  %-26s %6s  %s\n' package target execs 'interesting inputs' time result
+printf '%-12s %-28s %10s  %-34s %6s  %s\n' package target execs 'interesting inputs' time result
 printf '%s\n' "${rows[@]}"
 exit "$failed"
