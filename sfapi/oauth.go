@@ -67,12 +67,13 @@ func (c *Client) tokenCall(ctx context.Context, op string, fetch func(ctx contex
 // tokenWithoutAccessToken explains a 2xx token answer that carries no
 // access token. x/oauth2 refuses one itself, but its jwt package does not,
 // so a jwt_bearer grant answered with {} or with an OAuth error under 200
-// would otherwise pass as a session without a token.
+// would otherwise pass as a session without a token. Which 2xx it was
+// x/oauth2 does not say, so HTTPStatus stays 0.
 func tokenWithoutAccessToken(op string, tok *oauth2.Token) *Error {
 	if code := tokenExtraString(tok, "error"); code != "" {
-		return oauthCodeError(op, http.StatusOK, code, tokenExtraString(tok, "error_description"))
+		return oauthCodeError(op, 0, code, tokenExtraString(tok, "error_description"))
 	}
-	return &Error{Op: op, Message: "token response without access_token", HTTPStatus: http.StatusOK, Kind: KindOther}
+	return &Error{Op: op, Message: "token response without access_token", Kind: KindOther}
 }
 
 // oauthError classifies what x/oauth2 returned. Its own error strings may
