@@ -431,46 +431,82 @@ func (b *backend) addAccountRotationStatus(acct *account, st *accountStatus, dat
 	showWebhookURL(data, "pre_rotation_webhook", acct.PreRotationWebhook)
 	showWebhookURL(data, "webhook_url", acct.WebhookURL)
 
+	sum := b.summarizeAccount(acct, st)
 	data["version"] = acct.Version
-	data["rotation_status"] = rotationStatus(acct)
-	data["security_token_status"] = tokenStatusOf(acct)
+	data["rotation_status"] = sum.rotationStatus
+	data["security_token_status"] = sum.securityTokenStatus
 	data["last_vault_rotation"] = formatTime(acct.LastVaultRotation)
-	data["next_vault_rotation"] = formatTime(acct.NextVaultRotation)
+	data["next_vault_rotation"] = formatTime(sum.nextVaultRotation)
 	data["consecutive_failures"] = acct.ConsecutiveFailures
-	setIfNotEmpty(data, "rotation_blocked", acct.RotationBlocked)
-	data["failed_logins"] = st.logins.Failed
+	setIfNotEmpty(data, "rotation_blocked", sum.rotationBlocked)
+	data["failed_logins"] = sum.failedLogins
 	if last := st.logins.LastFailure; last != nil {
 		data["last_failed_login_at"] = formatTime(last.At)
 		setIfNotEmpty(data, "last_failed_login_code", last.Code)
 		data["last_failed_login_credential"] = last.Credential
 	}
+	setIfNotEmpty(data, "admin_login_error", sum.adminLoginError)
+	setIfNotEmpty(data, "last_rotation_error", sum.lastRotationError)
+	setIfNotEmpty(data, "last_rotation_error_at", formatTime(acct.LastRotationErrorAt))
+	setIfNotEmpty(data, "missed_rotation_at", formatTime(acct.MissedRotationAt))
+	setIfNotEmpty(data, "unverified_candidate_at", formatTime(acct.UnverifiedCandidateAt))
+	if p := sum.pending; p != nil {
+		data["pending_since"] = formatTime(p.since)
+		data["pending_reason"] = p.reason
+	}
+}
+
+// accountSummary is the status of an account as reads of accounts/<name>
+// and the key_info of lists of accounts/ show it: both come from
+// summarizeAccount, so a list never says something a read would not.
+type accountSummary struct {
+	rotationStatus      string
+	rotationBlocked     string
+	securityTokenStatus string
+	nextVaultRotation   time.Time
+	lastRotationError   string
+	failedLogins        int
+	// adminLoginError is Salesforce's answer to the config's admin login
+	// while it is refused (rotation_method=admin accounts only).
+	adminLoginError string
+	pending         *pendingStatus
+}
+
+// summarizeAccount sums up an account's status from what is stored (acct)
+// and what is kept beside it (st: the user's failed logins, an unsettled
+// rotation).
+func (b *backend) summarizeAccount(acct *account, st *accountStatus) accountSummary {
+	sum := accountSummary{
+		rotationStatus:      rotationStatus(acct),
+		rotationBlocked:     acct.RotationBlocked,
+		securityTokenStatus: tokenStatusOf(acct),
+		nextVaultRotation:   acct.NextVaultRotation,
+		lastRotationError:   acct.LastRotationError,
+		failedLogins:        st.logins.Failed,
+		pending:             st.pending,
+	}
 	if st.loginsBlocked() {
 		// No login as the user until an operator checks Salesforce.
-		data["rotation_status"] = "blocked"
-		if acct.RotationBlocked == "" {
-			data["rotation_blocked"] = "failed_logins"
+		sum.rotationStatus = "blocked"
+		if sum.rotationBlocked == "" {
+			sum.rotationBlocked = "failed_logins"
 		}
 	}
 	if acct.method() == rotationMethodAdmin {
 		if err := b.adminRefusedNow(); err != nil {
 			// Mount-wide: no admin login is tried until config is written.
-			data["rotation_status"] = "blocked"
-			if acct.RotationBlocked == "" {
-				data["rotation_blocked"] = "admin_login_refused"
+			sum.rotationStatus = "blocked"
+			if sum.rotationBlocked == "" {
+				sum.rotationBlocked = "admin_login_refused"
 			}
-			data["admin_login_error"] = err.Error()
+			sum.adminLoginError = err.Error()
 		}
 	}
-	setIfNotEmpty(data, "last_rotation_error", acct.LastRotationError)
-	setIfNotEmpty(data, "last_rotation_error_at", formatTime(acct.LastRotationErrorAt))
-	setIfNotEmpty(data, "missed_rotation_at", formatTime(acct.MissedRotationAt))
-	setIfNotEmpty(data, "unverified_candidate_at", formatTime(acct.UnverifiedCandidateAt))
-	if p := st.pending; p != nil {
+	if st.pending != nil {
 		// Said first: the password served may not be the one Salesforce has.
-		data["rotation_status"] = "pending_reconciliation"
-		data["pending_since"] = formatTime(p.since)
-		data["pending_reason"] = p.reason
+		sum.rotationStatus = "pending_reconciliation"
 	}
+	return sum
 }
 
 // setIfNotEmpty keeps unset optional fields out of reads.
