@@ -91,11 +91,11 @@ func pathAccounts(b *backend) []*framework.Path {
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ListOperation: &framework.PathOperation{
 					Callback: b.pathAccountsList,
-					Summary:  "List stored accounts; names ending in / are folders of nested accounts.",
+					Summary:  "List stored accounts with their status (key_info); names ending in / are folders of nested accounts.",
 				},
 			},
 			HelpSynopsis:    "List the stored Salesforce accounts.",
-			HelpDescription: "Lists account names at the top level, or below a folder such as accounts/team-a/. A key ending in '/' is a folder that holds more accounts.",
+			HelpDescription: strings.TrimSpace(accountsListHelp),
 		},
 		{
 			Pattern: "accounts/(?P<name>" + accountNameRegex + ")$",
@@ -160,7 +160,45 @@ func (b *backend) pathAccountsList(ctx context.Context, req *logical.Request, d 
 	if err != nil {
 		return nil, fmt.Errorf("listing accounts: %w", err)
 	}
-	return logical.ListResponse(keys), nil
+	info, err := b.accountsKeyInfo(ctx, req.Storage, prefix, keys)
+	if err != nil {
+		return nil, err
+	}
+	return logical.ListResponseWithInfo(keys, info), nil
+}
+
+// accountsKeyInfo is the key_info of a list of the accounts keys below
+// prefix: each account's status, from the code reads use. Folders (keys
+// ending in /) get none. It reads every account listed.
+func (b *backend) accountsKeyInfo(ctx context.Context, s logical.Storage, prefix string, keys []string) (map[string]interface{}, error) {
+	src, err := b.accountStatusSource(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	if err := src.listWALOnce(ctx); err != nil {
+		return nil, err
+	}
+	info := make(map[string]interface{}, len(keys))
+	for _, key := range keys {
+		if strings.HasSuffix(key, "/") {
+			continue
+		}
+		name := prefix + key
+		acct, err := readAccount(ctx, s, name)
+		if err != nil {
+			return nil, err
+		}
+		if acct == nil {
+			// Deleted since the list.
+			continue
+		}
+		st, err := src.statusOf(ctx, name, acct)
+		if err != nil {
+			return nil, err
+		}
+		info[key] = b.summarizeAccount(acct, st).keyInfo(acct)
+	}
+	return info, nil
 }
 
 func (b *backend) pathAccountRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -453,6 +491,35 @@ func (b *backend) pathAccountDelete(ctx context.Context, req *logical.Request, d
 	b.invalidateTokensForAccount(name)
 	return nil, nil
 }
+
+const accountsListHelp = `
+Lists account names at the top level, or below a folder such as accounts/team-a/. A key
+ending in '/' is a folder that holds more accounts; list it to see them.
+
+Each account also gets key_info, the status fields of its read, so that one command shows
+which accounts are stale or blocked:
+
+  vault list -detailed salesforce/accounts
+  vault list -detailed salesforce/accounts/team-a
+
+  username               the Salesforce username
+  rotation_status        manual, scheduled, failing, blocked, missed_window or
+                         pending_reconciliation (as accounts/<name> reads)
+  security_token_status  current or stale; n/a for an account without a token
+  next_vault_rotation    the next scheduled rotation; n/a when none is scheduled
+  rotation_blocked       why rotation waits for an operator (drift, token_stale,
+                         user_locked, failed_logins, admin_login_refused, ...)
+  last_rotation_error    the last failure, shortened to one line (read the account for all of it)
+  failed_logins          logins as the user Salesforce rejected since the last success
+  pending_since          when an interrupted rotation that is not settled yet started
+
+Folders get no key_info (n/a in their row). Never a password or token.
+
+A plain "vault list" prints only the names, but -detailed only changes what the CLI prints:
+the request is the same, so every list of this path reads each account listed (its entry
+and its user's login-budget entry; the write-ahead log once). A folder of thousands of
+accounts costs that many storage reads per list; list a sub-folder to look at fewer.
+`
 
 const accountHelpSynopsis = `Store a Salesforce integration user's username, password and security token.`
 

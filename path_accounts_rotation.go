@@ -385,19 +385,55 @@ type accountStatus struct {
 }
 
 func (b *backend) accountStatusOf(ctx context.Context, s logical.Storage, name string, acct *account) (*accountStatus, error) {
+	src, err := b.accountStatusSource(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	return src.statusOf(ctx, name, acct)
+}
+
+// statusSource reads the status of accounts. What every account shares is
+// read once, so a list of many accounts reads only each one's own entries.
+type statusSource struct {
+	b         *backend
+	s         logical.Storage
+	maxFailed int
+	// noWAL is set when storage was seen to hold no write-ahead log entry:
+	// then no account has an unsettled rotation.
+	noWAL bool
+}
+
+func (b *backend) accountStatusSource(ctx context.Context, s logical.Storage) (*statusSource, error) {
 	rcfg, err := readRotationConfig(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	logins, err := b.loginStatus(ctx, s, accountUser(name, acct))
+	return &statusSource{b: b, s: s, maxFailed: rcfg.MaxFailedLogins}, nil
+}
+
+// listWALOnce lists the write-ahead log once for the many accounts that
+// follow, instead of once per account.
+func (src *statusSource) listWALOnce(ctx context.Context) error {
+	ids, err := framework.ListWAL(ctx, src.s)
+	if err != nil {
+		return err
+	}
+	src.noWAL = len(ids) == 0
+	return nil
+}
+
+func (src *statusSource) statusOf(ctx context.Context, name string, acct *account) (*accountStatus, error) {
+	logins, err := src.b.loginStatus(ctx, src.s, accountUser(name, acct))
 	if err != nil {
 		return nil, err
 	}
-	pending, err := b.pendingRotation(ctx, s, name, acct)
-	if err != nil {
-		return nil, err
+	var pending *pendingStatus
+	if !src.noWAL {
+		if pending, err = src.b.pendingRotation(ctx, src.s, name, acct); err != nil {
+			return nil, err
+		}
 	}
-	return &accountStatus{logins: logins, maxFailed: rcfg.MaxFailedLogins, pending: pending}, nil
+	return &accountStatus{logins: logins, maxFailed: src.maxFailed, pending: pending}, nil
 }
 
 // loginsBlocked reports whether max_failed_logins stops every login.
@@ -507,6 +543,45 @@ func (b *backend) summarizeAccount(acct *account, st *accountStatus) accountSumm
 		sum.rotationStatus = "pending_reconciliation"
 	}
 	return sum
+}
+
+// maxListedErrorLength bounds last_rotation_error in the key_info of
+// lists, which show one line per account; reads show it whole.
+const maxListedErrorLength = 60
+
+// keyInfo is an account's entry in the key_info of a list of accounts/
+// (vault list -detailed): who it is and the status fields that answer
+// "which accounts are stale or blocked?". Fields without a value are left
+// out (the CLI shows n/a). Never a secret: the same fields as reads.
+func (sum accountSummary) keyInfo(acct *account) map[string]interface{} {
+	info := map[string]interface{}{
+		"username":        acct.Username,
+		"rotation_status": sum.rotationStatus,
+		"failed_logins":   sum.failedLogins,
+	}
+	setIfNotEmpty(info, "security_token_status", sum.securityTokenStatus)
+	setIfNotEmpty(info, "next_vault_rotation", formatTime(sum.nextVaultRotation))
+	setIfNotEmpty(info, "rotation_blocked", sum.rotationBlocked)
+	setIfNotEmpty(info, "last_rotation_error", shortenForList(sum.lastRotationError, maxListedErrorLength))
+	if sum.pending != nil {
+		info["pending_since"] = formatTime(sum.pending.since)
+	}
+	return info
+}
+
+// shortenForList makes s one line of at most max runes, cut at a word
+// boundary where there is one, with "..." when something was cut.
+func shortenForList(s string, max int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	r := []rune(s)
+	if len(r) <= max {
+		return s
+	}
+	cut := string(r[:max-3])
+	if i := strings.LastIndex(cut, " "); i > max/2 {
+		cut = cut[:i]
+	}
+	return strings.TrimRight(cut, " ,;:") + "..."
 }
 
 // setIfNotEmpty keeps unset optional fields out of reads.
