@@ -96,8 +96,11 @@ func pathRoles(b *backend) []*framework.Path {
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ListOperation: &framework.PathOperation{Callback: b.pathRoleList},
 			},
-			HelpSynopsis:    "List the OAuth roles.",
-			HelpDescription: "List the names of the roles that mint OAuth access tokens through token/<name>.",
+			HelpSynopsis: "List the OAuth roles.",
+			HelpDescription: "List the names of the roles that mint OAuth access tokens through token/<name>, " +
+				"each with key_info (vault list -detailed): grant_type, account (password roles) or username " +
+				"(jwt_bearer roles), cache, revoke_on_lease_end and ttl (seconds; 0: the mount's default). " +
+				"Every list reads each role listed, whether or not the CLI prints the details.",
 		},
 	}
 }
@@ -197,7 +200,17 @@ func (b *backend) pathRoleList(ctx context.Context, req *logical.Request, d *fra
 	if err != nil {
 		return nil, fmt.Errorf("listing roles: %w", err)
 	}
-	return logical.ListResponse(names), nil
+	info := make(map[string]interface{}, len(names))
+	for _, name := range names {
+		r, err := readRole(ctx, req.Storage, name)
+		if err != nil {
+			return nil, err
+		}
+		if r != nil {
+			info[name] = r.keyInfo()
+		}
+	}
+	return logical.ListResponseWithInfo(names, info), nil
 }
 
 func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

@@ -76,6 +76,25 @@ func writeRole(ctx context.Context, s logical.Storage, name string, r *roleEntry
 	return nil
 }
 
+// keyInfo is the role's entry in the key_info of a list of roles/ (vault
+// list -detailed), with the values and units of a read; never the refresh
+// token.
+func (r *roleEntry) keyInfo() map[string]interface{} {
+	info := map[string]interface{}{
+		"grant_type":          r.GrantType,
+		"cache":               r.Cache,
+		"revoke_on_lease_end": r.RevokeOnLeaseEnd,
+		"ttl":                 int64(r.TTL.Seconds()),
+	}
+	switch r.GrantType {
+	case grantPassword:
+		info["account"] = r.Account
+	case grantJWTBearer:
+		info["username"] = r.Username
+	}
+	return info
+}
+
 // validateFields checks the role on its own and returns a message naming
 // the offending field, or "".
 func (r *roleEntry) validateFields() string {
