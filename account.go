@@ -70,7 +70,18 @@ type account struct {
 	// UserID is the 18-character Salesforce user id learned at validation.
 	UserID string `json:"user_id,omitempty"`
 
-	CreatedAt   time.Time `json:"created_at"`
+	CreatedAt time.Time `json:"created_at"`
+	// LastUpdated is when the credential creds/<name> serves last changed:
+	// its password, security_token or password_with_token (which leaves out
+	// a stale token of a not_required account). Consumers compare it to
+	// notice a new credential, so nothing else moves it: not description,
+	// rotation settings, status or bookkeeping. Every writer that can change
+	// the served credential sets it, through noteCredentialChange or, for a
+	// rotation (always a new password), adoptPassword; today the account and
+	// security-token writes, rotation and the roll-forward of an interrupted
+	// rotation (rotation_settle.go). A new writer follows the same rule, and
+	// a new credential field (a second user's password) joins
+	// servedCredential.
 	LastUpdated time.Time `json:"last_updated"`
 
 	accountRotation
@@ -171,6 +182,20 @@ func (a *account) passwordWithToken() string {
 		return a.Password
 	}
 	return a.Password + a.SecurityToken
+}
+
+// servedCredential is what creds/<name> serves as the credential.
+func (a *account) servedCredential() [3]string {
+	return [3]string{a.Password, a.SecurityToken, a.passwordWithToken()}
+}
+
+// noteCredentialChange sets after.LastUpdated to now when the credential
+// it serves differs from before's (nil: a new account). Call it after the
+// changes, before put.
+func noteCredentialChange(before, after *account, now time.Time) {
+	if before == nil || before.servedCredential() != after.servedCredential() {
+		after.LastUpdated = now.UTC()
+	}
 }
 
 // tokenUsable reports whether logins of acct can carry a valid token.
@@ -370,7 +395,8 @@ func passwordRoleBlocked(name string, acct *account) string {
 	return ""
 }
 
-// adoptPassword records a password Salesforce now has.
+// adoptPassword records a password Salesforce now has: a new credential,
+// so it moves LastUpdated.
 func adoptPassword(acct *account, password string, now time.Time) {
 	acct.Password = password
 	acct.Version++

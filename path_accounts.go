@@ -357,10 +357,8 @@ func (b *backend) pathAccountWrite(ctx context.Context, req *logical.Request, d 
 		acct.CreatedAt = now
 	}
 	// last_updated tells consumers when the credential changed, as
-	// rotation does; a description change is not one.
-	if credentialChanged {
-		acct.LastUpdated = now
-	}
+	// rotation does; a description or settings change is not one.
+	noteCredentialChange(existing, acct, now)
 	if err := txn.put(ctx, acct); err != nil {
 		return nil, err
 	}
@@ -540,8 +538,13 @@ Salesforce's code (INVALID_LOGIN, LOGIN_MUST_USE_SECURITY_TOKEN, ...) and nothin
 Set verify=false to store a credential without that login.
 
 Reads show the username, whether a security token is stored, the Salesforce user id and
-timestamps; never the password or the token. The admin user of config cannot be an
-account. Names may contain '/' (team-a/etl); list them with "vault list <mount>/accounts/".
+timestamps; never the password or the token. created_at is when the account was written
+first; last_updated is when the credential creds/<name> serves (password, security_token,
+password_with_token) last changed: a write that sets a different password or token, a
+write of accounts/<name>/security-token, a rotation, or the completion of a rotation a
+crash interrupted. Writes of the description or of settings, failed rotations and status
+changes leave it as it is, so consumers can compare it to notice a new credential. The
+admin user of config cannot be an account. Names may contain '/' (team-a/etl); list them with "vault list <mount>/accounts/".
 
 Example:
 

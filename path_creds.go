@@ -42,7 +42,7 @@ func pathCreds(b *backend) []*framework.Path {
 		},
 		"last_updated": {
 			Type:        framework.TypeString,
-			Description: "When the stored credential last changed (RFC 3339).",
+			Description: "When the credential served here last changed (RFC 3339): a new password or token written, or a rotation; not settings or status.",
 		},
 	}
 
@@ -129,7 +129,8 @@ Returns what an application needs to log in as the account's Salesforce user:
                        login() or the OAuth username-password flow
   login_url            where to log in
   user_id              the Salesforce user id
-  last_updated         when the credential last changed
+  last_updated         when the credential served here last changed: a new password or token
+                       written, or a rotation (not description, settings or status changes)
 
 The response is not a lease: the credential stays valid until it is rotated or changed.
 Grant read on this path only to the applications that use the account; applications that

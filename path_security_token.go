@@ -92,6 +92,7 @@ func (b *backend) pathSecurityTokenWrite(ctx context.Context, req *logical.Reque
 			"Use the token from the most recent email: each password change makes the previous one invalid", res.cause), nil
 	}
 
+	before := *acct
 	acct.SecurityToken = token
 	if acct.SecurityTokenMode == "" {
 		acct.SecurityTokenMode = tokenModeRequired
@@ -100,7 +101,7 @@ func (b *backend) pathSecurityTokenWrite(ctx context.Context, req *logical.Reque
 	if acct.RotationBlocked == "token_stale" || acct.RotationBlocked == "drift" {
 		acct.RotationBlocked = ""
 	}
-	acct.LastUpdated = b.now().UTC()
+	noteCredentialChange(&before, acct, b.now())
 	if err := txn.put(ctx, acct); err != nil {
 		return nil, err
 	}
