@@ -130,7 +130,7 @@ func pathAccounts(b *backend) []*framework.Path {
 				},
 			},
 			HelpSynopsis:    strings.TrimSpace(accountHelpSynopsis),
-			HelpDescription: strings.TrimSpace(accountHelpDescription),
+			HelpDescription: strings.TrimSpace(accountHelpDescription) + "\n\n" + secretInputHelp,
 		},
 	}
 }
@@ -269,12 +269,12 @@ func (b *backend) pathAccountWrite(ctx context.Context, req *logical.Request, d 
 	}
 
 	if v, ok := d.GetOk("password"); ok {
-		password := v.(string)
+		password, err := secretInput("password", v.(string), true)
+		if err != nil {
+			return logical.ErrorResponse(err.Error()), nil
+		}
 		if password == "" {
 			return logical.ErrorResponse("password must not be empty"), nil
-		}
-		if strings.ContainsFunc(password, isControl) {
-			return logical.ErrorResponse("password must not contain control characters such as newlines"), nil
 		}
 		credentialChanged = credentialChanged || password != acct.Password
 		acct.Password = password
@@ -283,8 +283,11 @@ func (b *backend) pathAccountWrite(ctx context.Context, req *logical.Request, d 
 	}
 
 	if v, ok := d.GetOk("security_token"); ok {
-		token := strings.TrimSpace(v.(string))
-		if err := validateSecurityToken("security_token", token); err != nil {
+		token, err := secretInput("security_token", v.(string), false)
+		if err == nil {
+			err = validateSecurityToken("security_token", token)
+		}
+		if err != nil {
 			return logical.ErrorResponse(err.Error()), nil
 		}
 		credentialChanged = credentialChanged || token != acct.SecurityToken

@@ -61,7 +61,7 @@ func pathConfig(b *backend) []*framework.Path {
 			},
 			ExistenceCheck:  b.pathConfigExists,
 			HelpSynopsis:    strings.TrimSpace(configHelpSynopsis),
-			HelpDescription: strings.TrimSpace(configHelpDescription),
+			HelpDescription: strings.TrimSpace(configHelpDescription) + "\n\n" + secretInputHelp,
 		},
 	}
 }
@@ -376,9 +376,8 @@ func applyConfigFields(cfg *salesforceConfig, d *framework.FieldData, isCreate, 
 		}
 	}
 	if v, ok := d.GetOk("client_secret"); ok {
-		cfg.ClientSecret = v.(string)
-		if strings.ContainsFunc(cfg.ClientSecret, isSpaceOrControl) {
-			return errors.New("client_secret must not contain spaces or control characters")
+		if cfg.ClientSecret, err = secretInput("client_secret", v.(string), false); err != nil {
+			return err
 		}
 	}
 	if v, ok := d.GetOk("private_key"); ok {
@@ -398,13 +397,14 @@ func applyConfigFields(cfg *salesforceConfig, d *framework.FieldData, isCreate, 
 		}
 	}
 	if v, ok := d.GetOk("password"); ok {
-		cfg.Password = v.(string)
-		if strings.ContainsFunc(cfg.Password, isControl) {
-			return errors.New("password must not contain control characters such as newlines")
+		if cfg.Password, err = secretInput("password", v.(string), true); err != nil {
+			return err
 		}
 	}
 	if v, ok := d.GetOk("security_token"); ok {
-		cfg.SecurityToken = strings.TrimSpace(v.(string))
+		if cfg.SecurityToken, err = secretInput("security_token", v.(string), false); err != nil {
+			return err
+		}
 		if err := validateSecurityToken("security_token", cfg.SecurityToken); err != nil {
 			return err
 		}

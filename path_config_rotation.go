@@ -116,7 +116,7 @@ func pathConfigRotation(b *backend) []*framework.Path {
 		},
 		ExistenceCheck:  b.pathConfigRotationExists,
 		HelpSynopsis:    "Mount-wide password rotation settings.",
-		HelpDescription: "Defaults and limits for the rotation of all accounts of this mount: password policy, import rotation, concurrency, request rate, failure backoff, login budget and the notification webhook.",
+		HelpDescription: "Defaults and limits for the rotation of all accounts of this mount: password policy, import rotation, concurrency, request rate, failure backoff, login budget and the notification webhook.\n\n" + secretInputHelp,
 	}}
 }
 
@@ -203,7 +203,11 @@ func (b *backend) pathConfigRotationWrite(ctx context.Context, req *logical.Requ
 		rc.WebhookURL = v.(string)
 	}
 	if v, ok := d.GetOk("webhook_secret"); ok {
-		rc.WebhookSecret = v.(string)
+		secret, err := secretInput("webhook_secret", v.(string), true)
+		if err != nil {
+			return logical.ErrorResponse(err.Error()), nil
+		}
+		rc.WebhookSecret = secret
 	}
 	if msg := rc.validate(); msg != "" {
 		return logical.ErrorResponse(msg), nil

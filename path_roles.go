@@ -85,7 +85,7 @@ func pathRoles(b *backend) []*framework.Path {
 				logical.DeleteOperation: &framework.PathOperation{Callback: b.pathRoleDelete, ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true},
 			},
 			HelpSynopsis:    "Manage roles that mint Salesforce OAuth access tokens.",
-			HelpDescription: strings.TrimSpace(roleHelp),
+			HelpDescription: strings.TrimSpace(roleHelp) + "\n\n" + secretInputHelp,
 		},
 		{
 			Pattern: "roles/?$",
@@ -259,7 +259,9 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 		r.Scopes = cleanScopes(v.([]string))
 	}
 	if v, ok := d.GetOk("refresh_token"); ok {
-		r.RefreshToken = strings.TrimSpace(v.(string))
+		if r.RefreshToken, err = secretInput("refresh_token", v.(string), false); err != nil {
+			return logical.ErrorResponse("role %q: %s", name, err), nil
+		}
 	}
 	if v, ok := d.GetOk("ttl"); ok {
 		r.TTL = time.Duration(v.(int)) * time.Second

@@ -3,7 +3,6 @@ package salesforce
 import (
 	"context"
 	"net/http"
-	"strings"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -44,7 +43,7 @@ func pathSecurityToken(b *backend) []*framework.Path {
 		HelpSynopsis: "Store the security token Salesforce emailed after a rotation.",
 		HelpDescription: "After each password change Salesforce emails the user a new security token; no API returns it. " +
 			"Write it here: the engine logs in with the stored password and this token, and stores the token only if that login works. " +
-			"The account's validation_query runs with that session.",
+			"The account's validation_query runs with that session.\n\n" + secretInputHelp,
 	}}
 }
 
@@ -53,7 +52,10 @@ func (b *backend) pathSecurityTokenWrite(ctx context.Context, req *logical.Reque
 	if bad != nil {
 		return bad, nil
 	}
-	token := strings.TrimSpace(d.Get("security_token").(string))
+	token, err := secretInput("security_token", d.Get("security_token").(string), false)
+	if err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
 	if token == "" {
 		return logical.ErrorResponse("security_token is required"), nil
 	}
