@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/hashicorp/vault/sdk/rotation"
 )
 
 func pathCreds(b *backend) []*framework.Path {
@@ -39,6 +41,16 @@ func pathCreds(b *backend) []*framework.Path {
 		"user_id": {
 			Type:        framework.TypeString,
 			Description: "Salesforce user id (005...), learned when the credential was last checked.",
+		},
+		"ttl": {
+			Type:        framework.TypeDurationSecond,
+			Description: "Scheduled accounts: seconds until the next scheduled rotation (0 while it is due).",
+		},
+		"rotation_period": {
+			Type: framework.TypeDurationSecond,
+			Description: "Scheduled accounts: seconds between rotations (for a rotation_schedule, from the next rotation to the one after). " +
+				"Vault Agent reads the credential again when ttl runs out only when this is present. Left out while the security token is stale " +
+				"or an interrupted rotation is unsettled, when the credential changes before the next rotation.",
 		},
 		"last_updated": {
 			Type:        framework.TypeString,
@@ -133,6 +145,20 @@ Returns what an application needs to log in as the account's Salesforce user:
                        written, or a rotation (not description, settings or status changes)
 
 The response is not a lease: the credential stays valid until it is rotated or changed.
+
+For an account with scheduled rotation it also has next_vault_rotation, ttl (seconds until
+then) and rotation_period (seconds between rotations; for a rotation_schedule, from the next
+one to the one after). With rotation_period present, Vault Agent reads the credential again
+when ttl runs out, right after the scheduled rotation, instead of every
+static_secret_render_interval; while a rotation is due, ttl is 0 and the Agent reads again
+every second until it has happened. It also means that the Agent does not look before then:
+after a manual rotate/<name>, or a new password written to accounts/<name>, restart the
+Agents that render the credential, or they keep the old one until their ttl runs out (a
+SIGHUP does not make Vault Agent read secrets again). rotation_period is left out, so that
+the Agent keeps reading on its interval, while the credential is expected to change before
+the next rotation: while the security token is stale (until the emailed token is written)
+and while an interrupted rotation is unsettled.
+
 Grant read on this path only to the applications that use the account; applications that
 only need an access token should use an OAuth role instead, so the password never leaves Vault.
 
@@ -140,6 +166,24 @@ Example:
 
   vault read salesforce/creds/etl
 `
+
+// credsRotationPeriod is the rotation_period creds/<name> returns: the
+// account's period, or for a rotation_schedule the time from the next
+// scheduled rotation to the one after it.
+func credsRotationPeriod(acct *account) time.Duration {
+	if acct.RotationPeriod > 0 {
+		return acct.RotationPeriod
+	}
+	sched, err := rotation.DefaultScheduler.Parse(acct.RotationSchedule)
+	if err != nil {
+		return 0
+	}
+	after := sched.Next(acct.NextVaultRotation)
+	if after.IsZero() {
+		return 0
+	}
+	return after.Sub(acct.NextVaultRotation)
+}
 
 // addCredsRotationStatus adds version, ttl and token status to a creds read.
 func (b *backend) addCredsRotationStatus(name string, acct *account, pending *pendingStatus, data map[string]interface{}, resp *logical.Response) {
@@ -155,6 +199,16 @@ func (b *backend) addCredsRotationStatus(name string, acct *account, pending *pe
 		}
 		data["ttl"] = ttl
 		data["next_vault_rotation"] = formatTime(acct.NextVaultRotation)
+		// Vault Agent re-reads a secret that is not a lease when its ttl
+		// runs out only when rotation_period is present; otherwise every
+		// static_secret_render_interval. It is left out while the credential
+		// is expected to change before the next rotation: the emailed token
+		// is awaited, or an interrupted rotation is not settled.
+		if tokenStatusOf(acct) != tokenStatusStale && pending == nil && acct.UnverifiedCandidateAt.IsZero() {
+			if period := credsRotationPeriod(acct); period > 0 {
+				data["rotation_period"] = int64(period.Seconds())
+			}
+		}
 	}
 	if acct.needsToken() && acct.SecurityTokenStatus == tokenStatusStale {
 		resp.AddWarning(fmt.Sprintf("security_token is stale: the password was rotated at %s and Salesforce emailed a new "+
