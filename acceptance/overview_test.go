@@ -1,9 +1,15 @@
 package acceptance
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/emulator"
 )
@@ -149,4 +155,95 @@ func TestOverviewListDetailedCLI(t *testing.T) {
 	}
 	roles.assertRow(t, "pw", map[string]string{"grant_type": "password", "account": "demo", "cache": "true", "revoke_on_lease_end": "true", "ttl": "0s"})
 	roles.assertRow(t, "cc", map[string]string{"grant_type": "client_credentials", "account": "n/a", "cache": "false", "ttl": "10m"})
+}
+
+// Vault Agent reads creds/<name> of a scheduled account again right after
+// each rotation, because the read carries rotation_period beside ttl: with
+// a static_secret_render_interval of an hour, the rendered version still
+// follows a 10-second rotation period.
+func TestAgentReadsCredsRightAfterScheduledRotation(t *testing.T) {
+	hs := need(t)
+	mount := mountPlugin(t, versionNew)
+	configureEmulatorAdmin(t, mount)
+	rotRestoreDemoUser(t, demoTrustedUser, demoTrustedPasswd, "")
+	vaultWriteJSON(t, mount+"/config/rotation", map[string]any{"login_budget_per_hour": 60})
+	vaultWriteJSON(t, mount+"/accounts/sched", map[string]any{
+		"username": demoTrustedUser, "password": demoTrustedPasswd, "rotation_period": "10s",
+	})
+	creds := data(t, vaultJSON(t, "read", mount+"/creds/sched"))
+	if rotAsInt(creds["rotation_period"]) != 10 || rotAsInt(creds["ttl"]) < 0 {
+		t.Fatalf("creds: rotation_period %v, ttl %v; want 10 and a ttl", creds["rotation_period"], creds["ttl"])
+	}
+
+	dir := t.TempDir()
+	token := strings.TrimSpace(vaultCLI(t, "token", "create", "-ttl=10m", "-field=token"))
+	noteSecret(token)
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	tokenFile := write("token", token)
+	rendered := filepath.Join(dir, "version")
+	tmpl := write("version.ctmpl", fmt.Sprintf(`{{ with secret "%s/creds/sched" }}{{ .Data.version }}{{ end }}`, mount))
+	config := write("agent.hcl", fmt.Sprintf(`
+auto_auth {
+  method "token_file" {
+    config = { token_file_path = %q }
+  }
+}
+template_config {
+  static_secret_render_interval = "1h"
+}
+template {
+  source      = %q
+  destination = %q
+}
+`, tokenFile, tmpl, rendered))
+
+	logFile, err := os.Create(filepath.Join(dir, "agent.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	agent := exec.Command(hs.vaultBin, "agent", "-config="+config)
+	agent.Env = hs.cliEnv()
+	agent.Stdout, agent.Stderr = logFile, logFile
+	agent.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = agent.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = agent.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = agent.Process.Kill()
+			<-exited
+		}
+	})
+
+	// The first render, then versions rendered by the Agent's own reads
+	// after the rotations: an hour-long interval would show none of them.
+	start := time.Now()
+	deadline := start.Add(90 * time.Second)
+	seen := map[string]time.Duration{}
+	for len(seen) < 3 {
+		if time.Now().After(deadline) {
+			agentLog, _ := os.ReadFile(logFile.Name())
+			t.Fatalf("the Agent rendered versions %v in 90s; want three (the first and two after rotations)\n%s", seen, agentLog)
+		}
+		if v, err := os.ReadFile(rendered); err == nil && len(v) > 0 {
+			if _, ok := seen[string(v)]; !ok {
+				seen[string(v)] = time.Since(start).Round(time.Second)
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("versions rendered by the Agent, after: %v", seen)
+	vaultCLI(t, "write", mount+"/accounts/sched", "disable_automated_rotation=true")
 }
