@@ -129,9 +129,11 @@ func TestShortenForList(t *testing.T) {
 		{"", ""},
 		{"drift", "drift"},
 		{"two\nlines\tand  tabs", "two lines and tabs"},
-		{"account \"trusted\" no longer logs in with the stored password: changed outside Vault?",
-			"account \"trusted\" no longer logs in with the stored..."},
-		{strings.Repeat("x", 80), strings.Repeat("x", 57) + "..."},
+		{"the Salesforce user \"integration3@acme.demo\" is inactive; not rotating",
+			"the Salesforce user \"integration3@acme.demo\" is inactive; not rotating"},
+		{"the stored credential of account \"trusted\" no longer logs in (changed outside Vault?), and each try counts",
+			"the stored credential of account \"trusted\" no longer logs in (changed outside..."},
+		{strings.Repeat("x", 90), strings.Repeat("x", 77) + "..."},
 	} {
 		got := shortenForList(tc.in, maxListedErrorLength)
 		if got != tc.want {

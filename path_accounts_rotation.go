@@ -547,7 +547,7 @@ func (b *backend) summarizeAccount(acct *account, st *accountStatus) accountSumm
 
 // maxListedErrorLength bounds last_rotation_error in the key_info of
 // lists, which show one line per account; reads show it whole.
-const maxListedErrorLength = 60
+const maxListedErrorLength = 80
 
 // keyInfo is an account's entry in the key_info of a list of accounts/
 // (vault list -detailed): who it is and the status fields that answer
@@ -578,8 +578,11 @@ func shortenForList(s string, max int) string {
 		return s
 	}
 	cut := string(r[:max-3])
-	if i := strings.LastIndex(cut, " "); i > max/2 {
-		cut = cut[:i]
+	if r[max-3] != ' ' {
+		// Mid-word: end at the last whole word.
+		if i := strings.LastIndex(cut, " "); i > max/2 {
+			cut = cut[:i]
+		}
 	}
 	return strings.TrimRight(cut, " ,;:") + "..."
 }
