@@ -514,7 +514,7 @@ which accounts are stale or blocked:
   failed_logins          logins as the user Salesforce rejected since the last success
   pending_since          when an interrupted rotation that is not settled yet started
 
-Folders get no key_info (n/a in their row). Never a password or token.
+Folders get no key_info: their row shows only the name. Never a password or token.
 
 A plain "vault list" prints only the names, but -detailed only changes what the CLI prints:
 the request is the same, so every list of this path reads each account listed (its entry
