@@ -123,6 +123,7 @@ func newBackend(conf *logical.BackendConfig) *backend {
 			// whose pattern would match them too.
 			pathSecurityToken(b),
 			pathDiagnose(b),
+			pathLoginReport(b),
 			pathAccounts(b),
 			pathCreds(b),
 			pathRoles(b),
