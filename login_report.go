@@ -208,18 +208,18 @@ func replacement(u *reportUser, mount string, haveKey bool, taken map[string]boo
 	switch {
 	case len(u.jwtRoles) > 0:
 		return fmt.Sprintf("vault read %stoken/%s", mount, u.jwtRoles[0]),
-			fmt.Sprintf("roles/%s already serves JWT bearer tokens for this user: move the integration to it", u.jwtRoles[0])
+			fmt.Sprintf("roles/%s already serves JWT bearer tokens for this user: move the integration to it.", u.jwtRoles[0])
 	case u.runAs && len(u.ccRoles) > 0:
 		return fmt.Sprintf("vault read %stoken/%s", mount, u.ccRoles[0]),
-			fmt.Sprintf("roles/%s already serves client-credentials tokens of the app's run-as user, this user", u.ccRoles[0])
+			fmt.Sprintf("roles/%s already serves client-credentials tokens of the app's run-as user, this user.", u.ccRoles[0])
 	case u.runAs:
 		return fmt.Sprintf("vault write %sroles/%s grant_type=client_credentials", mount, suggestedRoleName(u, "cc", taken)),
-			"this user is the app's run-as user: the client credentials flow logs in as it, with no password"
+			"This user is the app's run-as user: the client credentials flow logs in as it, with no password."
 	}
 	command = fmt.Sprintf("vault write %sroles/%s grant_type=jwt_bearer username=%s", mount, suggestedRoleName(u, "jwt", taken), u.username)
-	note = "the user's profile (or the user) must be pre-authorised in the app"
+	note = "The user's profile (or the user) must be pre-authorised in the app."
 	if !haveKey {
-		note = fmt.Sprintf("first generate a signing key (vault write %sconfig/jwt-key common_name=vault) and upload its certificate to the app; ", mount) + note
+		note = fmt.Sprintf("First generate a signing key with vault write %sconfig/jwt-key common_name=vault and upload its certificate to the app. ", mount) + note
 	}
 	return command, note
 }
@@ -343,7 +343,7 @@ func buildLoginReport(in *reportInput) (map[string]interface{}, []string) {
 					next, nextWhat = deadline, u.username
 				}
 			}
-			warnings = append(warnings, fmt.Sprintf("%s (%s): %s. Replacement: %s (%s)",
+			warnings = append(warnings, fmt.Sprintf("%s (%s): %s. Replace with: %s. %s",
 				u.username, strings.Join(u.managedAs, ", "), strings.Join(risky, "; "), cmd, note))
 		}
 		if usesSOAP {
@@ -411,7 +411,7 @@ func describeGroup(g *methodGroup, verdict string, stops, now time.Time) string 
 	if g.application != "" && g.application != "N/A" {
 		what += " via " + g.application
 	}
-	s := fmt.Sprintf("%s from %s (%d logins, last %s)", what, strings.Join(sortedKeys(g.sourceIPs), ", "), g.logins, g.last.UTC().Format(time.DateOnly))
+	s := fmt.Sprintf("%s from %s (%s, last %s)", what, strings.Join(sortedKeys(g.sourceIPs), ", "), plural(g.logins, "login"), g.last.UTC().Format(time.DateOnly))
 	switch verdict {
 	case verdictUnavailable:
 		return s + ": fails already"
@@ -429,4 +429,12 @@ func id15(id string) string {
 		return id[:15]
 	}
 	return id
+}
+
+// plural is "1 login", "2 logins".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

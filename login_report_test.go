@@ -98,7 +98,7 @@ func TestLoginReport_ListsRetiringMethodsWithDeadlineAndReplacement(t *testing.T
 	warned := strings.Join(resp.Warnings, "\n")
 	for _, want := range []string{"SOAP login() at API 58.0 via acme-etl from 203.0.113.10",
 		"retires with Summer '27 (about 2027-06-12",
-		"Replacement: vault write salesforce/roles/demo-jwt grant_type=jwt_bearer username=integration@acme.demo"} {
+		"Replace with: vault write salesforce/roles/demo-jwt grant_type=jwt_bearer username=integration@acme.demo."} {
 		if !strings.Contains(warned, want) {
 			t.Errorf("warnings lack %q:\n%s", want, warned)
 		}
