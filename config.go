@@ -69,6 +69,10 @@ type salesforceConfig struct {
 	SecurityToken         string        `json:"security_token,omitempty"`
 	CACert                string        `json:"ca_cert,omitempty"`
 	RequestTimeout        time.Duration `json:"request_timeout"`
+	// AppType and AppDeveloperName describe the app of ClientID
+	// (external_client_app.go).
+	AppType          string `json:"app_type,omitempty"`
+	AppDeveloperName string `json:"app_developer_name,omitempty"`
 }
 
 func defaultConfig() *salesforceConfig {

@@ -67,7 +67,7 @@ func pathConfig(b *backend) []*framework.Path {
 }
 
 func configFields() map[string]*framework.FieldSchema {
-	return map[string]*framework.FieldSchema{
+	fields := map[string]*framework.FieldSchema{
 		"login_url": {
 			Type: framework.TypeString,
 			Description: "Where logins and token requests go: https://login.salesforce.com (production, the default), " +
@@ -185,6 +185,8 @@ func configFields() map[string]*framework.FieldSchema {
 			Default: true,
 		},
 	}
+	addAppFields(fields)
+	return fields
 }
 
 func (b *backend) pathConfigExists(ctx context.Context, req *logical.Request, _ *framework.FieldData) (bool, error) {
@@ -221,6 +223,9 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 	if key, err := cfg.privateKey(); err == nil && key != nil {
 		data["public_key_fingerprint"] = publicKeyFingerprint(&key.PublicKey)
 	}
+	if err := b.addAppReadData(ctx, req.Storage, cfg, data); err != nil {
+		return nil, err
+	}
 	return &logical.Response{Data: data}, nil
 }
 
@@ -248,6 +253,14 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	}
 	if err := applyConfigFields(cfg, d, existing == nil, vaultKey != nil); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
+	}
+	if err := applyAppFields(cfg, d); err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	if msg, err := appGrantConflicts(ctx, req.Storage, cfg); err != nil {
+		return nil, err
+	} else if msg != "" {
+		return logical.ErrorResponse(msg), nil
 	}
 	// Checked whatever verify says: with verify=false the next admin login
 	// would ship the stored secrets instead of this write's check.
@@ -472,7 +485,8 @@ The config path holds the connection to one Salesforce org:
   api_version       REST API version (default 66.0)
   soap_api_version  version for SOAP login() (default 64.0; login() is gone from 65.0)
   client_id, client_secret, private_key
-                    the connected app
+                    the connected app or External Client App (app_type=external_client_app,
+                    app_developer_name for rotate-client-secret)
   grant_type        how the engine logs in as admin: jwt_bearer, client_credentials or password
   username, password, security_token
                     the admin user for the jwt_bearer and password grants

@@ -296,6 +296,11 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 	} else if msg != "" {
 		return logical.ErrorResponse("role %q: %s", name, msg), nil
 	}
+	if msg, err := refuseGrantForApp(ctx, req.Storage, r.GrantType); err != nil {
+		return nil, err
+	} else if msg != "" {
+		return logical.ErrorResponse("role %q: %s", name, msg), nil
+	}
 
 	r.LastUpdated = b.now().UTC()
 	if err := writeRole(ctx, req.Storage, name, r); err != nil {
