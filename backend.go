@@ -73,6 +73,9 @@ type backend struct {
 	// tokens caches role access tokens and tracks their leases
 	// (token_cache.go, token_leases.go).
 	tokens *tokenCache
+	// tokenReads tracks token reads in flight across a consumer key
+	// switch (client_secret_holders.go).
+	tokenReads tokenReads
 
 	// rot is the rotation queue and its background work (rotation_schedule.go).
 	rot *rotationState
@@ -130,12 +133,14 @@ func newBackend(conf *logical.BackendConfig) *backend {
 			pathToken(b),
 			pathJWTKey(b),
 			pathRotate(b),
+			pathRotateClientSecret(b),
 			pathConfigRotation(b),
 		),
 		Secrets:           []*framework.Secret{secretAccessToken(b)},
 		Invalidate:        b.invalidate,
 		Clean:             b.clean,
 		InitializeFunc:    b.initializeRotation,
+		PeriodicFunc:      b.periodicFunc,
 		WALRollback:       b.walRollback,
 		WALRollbackMinAge: walRollbackMinAge,
 		RotateCredential:  b.rotateRoot,

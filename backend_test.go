@@ -493,5 +493,5 @@ var pathExamples = []string{
 	"config", "config/rotation", "config/jwt-key", "config/jwt-key/rotate", "config/jwt-key/confirm",
 	"accounts/", "accounts/a", "accounts/a/diagnose", "accounts/a/security-token", "creds/a",
 	"roles/", "roles/r", "token/r", "rotate/a", "rotate-root",
-	"login-report", "accounts/a/login-report",
+	"login-report", "accounts/a/login-report", "rotate-client-secret",
 }

@@ -28,6 +28,7 @@ type ecaClient interface {
 	StagedCredentials(ctx context.Context, s *sfapi.Session, appID, consumerID string) ([]sfapi.StagedCredential, error)
 	StageCredential(ctx context.Context, s *sfapi.Session, appID, consumerID string) (*sfapi.StagedCredential, error)
 	StagedSecret(ctx context.Context, s *sfapi.Session, appID, consumerID, stagedID string) (*sfapi.StagedCredential, error)
+	ConsumerSecret(ctx context.Context, s *sfapi.Session, appID, consumerID string) (key, secret string, err error)
 	PromoteStagedCredential(ctx context.Context, s *sfapi.Session, appID, consumerID, stagedID string) error
 	DeleteStagedCredential(ctx context.Context, s *sfapi.Session, appID, consumerID, stagedID string) error
 }

@@ -123,8 +123,9 @@ func refuseGrantForApp(ctx context.Context, s logical.Storage, grant string) (st
 // the consumer key and secret rotation when there is one.
 func (b *backend) addAppReadData(ctx context.Context, s logical.Storage, cfg *salesforceConfig, data map[string]interface{}) error {
 	data["app_type"] = cfg.appType()
-	if cfg.isECA() {
-		data["app_developer_name"] = cfg.AppDeveloperName
+	if !cfg.isECA() {
+		return nil
 	}
-	return nil
+	data["app_developer_name"] = cfg.AppDeveloperName
+	return b.addClientSecretReadData(ctx, s, cfg, data)
 }

@@ -15,7 +15,7 @@ func pathConfigRotation(b *backend) []*framework.Path {
 			OperationPrefix: operationPrefix,
 			OperationSuffix: "rotation-configuration",
 		},
-		Fields: map[string]*framework.FieldSchema{
+		Fields: withClientSecretScheduleFields(map[string]*framework.FieldSchema{
 			"password_policy": {
 				Type:        framework.TypeString,
 				Description: "Vault password policy used for accounts that set none. Empty: the built-in generator (letters of both cases, digits and Salesforce's special characters, which meets every Salesforce complexity level).",
@@ -93,7 +93,7 @@ func pathConfigRotation(b *backend) []*framework.Path {
 					Sensitive: true,
 				},
 			},
-		},
+		}),
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
 				Callback: b.pathConfigRotationRead,
@@ -116,7 +116,7 @@ func pathConfigRotation(b *backend) []*framework.Path {
 		},
 		ExistenceCheck:  b.pathConfigRotationExists,
 		HelpSynopsis:    "Mount-wide password rotation settings.",
-		HelpDescription: "Defaults and limits for the rotation of all accounts of this mount: password policy, import rotation, concurrency, request rate, failure backoff, login budget and the notification webhook.\n\n" + secretInputHelp,
+		HelpDescription: "Defaults and limits for the rotation of all accounts of this mount: password policy, import rotation, concurrency, request rate, failure backoff, login budget and the notification webhook; and the schedule of config's consumer key rotation (client_secret_rotation_*).\n\n" + secretInputHelp,
 	}}
 }
 
@@ -148,6 +148,7 @@ func (b *backend) pathConfigRotationRead(ctx context.Context, req *logical.Reque
 		"webhook_allowed_networks":  append([]string{}, rc.WebhookAllowedNetworks...),
 	}
 	showWebhookURL(data, "webhook_url", rc.WebhookURL)
+	clientSecretScheduleData(rc, data)
 	return &logical.Response{Data: data}, nil
 }
 
@@ -209,6 +210,9 @@ func (b *backend) pathConfigRotationWrite(ctx context.Context, req *logical.Requ
 		}
 		rc.WebhookSecret = secret
 	}
+	if err := applyClientSecretSchedule(d, rc); err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
 	if msg := rc.validate(); msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
@@ -224,7 +228,7 @@ func (b *backend) pathConfigRotationWrite(ctx context.Context, req *logical.Requ
 	if err := req.Storage.Put(ctx, entry); err != nil {
 		return nil, err
 	}
-	return nil, nil
+	return nil, b.rescheduleClientSecret(ctx, req.Storage, rc)
 }
 
 func (b *backend) pathConfigRotationDelete(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {

@@ -91,6 +91,7 @@ func secretAccessToken(b *backend) *framework.Secret {
 const maxHolderAttempts = 3
 
 func (b *backend) pathTokenRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	defer b.tokenReadStarted()()
 	name, bad := roleNameArg(d)
 	if bad != nil {
 		return bad, nil
@@ -139,6 +140,8 @@ func (b *backend) readRoleToken(ctx context.Context, req *logical.Request, name 
 			}
 			return nil, fmt.Errorf("role %q: %w", name, err)
 		}
+	} else {
+		b.noteUnrevokedToken(ctx, req.Storage, tok)
 	}
 	sess := tok.session
 	resp := b.Secret(secretAccessTokenType).Response(map[string]interface{}{

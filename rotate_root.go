@@ -56,6 +56,9 @@ func (b *backend) rotateRoot(ctx context.Context, req *logical.Request) error {
 			"Rotate the key kept in Vault instead: write config/jwt-key/rotate, upload the returned certificate to the connected app, then write config/jwt-key/confirm " +
 			"(a config without private_key signs with config/jwt-key)")
 	case adminGrantClientCredentials:
+		if cfg.isECA() {
+			return refuseRootRotation("rotate-root does not rotate consumer secrets: write rotate-client-secret to rotate the External Client App's consumer key and secret")
+		}
 		return refuseRootRotation("rotate-root cannot rotate a client_credentials config: Salesforce has no API to rotate a connected app's consumer secret. " +
 			"Rotate it in Salesforce Setup (the connected app's consumer details), then write the new client_secret to config")
 	default:

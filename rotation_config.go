@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/hashicorp/vault/sdk/helper/automatedrotationutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -56,6 +57,9 @@ type rotationConfig struct {
 	// WebhookAllowedNetworks are the CIDRs of internal receivers that
 	// webhooks may reach besides public addresses (webhook_policy.go).
 	WebhookAllowedNetworks []string `json:"webhook_allowed_networks,omitempty"`
+	// ClientSecretRotation schedules rotations of config's consumer key
+	// and secret (client_secret_schedule.go).
+	ClientSecretRotation automatedrotationutil.AutomatedRotationParams `json:"client_secret_rotation"`
 }
 
 func defaultRotationConfig() *rotationConfig {

@@ -21,6 +21,8 @@ const (
 	rotationWALKind = "salesforceRotation"
 	// rootRotationWALKind marks the WAL entry of a rotate-root.
 	rootRotationWALKind = "salesforceRootRotation"
+	// clientSecretWALKind marks the WAL entry of a rotate-client-secret.
+	clientSecretWALKind = "salesforceClientSecretRotation"
 )
 
 // walRollbackMinAge: a rotation holds its WAL for seconds; older entries
@@ -63,6 +65,7 @@ func (b *backend) walKinds() map[string]walSettler {
 	return map[string]walSettler{
 		rotationWALKind:     b.rollbackRotationWAL,
 		rootRotationWALKind: b.rollbackRootWAL,
+		clientSecretWALKind: b.rollbackClientSecretWAL,
 	}
 }
 

@@ -74,6 +74,8 @@ type cachedToken struct {
 	role      string
 	account   string
 	grantType string
+	// clientID is the consumer key that minted it.
+	clientID  string
 	session   *sfapi.Session
 	issuedAt  time.Time
 	expiresAt time.Time
@@ -285,6 +287,7 @@ func (b *backend) mintRoleToken(ctx context.Context, s logical.Storage, name str
 		}
 		tok, alive := b.learnExpiry(ctx, client, name, r, sess)
 		if alive {
+			tok.clientID = tokenClientID(client, cfg)
 			return tok, nil
 		}
 		if attempt >= 2 {

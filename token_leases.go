@@ -59,6 +59,9 @@ func holderEnd(leaf string) (time.Time, bool) {
 // to tell what it belongs to, nothing secret.
 type tokenHolderEntry struct {
 	Role string `json:"role"`
+	// ClientID is the consumer key that minted the token, so a rotated-out
+	// key is kept while a lease holds a token it minted.
+	ClientID string `json:"client_id,omitempty"`
 }
 
 // recordTokenHolder records in storage that a lease ending at leaseEnd
@@ -77,7 +80,7 @@ func (b *backend) recordTokenHolder(ctx context.Context, s logical.Storage, role
 		return "", errTokenRevoked
 	}
 	leaf := strconv.FormatInt(leaseEnd.Add(holderGrace).Unix(), 10) + "-" + nonce
-	entry, err := logical.StorageEntryJSON(tokenHolderPrefix(hash)+leaf, tokenHolderEntry{Role: role})
+	entry, err := logical.StorageEntryJSON(tokenHolderPrefix(hash)+leaf, tokenHolderEntry{Role: role, ClientID: tok.clientID})
 	if err != nil {
 		return "", err
 	}

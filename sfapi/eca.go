@@ -143,6 +143,30 @@ func (c *Client) AppConsumers(ctx context.Context, s *Session, appID string) (co
 	return consumers, nil
 }
 
+// ConsumerSecret reads the consumer's current (primary) key and secret
+// (?part=keyandsecret), for a caller that lost the secret of a credential
+// it promoted. It needs the View Client Secret permission and the org's
+// REST access to consumer secrets.
+func (c *Client) ConsumerSecret(ctx context.Context, s *Session, appID, consumerID string) (key, secret string, err error) {
+	const op = "read consumer secret"
+	defer scrubSecrets(&err, sessionSecret(s))
+	if e := checkConnectIDs(op, appID, consumerID); e != nil {
+		return "", "", e
+	}
+	resp, e := c.restCall(ctx, op, s, http.MethodGet, credentialsPath(appID, consumerID), url.Values{"part": {"keyandsecret"}}, nil, http.StatusOK)
+	if e != nil {
+		return "", "", e
+	}
+	var body struct {
+		Key    string `json:"key"`
+		Secret string `json:"secret"`
+	}
+	if json.Unmarshal(resp.body, &body) != nil || body.Key == "" || body.Secret == "" {
+		return "", "", &Error{Op: op, Message: "unreadable consumer credentials", HTTPStatus: resp.status, Kind: KindOther}
+	}
+	return body.Key, body.Secret, nil
+}
+
 // stagedJSON is "App Oauth Staged Credentials".
 type stagedJSON struct {
 	ID             string `json:"id"`

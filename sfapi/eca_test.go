@@ -100,6 +100,9 @@ func TestClientEmulatorECACredentialLifecycle(t *testing.T) {
 			if consumers, _ := c.AppConsumers(ctx, s, app.Identifier); consumers[0].Key != cred.Key {
 				t.Errorf("primary key after rotation %q, want the staged one", consumers[0].Key)
 			}
+			if key, secret, err := c.ConsumerSecret(ctx, s, app.Identifier, consumer); err != nil || key != cred.Key || secret != cred.Secret {
+				t.Errorf("ConsumerSecret after rotation: key %q, the staged secret: %v, %v", key, secret == cred.Secret, err)
+			}
 			if !loginsWith(t, emu, emulator.DemoETLClientID, emulator.DemoETLClientSecret) {
 				t.Fatal("the rotated-out credential keeps working until deleted")
 			}
