@@ -173,13 +173,25 @@ func groupLogins(rows []sfapi.LoginRecord) []*methodGroup {
 			g.sourceIPs[r.SourceIP] = true
 		}
 	}
+	// The most urgent first: what fails or retires on a date, then what
+	// is deprecated, then the rest; the latest used first within each.
 	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].method != out[j].method {
-			return out[i].method < out[j].method
+		if ui, uj := urgency(out[i].method), urgency(out[j].method); ui != uj {
+			return ui < uj
 		}
 		return out[i].last.After(out[j].last)
 	})
 	return out
+}
+
+func urgency(method string) int {
+	switch method {
+	case methodSOAPLogin:
+		return 0
+	case methodUsernamePassword:
+		return 1
+	}
+	return 2
 }
 
 // roleNameCleaner keeps what a role name may hold.
@@ -204,8 +216,11 @@ func suggestedRoleName(u *reportUser, suffix string, taken map[string]bool) stri
 
 // replacement is the OAuth role the engine can serve today instead of a
 // password login: an existing role, or the command that writes one.
-func replacement(u *reportUser, mount string, haveKey bool, taken map[string]bool) (command, note string) {
+func replacement(u *reportUser, mount string, taken map[string]bool) (command, note string) {
 	switch {
+	case u.admin:
+		return fmt.Sprintf("vault write %sconfig grant_type=jwt_bearer", mount),
+			"The config's admin user: let the engine itself log in with JWT bearer (config/jwt-key's key or config's private_key, its certificate uploaded to the app)."
 	case len(u.jwtRoles) > 0:
 		return fmt.Sprintf("vault read %stoken/%s", mount, u.jwtRoles[0]),
 			fmt.Sprintf("roles/%s already serves JWT bearer tokens for this user: move the integration to it.", u.jwtRoles[0])
@@ -217,11 +232,7 @@ func replacement(u *reportUser, mount string, haveKey bool, taken map[string]boo
 			"This user is the app's run-as user: the client credentials flow logs in as it, with no password."
 	}
 	command = fmt.Sprintf("vault write %sroles/%s grant_type=jwt_bearer username=%s", mount, suggestedRoleName(u, "jwt", taken), u.username)
-	note = "The user's profile (or the user) must be pre-authorised in the app."
-	if !haveKey {
-		note = fmt.Sprintf("First generate a signing key with vault write %sconfig/jwt-key common_name=vault and upload its certificate to the app. ", mount) + note
-	}
-	return command, note
+	return command, "The user's profile (or the user) must be pre-authorised in the app."
 }
 
 // staleFailure is a failed login of an account's user after Vault rotated
@@ -291,6 +302,7 @@ func buildLoginReport(in *reportInput) (map[string]interface{}, []string) {
 	var next time.Time
 	nextWhat := ""
 	excludedTotal := 0
+	needKey := false
 
 	for _, u := range in.users {
 		rows := in.rows[id15(u.userID)]
@@ -334,7 +346,8 @@ func buildLoginReport(in *reportInput) (map[string]interface{}, []string) {
 		}
 		if len(risky) > 0 {
 			toMigrate = append(toMigrate, u.username)
-			cmd, note := replacement(u, in.mount, in.haveKey, in.roleNames)
+			cmd, note := replacement(u, in.mount, in.roleNames)
+			needKey = needKey || strings.Contains(cmd, "jwt_bearer")
 			entry["replacement"], entry["replacement_note"] = cmd, note
 			if !deadline.IsZero() {
 				entry["deadline"] = deadline.Format(time.DateOnly)
@@ -367,6 +380,10 @@ func buildLoginReport(in *reportInput) (map[string]interface{}, []string) {
 				f.account, u.username, formatTime(f.rotatedAt), formatTime(f.row.LoginTime), f.row.SourceIP, f.row.Status,
 				methodLabels[classifyLogin(f.row)]))
 		}
+	}
+	if needKey && !in.haveKey {
+		warnings = append(warnings, fmt.Sprintf("jwt_bearer needs a signing key: vault write %sconfig/jwt-key common_name=vault, "+
+			"then upload its certificate to the app (and pre-authorise the users' profiles there)", in.mount))
 	}
 	if in.hiddenOthers {
 		warnings = append(warnings, fmt.Sprintf("Salesforce returned logins of the admin user (%s) only: without the Manage Users or "+

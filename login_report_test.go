@@ -78,15 +78,16 @@ func TestLoginReport_ListsRetiringMethodsWithDeadlineAndReplacement(t *testing.T
 	}
 	if integ["needs_migration"] != true || integ["deadline"] != "2027-06-12" ||
 		integ["replacement"] != "vault write salesforce/roles/demo-jwt grant_type=jwt_bearer username=integration@acme.demo" ||
-		!strings.Contains(integ["replacement_note"].(string), "config/jwt-key") {
+		!strings.Contains(integ["replacement_note"].(string), "pre-authorised") {
 		t.Errorf("migration advice for %s: %v", demoIntegrationUser, integ)
 	}
-	if got := fmt.Sprint(integ["managed_as"]); got != "[accounts/demo roles/pw (password)]" {
+	if got := fmt.Sprint(integ["managed_as"]); got != "[accounts/demo roles/pw]" {
 		t.Errorf("managed_as %s", got)
 	}
 	// The admin logs in with the username-password flow (config's grant).
 	admin := reportUserEntry(t, data, demoAdminUser)
-	if admin["needs_migration"] != true || !strings.Contains(fmt.Sprint(admin["managed_as"]), "config (admin user)") {
+	if admin["needs_migration"] != true || fmt.Sprint(admin["managed_as"]) != "[config admin]" ||
+		admin["replacement"] != "vault write salesforce/config grant_type=jwt_bearer" {
 		t.Errorf("admin entry %v", admin)
 	}
 	if fmt.Sprint(data["soap_login_users"]) != "[integration@acme.demo]" ||
@@ -98,7 +99,8 @@ func TestLoginReport_ListsRetiringMethodsWithDeadlineAndReplacement(t *testing.T
 	warned := strings.Join(resp.Warnings, "\n")
 	for _, want := range []string{"SOAP login() at API 58.0 via acme-etl from 203.0.113.10",
 		"retires with Summer '27 (about 2027-06-12",
-		"Replace with: vault write salesforce/roles/demo-jwt grant_type=jwt_bearer username=integration@acme.demo."} {
+		"Replace with: vault write salesforce/roles/demo-jwt grant_type=jwt_bearer username=integration@acme.demo.",
+		"jwt_bearer needs a signing key: vault write salesforce/config/jwt-key common_name=vault"} {
 		if !strings.Contains(warned, want) {
 			t.Errorf("warnings lack %q:\n%s", want, warned)
 		}

@@ -234,7 +234,7 @@ func (b *backend) reportUsers(ctx context.Context, s logical.Storage, cfg *sales
 	if only == "" && cfg.Username != "" && cfg.GrantType != adminGrantClientCredentials {
 		u := user(cfg.Username)
 		u.admin = true
-		u.managedAs = append(u.managedAs, "config (admin user)")
+		u.managedAs = append(u.managedAs, "config admin")
 	}
 
 	roleNames, err := s.List(ctx, roleStoragePrefix)
@@ -266,7 +266,7 @@ func (b *backend) reportUsers(ctx context.Context, s logical.Storage, cfg *sales
 		default:
 			continue
 		}
-		u.managedAs = append(u.managedAs, fmt.Sprintf("roles/%s (%s)", name, r.GrantType))
+		u.managedAs = append(u.managedAs, "roles/"+name)
 	}
 	return order, nil
 }
@@ -301,7 +301,7 @@ func (b *backend) readReportLogins(ctx context.Context, lc loginHistoryClient, s
 	for _, u := range in.users {
 		if cfg.GrantType == adminGrantClientCredentials && id15(u.userID) == id15(adminID) {
 			u.runAs = true
-			u.managedAs = append(u.managedAs, "config (the app's run-as user)")
+			u.managedAs = append(u.managedAs, "config run-as user")
 		}
 		if u.userID != "" && !seen[id15(u.userID)] {
 			seen[id15(u.userID)] = true

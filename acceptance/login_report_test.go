@@ -88,7 +88,7 @@ func TestLoginReportInVault(t *testing.T) {
 	out := vaultCLIWithWarnings(t, "read", mount+"/login-report")
 	t.Logf("$ vault read %s/login-report\n%s", mount, out)
 	replacement := fmt.Sprintf("vault write %s/roles/etl2-jwt grant_type=jwt_bearer username=%s", mount, demoInteg2User)
-	for _, want := range []string{"WARNING!", demoInteg2User + " (accounts/etl2, roles/etl2-pw (password))",
+	for _, want := range []string{"WARNING!", demoInteg2User + " (accounts/etl2, roles/etl2-pw)",
 		"SOAP login() at API 64.0 from 127.0.0.1", "retires with Summer '27 (about " + soapLoginRetirement,
 		"OAuth username-password flow via Vault", "Replace with: " + replacement,
 		"next_deadline " + soapLoginRetirement, "users_to_migrate"} {
