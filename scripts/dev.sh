@@ -234,6 +234,11 @@ if [[ -z "${SF_LOGIN_URL:-}" ]]; then
   vault write salesforce/roles/cc grant_type=client_credentials
   vault read salesforce/token/cc
 
+  # Which login methods the managed users use, which of them Salesforce retires and when,
+  # and the OAuth role that replaces them (docs/migration.md); External Client Apps and
+  # their consumer key rotation: docs/external-client-apps.md
+  vault read salesforce/login-report
+
   # A refresh token, as the web-server flow grants after the user's consent in a browser:
   curl -s -d client_id=3MVG9demoClientId -d username=integration@acme.demo \\
     $emulator_url/_emulator/refresh-tokens |
