@@ -29,8 +29,8 @@ const (
 // digits and single underscores, at most 80 characters (checked apart).
 var developerNameRegex = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)
 
-// addAppFields adds config's app fields to its schema.
-func addAppFields(fields map[string]*framework.FieldSchema) {
+// withAppFields adds config's app fields to its schema.
+func withAppFields(fields map[string]*framework.FieldSchema) map[string]*framework.FieldSchema {
 	fields["app_type"] = &framework.FieldSchema{
 		Type: framework.TypeString,
 		Description: "Kind of the app client_id belongs to: connected_app (the default) or external_client_app. An External " +
@@ -45,6 +45,7 @@ func addAppFields(fields map[string]*framework.FieldSchema) {
 			"secret (rotate-client-secret). Only with app_type=external_client_app; \"\" clears it.",
 		DisplayAttrs: &framework.DisplayAttributes{Name: "App developer name"},
 	}
+	return fields
 }
 
 // isECA reports whether config's app is an External Client App.
@@ -89,6 +90,19 @@ func applyAppFields(cfg *salesforceConfig, d *framework.FieldData) error {
 		return errECAPasswordGrant
 	}
 	return nil
+}
+
+// applyAppConfig applies the app fields of a config write: a 400
+// response for a bad value, or for password roles an ECA could not serve.
+func applyAppConfig(ctx context.Context, s logical.Storage, cfg *salesforceConfig, d *framework.FieldData) (*logical.Response, error) {
+	if err := applyAppFields(cfg, d); err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	msg, err := appGrantConflicts(ctx, s, cfg)
+	if err != nil || msg == "" {
+		return nil, err
+	}
+	return logical.ErrorResponse(msg), nil
 }
 
 // appGrantConflicts names the roles an External Client App config could

@@ -67,7 +67,7 @@ func pathConfig(b *backend) []*framework.Path {
 }
 
 func configFields() map[string]*framework.FieldSchema {
-	fields := map[string]*framework.FieldSchema{
+	return withAppFields(map[string]*framework.FieldSchema{
 		"login_url": {
 			Type: framework.TypeString,
 			Description: "Where logins and token requests go: https://login.salesforce.com (production, the default), " +
@@ -184,9 +184,7 @@ func configFields() map[string]*framework.FieldSchema {
 				"check returns Salesforce's error code and stores nothing.",
 			Default: true,
 		},
-	}
-	addAppFields(fields)
-	return fields
+	})
 }
 
 func (b *backend) pathConfigExists(ctx context.Context, req *logical.Request, _ *framework.FieldData) (bool, error) {
@@ -254,13 +252,8 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err := applyConfigFields(cfg, d, existing == nil, vaultKey != nil); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	if err := applyAppFields(cfg, d); err != nil {
-		return logical.ErrorResponse(err.Error()), nil
-	}
-	if msg, err := appGrantConflicts(ctx, req.Storage, cfg); err != nil {
-		return nil, err
-	} else if msg != "" {
-		return logical.ErrorResponse(msg), nil
+	if resp, err := applyAppConfig(ctx, req.Storage, cfg, d); resp != nil || err != nil {
+		return resp, err
 	}
 	// Checked whatever verify says: with verify=false the next admin login
 	// would ship the stored secrets instead of this write's check.
