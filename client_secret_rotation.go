@@ -92,6 +92,15 @@ func checkClientSecretConfig(cfg *salesforceConfig) error {
 func (b *backend) rotateClientSecret(ctx context.Context, s logical.Storage) (*clientSecretOutcome, error) {
 	b.rootMu.Lock()
 	defer b.rootMu.Unlock()
+	// A config that cannot be rotated is refused without a trace: nothing
+	// was tried, so there is no failure to record.
+	cfg, err := readConfig(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkClientSecretConfig(cfg); err != nil {
+		return nil, err
+	}
 	out, err := b.rotateClientSecretLocked(ctx, s)
 	if err != nil {
 		b.recordClientSecretFailure(ctx, s, err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
@@ -183,4 +184,22 @@ func (f *fakeClient) UnlockLogin(ctx context.Context, admin *sfapi.Session, user
 }
 func (f *fakeClient) Query(ctx context.Context, s *sfapi.Session, soql string) (int, error) {
 	return 0, errFakeNotImplemented
+}
+
+// LoginHistory: the fake org keeps no login history.
+func (f *fakeClient) LoginHistory(ctx context.Context, s *sfapi.Session, userIDs []string, since time.Time, limit int) ([]sfapi.LoginRecord, bool, error) {
+	return nil, false, nil
+}
+
+// UserIDs resolves the fake org's usernames.
+func (f *fakeClient) UserIDs(ctx context.Context, s *sfapi.Session, usernames []string) (map[string]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ids := map[string]string{}
+	for _, name := range usernames {
+		if u := f.users[name]; u != nil {
+			ids[name] = u.id
+		}
+	}
+	return ids, nil
 }

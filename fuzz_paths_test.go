@@ -783,7 +783,8 @@ var fuzzPathExamples = []string{
 	"accounts", "accounts/", "accounts/team-a/", "accounts/etl", "accounts/team-a/etl", "accounts/self",
 	"accounts/etl/security-token", "accounts/etl/diagnose", "creds/etl", "creds/team-a/etl",
 	"roles", "roles/", "roles/jwt", "roles/pw", "token/jwt", "token/cc", "token/pw", "token/rt",
-	"rotate/etl", "rotate/self", "rotate-root",
+	"rotate/etl", "rotate/self", "rotate-root", "rotate-client-secret",
+	"login-report", "accounts/etl/login-report",
 }
 
 // fuzzValidBodies are well-formed bodies per path, so mutations start

@@ -14,10 +14,6 @@ import (
 	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/emulator"
 )
 
-const demoInteg2Password = "Integ2-Pass-1234"
-
-func init() { noteSecret(demoInteg2Password) }
-
 // cliTable is a table the vault CLI printed: its column names and, for each
 // row, the cells by column name ("" where a row has no cell).
 type cliTable struct {
