@@ -29,6 +29,8 @@ func pathLoginReport(b *backend) []*framework.Path {
 		Type:        framework.TypeInt,
 		Default:     defaultReportDays,
 		Description: fmt.Sprintf("How many days of Login History to read (1 to %d; Salesforce keeps six months).", maxReportDays),
+		// A read takes it from the query string (vault read ... days=90).
+		Query: true,
 	}
 	return []*framework.Path{
 		{

@@ -32,6 +32,7 @@ var pluginPaths = []pluginPath{
 		"login_url", "allow_non_salesforce_url", "api_version", "soap_api_version",
 		"client_id", "client_secret", "private_key", "username", "grant_type",
 		"password", "security_token", "ca_cert", "request_timeout", "verify",
+		"app_type", "app_developer_name",
 	}},
 	{OpenAPI: "accounts/{name}", Example: "accounts/demo", Fields: []string{
 		"name", "username", "password", "security_token", "description", "verify",
@@ -53,6 +54,9 @@ var pluginPaths = []pluginPath{
 	}},
 	{OpenAPI: "accounts/{name}/security-token", Example: "accounts/demo/security-token", Fields: []string{"name", "security_token"}},
 	{OpenAPI: "accounts/{name}/diagnose", Example: "accounts/demo/diagnose", Fields: []string{"name"}},
+	{OpenAPI: "accounts/{name}/login-report", Example: "accounts/demo/login-report", Fields: []string{"name", "days"}},
+	{OpenAPI: "login-report", Example: "login-report", Fields: []string{"days"}},
+	{OpenAPI: "rotate-client-secret", Example: "rotate-client-secret"},
 }
 
 // secretValuesIn fails the test if out contains any of the values.
