@@ -285,3 +285,76 @@ func TestControlRefusesNonLocalCallers(t *testing.T) {
 		}
 	}
 }
+
+func TestControlAppsOrgAndClock(t *testing.T) {
+	s := NewTestServer(t, nil)
+	base := s.LoginURL() + ControlPrefix
+	status, body := controlDo(t, "POST", base+"apps", "application/json",
+		`{"name":"Billing Sync","runAsUser":"integration2@acme.demo","preAuthorizedProfiles":["Integration"]}`)
+	app := decode[controlApp](t, body)
+	if status != 201 || app.Kind != KindExternalClientApp || !validID(app.ID, "0xI") || app.DeveloperName != "Billing_Sync" ||
+		len(app.Consumers) != 1 || !validID(app.Consumers[0].ConsumerID, "888") || len(app.Consumers[0].ClientSecret) != 64 {
+		t.Fatalf("create: %d %s", status, body)
+	}
+	if status, out := clientCredentialsLogin(t, s, app.Consumers[0].ClientID, app.Consumers[0].ClientSecret); status != 200 ||
+		!strings.HasSuffix(out["id"].(string), s.UserID(DemoInteg2Username)) {
+		t.Fatalf("new app's client credentials: %d %v", status, out)
+	}
+	admin := mustPasswordGrant(t, s, adminUser, adminPass+adminTok)
+	if _, body := connectDo(t, s, admin, "GET", "65.0", "/apps/oauth/usage", ""); !strings.Contains(body, `"developerName":"Billing_Sync"`) {
+		t.Errorf("usage lists the new app: %s", body)
+	}
+	for _, tc := range []struct {
+		body, want string
+	}{
+		{`{"name":"X","runAsUser":"nobody@acme.demo"}`, "unknown runAsUser"},
+		{`{"name":"Y","clientId":"` + DemoClientID + `"}`, "client id used twice"},
+		{`{"name":"Z","kind":"gizmo"}`, "kind must be"},
+		{`{"name":"Billing Sync"}`, "duplicate id or developerName"},
+		{`{"kind":"externalClientApp"}`, "needs a name"},
+		{`{"name":"W","secret":"x"}`, "unknown field"},
+	} {
+		if status, body := controlDo(t, "POST", base+"apps", "application/json", tc.body); status != 400 || !strings.Contains(body, tc.want) {
+			t.Errorf("%s: %d %s", tc.body, status, body)
+		}
+	}
+	for _, ref := range []string{"Acme_ETL", DemoETLAppID, DemoETLClientID} {
+		if status, body := controlDo(t, "GET", base+"apps/"+ref, "", ""); status != 200 || !strings.Contains(body, `"name":"Acme ETL"`) {
+			t.Errorf("GET apps/%s: %d %s", ref, status, body)
+		}
+	}
+	if status, _ := controlDo(t, "GET", base+"apps/nope", "", ""); status != 404 {
+		t.Errorf("unknown app: %d", status)
+	}
+	// Org switches.
+	status, body = controlDo(t, "PATCH", base+"org", "application/json", `{"stageOverRotated":true,"stagedIdFollowsCredential":true}`)
+	settings := decode[OrgSettings](t, body)
+	if status != 200 || !settings.StageOverRotated || !settings.StagedIDFollowsCredential || !settings.EnableClientSecretInRESTAPIAccess {
+		t.Fatalf("PATCH org: %d %s", status, body)
+	}
+	if status, body := controlDo(t, "PATCH", base+"org", "application/json", `{"passwordPolicy":{}}`); status != 400 || !strings.Contains(body, "unknown field") {
+		t.Errorf("unknown setting: %d %s", status, body)
+	}
+	// The clock moves for everything: the staged credential expires.
+	_, body = connectDo(t, s, admin, "POST", "65.0", etlPath("/staged"), "")
+	st := decode[stagedCollectionResp](t, body).StagedCredentials[0]
+	before := s.Now()
+	if status, body := controlDo(t, "POST", base+"clock", "application/json", `{"advance":"31d"}`); status != 200 || !strings.Contains(body, `"now"`) {
+		t.Fatalf("advance: %d %s", status, body)
+	}
+	if d := s.Now().Sub(before); d < 31*24*time.Hour || d > 31*24*time.Hour+time.Minute {
+		t.Errorf("advanced by %s", d)
+	}
+	if status, _ := clientCredentialsLogin(t, s, st.Key, st.Secret); status != 400 {
+		t.Errorf("staged key 31 days later: %d", status)
+	}
+	if status, body := controlDo(t, "GET", base+"apps/Acme_ETL", "", ""); status != 200 || !strings.Contains(body, `"state":"Expired"`) {
+		t.Errorf("control view of the slot: %s", body)
+	}
+	if status, _ := controlDo(t, "POST", base+"clock", "application/json", `{"advance":"-1h"}`); status != 400 {
+		t.Errorf("backwards: %d", status)
+	}
+}
+
+// After a rotation the previous key still identifies the app as JWT
+// bearer issuer until its credential is deleted.
