@@ -1,7 +1,6 @@
 package salesforce
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,19 +9,13 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"math/big"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
-
-	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/emulator"
-	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 // Test keys are generated once per test binary.
@@ -295,76 +288,6 @@ func TestConfig_Delete(t *testing.T) {
 	}
 }
 
-func TestConfig_AdminSessionCached(t *testing.T) {
-	b, s := getTestBackend(t)
-	fake := newFakeClient()
-	fake.install(b)
-	mustWrite(t, b, s, "config", fakeConfig())
-	base := fake.count("oauth.client_credentials")
-
-	first, err := b.adminSession(t.Context(), s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	second, err := b.adminSession(t.Context(), s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if first != second || fake.count("oauth.client_credentials") != base+1 {
-		t.Errorf("admin session not reused: %d logins", fake.count("oauth.client_credentials")-base)
-	}
-
-	// A config change (here or on another node) drops the cached session.
-	mustWrite(t, b, s, "config", map[string]interface{}{"api_version": "67.0", "verify": false})
-	if third, _ := b.adminSession(t.Context(), s); third == first {
-		t.Errorf("admin session survived a config write")
-	}
-	b.invalidate(t.Context(), configStoragePath)
-	before := fake.count("oauth.client_credentials")
-	if _, err := b.adminSession(t.Context(), s); err != nil || fake.count("oauth.client_credentials") != before+1 {
-		t.Errorf("admin session survived invalidation: %v", err)
-	}
-}
-
-func TestConfig_AdminGrants(t *testing.T) {
-	coreTestKeys(t)
-	cases := map[string]struct {
-		data    map[string]interface{}
-		counter string
-	}{
-		"jwt_bearer": {map[string]interface{}{
-			"client_id": fakeClientID, "username": "admin@fake.test", "private_key": coreTestPKCS8PEM,
-		}, "oauth.jwt"},
-		"client_credentials": {fakeConfig(), "oauth.client_credentials"},
-		"password": {map[string]interface{}{
-			"client_id": fakeClientID, "client_secret": fakeClientSecret, "grant_type": "password",
-			"username": "admin@fake.test", "password": "Fake-Admin-Pass-1", "security_token": "FAKEADMINTOKEN000000",
-		}, "oauth.password"},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			b, s := getTestBackend(t)
-			fake := newFakeClient()
-			fake.install(b)
-			mustWrite(t, b, s, "config", tc.data)
-			b.resetClient()
-			sess, err := b.adminSession(t.Context(), s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if sess.UserID != "005000000000001AAA" {
-				t.Errorf("admin session user = %s", sess.UserID)
-			}
-			if fake.count(tc.counter) != 2 {
-				t.Errorf("want 2 %s logins (verify + session), got %d", tc.counter, fake.count(tc.counter))
-			}
-		})
-	}
-}
-
-// badConfigInput is a refused write whose error names field. Updates
-// that are refused only because a config is stored (a new endpoint while
-// secrets are stored for the old one) are marked updateOnly.
 type badConfigInput struct {
 	field      string
 	data       map[string]interface{}
@@ -465,134 +388,6 @@ func TestConfig_BadInputs(t *testing.T) {
 	}
 }
 
-// Moving logins to another host must not take the stored admin secrets
-// along: a caller who can only update config, and does not know them,
-// would otherwise receive them at a host of its choosing with the very
-// next verification login.
-func TestConfig_EndpointChangeRequiresStoredSecretsAgain(t *testing.T) {
-	b, s, _, logs := emulatorBackend(t, adminGrantPassword)
-	var mu sync.Mutex
-	var received strings.Builder
-	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		received.WriteString(r.URL.Path + "?" + string(body) + " " + r.Header.Get("Authorization") + "\n")
-		mu.Unlock()
-		w.WriteHeader(http.StatusBadRequest)
-		_, _ = w.Write([]byte(`{"error":"invalid_grant","error_description":"authentication failure"}`))
-	}))
-	defer evil.Close()
-
-	before := snapshotStorage(t, s)
-	for _, verify := range []bool{true, false} {
-		resp, err := request(t, b, s, logical.UpdateOperation, "config", map[string]interface{}{
-			"login_url": evil.URL, "allow_non_salesforce_url": true, "verify": verify,
-		})
-		msg := ""
-		if e := respErr(resp, err); e != nil {
-			msg = e.Error()
-		}
-		if statusOf(resp, err) != 400 {
-			t.Fatalf("verify=%v: want 400, got %d %q", verify, statusOf(resp, err), msg)
-		}
-		for _, want := range []string{"login_url", "client_secret", "password", "security_token", "never sent to a new endpoint"} {
-			if !strings.Contains(msg, want) {
-				t.Errorf("verify=%v: error should mention %q: %s", verify, want, msg)
-			}
-		}
-		if strings.Contains(msg, "private_key") {
-			t.Errorf("verify=%v: private_key is never sent and need not be given again: %s", verify, msg)
-		}
-		assertNoSecrets(t, "error", msg, demoAdminPassword, demoAdminToken, demoClientSecret)
-		assertSameStorage(t, before, snapshotStorage(t, s))
-	}
-
-	// Re-entering some of them is not enough: the error names the rest.
-	resp, err := request(t, b, s, logical.UpdateOperation, "config", map[string]interface{}{
-		"login_url": evil.URL, "client_secret": "caller-chosen-secret", "password": "Caller-Chosen-1",
-	})
-	if msg := fmt.Sprint(respErr(resp, err)); statusOf(resp, err) != 400 || !strings.Contains(msg, "give security_token again") {
-		t.Errorf("want 400 naming only security_token, got %d %s", statusOf(resp, err), msg)
-	}
-	assertSameStorage(t, before, snapshotStorage(t, s))
-
-	mu.Lock()
-	if got := received.String(); got != "" {
-		t.Errorf("a refused write still called the new host: %s", got)
-	}
-	mu.Unlock()
-	assertNoSecrets(t, "log output", logs.String(), demoAdminPassword, demoAdminToken, demoClientSecret)
-
-	// With every secret given again the move succeeds: they are the
-	// caller's own now. The new endpoint is another emulated org.
-	other := emulator.NewTestServer(t, emulator.DefaultSeed())
-	mustWrite(t, b, s, "config", map[string]interface{}{
-		"login_url": other.LoginURL(), "client_secret": demoClientSecret,
-		"password": demoAdminPassword, "security_token": demoAdminToken,
-	})
-	if got := other.Calls("oauth.token"); got != 1 {
-		t.Errorf("verification at the new login_url: want 1 token call, got %d", got)
-	}
-	if got := mustRead(t, b, s, "config")["login_url"]; got != other.LoginURL() {
-		t.Errorf("login_url = %v, want %s", got, other.LoginURL())
-	}
-}
-
-// Only changes that move or widen the endpoint ask for the secrets; a
-// secret the new grant does not need may be cleared instead of given, and
-// a stored private key never has to be given again.
-func TestConfig_EndpointChangeClearingAndPrivateKey(t *testing.T) {
-	t.Run("unchanged endpoint", func(t *testing.T) {
-		b, s := getTestBackend(t)
-		newFakeClient().install(b)
-		mustWrite(t, b, s, "config", fakeConfig())
-		// The same login_url in another spelling, and the opt-in turned
-		// off (it already is), move nothing.
-		mustWrite(t, b, s, "config", map[string]interface{}{
-			"login_url": "https://FAKE.my.salesforce.com/", "allow_non_salesforce_url": false, "api_version": "67.0",
-		})
-	})
-	t.Run("opt-in turned off", func(t *testing.T) {
-		b, s := getTestBackend(t)
-		newFakeClient().install(b)
-		data := fakeConfig()
-		data["allow_non_salesforce_url"] = true
-		mustWrite(t, b, s, "config", data)
-		mustWrite(t, b, s, "config", map[string]interface{}{"allow_non_salesforce_url": false})
-	})
-	t.Run("unneeded secrets cleared", func(t *testing.T) {
-		b, s, _, _ := emulatorBackend(t, adminGrantPassword)
-		other := emulator.NewTestServer(t, emulator.DefaultSeed())
-		mustWrite(t, b, s, "config", map[string]interface{}{
-			"login_url": other.MyDomainURL(), "grant_type": adminGrantClientCredentials,
-			"client_secret": demoClientSecret, "password": "", "security_token": "",
-		})
-		cfg, err := readConfig(t.Context(), s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cfg.Password != "" || cfg.SecurityToken != "" || cfg.ClientSecret != demoClientSecret {
-			t.Errorf("cleared secrets still stored (password %v, token %v) or client secret lost", cfg.Password != "", cfg.SecurityToken != "")
-		}
-		if other.Calls("oauth.token") != 1 {
-			t.Errorf("want the new endpoint verified once, got %d token calls", other.Calls("oauth.token"))
-		}
-	})
-	t.Run("private key stays", func(t *testing.T) {
-		b, s, _, _ := emulatorBackend(t, adminGrantJWTBearer)
-		other := emulator.NewTestServer(t, emulator.DefaultSeed())
-		// The key never leaves Vault; the new host gets an assertion
-		// signed for its own audience.
-		mustWrite(t, b, s, "config", map[string]interface{}{"login_url": other.MyDomainURL()})
-		if other.Calls("oauth.token") != 1 {
-			t.Errorf("want the new endpoint verified with the stored key, got %d token calls", other.Calls("oauth.token"))
-		}
-		if got := mustRead(t, b, s, "config")["private_key_set"]; got != true {
-			t.Errorf("private_key_set = %v", got)
-		}
-	})
-}
-
 func TestConfig_HelpSaysUpdateIsRootForTheMount(t *testing.T) {
 	b, s := getTestBackend(t)
 	resp, err := request(t, b, s, logical.HelpOperation, "config", nil)
@@ -622,158 +417,4 @@ func TestConfig_AdminUserCannotBeAccount(t *testing.T) {
 		t.Fatalf("want 400 naming username, got %v", respErr(resp, err))
 	}
 	assertSameStorage(t, before, snapshotStorage(t, s))
-}
-
-func TestConfig_EmulatorAdminGrants(t *testing.T) {
-	for _, grant := range []string{adminGrantJWTBearer, adminGrantClientCredentials, adminGrantPassword} {
-		t.Run(grant, func(t *testing.T) {
-			b, s, srv, _ := emulatorBackend(t, grant)
-			if got := srv.Calls("oauth.token"); got != 1 {
-				t.Errorf("verification: want 1 token call, got %d", got)
-			}
-			sess, err := b.adminSession(t.Context(), s)
-			if err != nil {
-				t.Fatalf("admin session: %v", err)
-			}
-			if !strings.HasPrefix(sess.UserID, "005") || sess.AccessToken == "" {
-				t.Errorf("admin session: user %q", sess.UserID)
-			}
-			if _, err := b.adminSession(t.Context(), s); err != nil || srv.Calls("oauth.token") != 2 {
-				t.Errorf("admin session not cached: %d token calls, %v", srv.Calls("oauth.token"), err)
-			}
-			if got := mustRead(t, b, s, "config")["grant_type"]; got != grant {
-				t.Errorf("grant_type = %v", got)
-			}
-		})
-	}
-}
-
-func TestConfig_EmulatorRefusals(t *testing.T) {
-	srv := emulator.NewTestServer(t, emulator.DefaultSeed())
-	cases := map[string]struct {
-		change map[string]interface{}
-		grant  string
-		code   string
-	}{
-		"wrong client secret":             {map[string]interface{}{"client_secret": "not-the-secret"}, adminGrantClientCredentials, "invalid_client"},
-		"client_credentials on login url": {map[string]interface{}{"login_url": srv.LoginURL()}, adminGrantClientCredentials, "invalid_grant"},
-		"wrong admin password":            {map[string]interface{}{"password": "Wrong-Pass-1234"}, adminGrantPassword, "invalid_grant"},
-		"jwt for unknown user":            {map[string]interface{}{"username": "ghost@acme.demo"}, adminGrantJWTBearer, "invalid_grant"},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			b, s := getTestBackend(t)
-			data := emulatorConfig(srv, tc.grant)
-			for k, v := range tc.change {
-				data[k] = v
-			}
-			before := snapshotStorage(t, s)
-			resp, err := request(t, b, s, logical.UpdateOperation, "config", data)
-			if statusOf(resp, err) != 400 || !strings.Contains(respErr(resp, err).Error(), tc.code) {
-				t.Errorf("want 400 with %s, got %d %v", tc.code, statusOf(resp, err), respErr(resp, err))
-			}
-			assertSameStorage(t, before, snapshotStorage(t, s))
-		})
-	}
-}
-
-func TestConfig_ConcurrentAdminSessionsShareOneLogin(t *testing.T) {
-	b, s, srv, _ := emulatorBackend(t, adminGrantJWTBearer)
-	srv.ResetCalls()
-	var wg sync.WaitGroup
-	sessions := make([]*sfapi.Session, 32)
-	errs := make([]error, len(sessions))
-	for i := range sessions {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sessions[i], errs[i] = b.adminSession(t.Context(), s)
-		}()
-	}
-	wg.Wait()
-	for i := range sessions {
-		if errs[i] != nil || sessions[i] != sessions[0] {
-			t.Fatalf("caller %d: %v (different session: %v)", i, errs[i], sessions[i] != sessions[0])
-		}
-	}
-	if got := srv.Calls("oauth.token"); got != 1 {
-		t.Errorf("32 concurrent callers caused %d admin logins, want 1", got)
-	}
-}
-
-func TestConfig_AdminSessionRetriedOnceWhenExpired(t *testing.T) {
-	b, s, srv, _ := emulatorBackend(t, adminGrantClientCredentials)
-	srv.ResetCalls()
-	attempts := 0
-	err := b.withAdminSession(t.Context(), s, func(c Client, sess *sfapi.Session) error {
-		attempts++
-		if attempts == 1 {
-			return &sfapi.Error{Op: "query", Code: "INVALID_SESSION_ID", Kind: sfapi.KindSession}
-		}
-		return nil
-	})
-	if err != nil || attempts != 2 || srv.Calls("oauth.token") != 2 {
-		t.Errorf("want one retry with a fresh session: err=%v attempts=%d logins=%d", err, attempts, srv.Calls("oauth.token"))
-	}
-	attempts = 0
-	err = b.withAdminSession(t.Context(), s, func(c Client, sess *sfapi.Session) error {
-		attempts++
-		return &sfapi.Error{Op: "query", Code: "INVALID_SESSION_ID", Kind: sfapi.KindSession}
-	})
-	if err == nil || attempts != 2 {
-		t.Errorf("a session error that persists must surface after one retry: err=%v attempts=%d", err, attempts)
-	}
-}
-
-func TestConfig_JWTBearerWithKeyKeptInVault(t *testing.T) {
-	srv := emulator.NewTestServer(t, emulator.DefaultSeed())
-	b, s := getTestBackend(t)
-	data := emulatorConfig(srv, adminGrantJWTBearer)
-	delete(data, "private_key")
-
-	before := snapshotStorage(t, s)
-	resp, err := request(t, b, s, logical.UpdateOperation, "config", data)
-	if statusOf(resp, err) != 400 || !strings.Contains(respErr(resp, err).Error(), "private_key") {
-		t.Fatalf("jwt_bearer without any key: want 400 naming private_key, got %v", respErr(resp, err))
-	}
-	assertSameStorage(t, before, snapshotStorage(t, s))
-
-	// The connected app's certificate matches the demo key, imported here
-	// as the key Vault signs with.
-	mustWrite(t, b, s, "config/jwt-key", map[string]interface{}{"private_key": emulator.DemoPrivateKeyPEM})
-	mustWrite(t, b, s, "config", data)
-	if got := mustRead(t, b, s, "config")["private_key_set"]; got != false {
-		t.Errorf("private_key_set = %v", got)
-	}
-	b.resetClient()
-	if sess, err := b.adminSession(t.Context(), s); err != nil || !strings.HasPrefix(sess.UserID, "005") {
-		t.Fatalf("admin session with config/jwt-key: %v", err)
-	}
-	if got := srv.Calls("oauth.token"); got != 2 {
-		t.Errorf("want 2 JWT bearer logins (verify, session), got %d", got)
-	}
-}
-
-// Issue 9, defect 11, the engine's side: the wire client gets config's
-// allow_non_salesforce_url, so the instance hosts a login names are held
-// to login_url's policy (sfapi's TestTrust11InstanceURLPolicy has the
-// policy itself).
-func TestTrust11InstanceURLPolicyFollowsConfig(t *testing.T) {
-	b, s := getTestBackend(t)
-	fake := newFakeClient()
-	fake.install(b)
-	for _, allow := range []bool{false, true} {
-		cfg := fakeConfig()
-		cfg["allow_non_salesforce_url"] = allow
-		mustWrite(t, b, s, "config", cfg)
-		if _, _, err := b.getClient(context.Background(), s); err != nil {
-			t.Fatal(err)
-		}
-		fake.mu.Lock()
-		got := fake.cfg.AllowNonSalesforceURL
-		fake.mu.Unlock()
-		if got != allow {
-			t.Errorf("config allow_non_salesforce_url=%v: the client got %v", allow, got)
-		}
-	}
 }
