@@ -31,6 +31,9 @@ const (
 	clientDefaultRequestTimeout = 30 * time.Second
 	clientDefaultAPIVersion     = "66.0"
 	clientDefaultSOAPAPIVersion = "64.0"
+	// clientMaxIdleConnsPerHost is how many connections to one host stay
+	// open between calls.
+	clientMaxIdleConnsPerHost = 64
 )
 
 var clientAPIVersionPattern = regexp.MustCompile(`^[0-9]{2,3}\.[0-9]$`)
@@ -73,6 +76,10 @@ func New(cfg Config) (*Client, error) {
 	}
 
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	// Rotations run concurrently against one host (max_concurrent_rotations,
+	// up to dozens): keep that many connections open instead of Go's
+	// default 2, so calls do not pay a new TCP and TLS handshake each.
+	tr.MaxIdleConnsPerHost = clientMaxIdleConnsPerHost
 	tr.TLSClientConfig = &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		RootCAs:    cfg.RootCAs,
