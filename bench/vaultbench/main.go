@@ -95,6 +95,7 @@ func run(ctx context.Context, args []string) error {
 		rotLatency     = fs.Duration("rot-latency", 50*time.Millisecond, "(3) latency the emulator adds to every Salesforce call")
 		rotConcurrency = fs.Int("rot-concurrency", 16, "(3) config/rotation max_concurrent_rotations")
 		rotRPM         = fs.Int("rot-rpm", 60000, "(3) config/rotation requests_per_minute (rotation starts per minute; high so it does not bind)")
+		rotRPS         = fs.Int("rot-rps", 400, "(3) config/rotation requests_per_second, the per-org request rate (400: above what 16 rotations at 50ms make; 0: the engine's default)")
 		rotConfig      = fs.String("rot-config", "", "(3) more config/rotation fields, key=value,... (e.g. a per-org request rate once the engine has one)")
 		rotTimeout     = fs.Duration("rot-timeout", 10*time.Minute, "(3) give up waiting for the rotations after this")
 
@@ -106,7 +107,7 @@ func run(ctx context.Context, args []string) error {
 		fill         = fs.String("fill", "raw", "(4, 5) how to go from the first batch to N accounts: raw (clone an engine-written account through sys/raw, fast) or api (write each through the engine)")
 		scalePeriod  = fs.String("scale-rotation-period", "720h", "(4, 5) rotation_period of the scale accounts, so the rotation queue holds them (\"\" for none)")
 
-		pprof    = fs.Bool("pprof", false, "build the plugin with -tags pprof and save CPU profiles of the plugin process during the creds and token rounds (in -out)")
+		pprof    = fs.Bool("pprof", false, "build the plugin with -tags pprof and save CPU profiles of the plugin process during the creds and token rounds and the rotations (in -out)")
 		outDir   = fs.String("out", "", "directory for results.md, throughput.svg, profiles and vault.log (default .bench in the repository)")
 		svgPath  = fs.String("svg", "", "also write the chart here (e.g. docs/performance.svg)")
 		logLevel = fs.String("vault-log-level", "info", "Vault server log level (the plugin's rotation queue line is at info)")
@@ -138,7 +139,7 @@ func run(ctx context.Context, args []string) error {
 		Machine: machineInfo(),
 		LoadAvg: [2]string{loadAvg(), ""},
 		Reads:   readOptions{readers: *readers, round: *round, rounds: *rounds, warmup: *warmup},
-		RotOpts: rotationOptions{accounts: *rotAccounts, latency: *rotLatency, concurrency: *rotConcurrency, rpm: *rotRPM,
+		RotOpts: rotationOptions{accounts: *rotAccounts, latency: *rotLatency, concurrency: *rotConcurrency, rpm: *rotRPM, rps: *rotRPS,
 			extra: extra, writers: *writers, timeout: *rotTimeout},
 		ScaleOpt: scaleOptions{accounts: *accounts, batch: *batch, writers: *writers, writeTimeout: *writeTimeout,
 			fill: *fill, rotationPeriod: *scalePeriod},
@@ -163,6 +164,9 @@ func run(ctx context.Context, args []string) error {
 	}
 	if *outDir == "" {
 		*outDir = filepath.Join(e.root, ".bench")
+	}
+	if *pprof {
+		rep.RotOpts.profileDir, rep.RotOpts.profileFor = *outDir, 15*time.Second
 	}
 	if err := os.MkdirAll(*outDir, 0o755); err != nil {
 		return err

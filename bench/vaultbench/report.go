@@ -156,28 +156,39 @@ func (r *report) scaleLines() []string {
 	if rr := r.Rotation; rr != nil {
 		out = append(out, "", fmt.Sprintf("(3) Rotation at scale: %d accounts due at once, emulator latency %s per call, max_concurrent_rotations=%d",
 			rr.Accounts, rr.Latency, rr.Concurrency))
-		var per, extra []string
+		var per, once []string
+		whole := 0
 		for _, ep := range sortedKeys(rr.PerRotation) {
 			per = append(per, fmt.Sprintf("%s %d", ep, rr.PerRotation[ep]))
+			whole += rr.PerRotation[ep]
 		}
-		for _, ep := range sortedKeys(rr.Uncounted) {
-			extra = append(extra, fmt.Sprintf("%s x%d", ep, rr.Uncounted[ep]))
+		for _, ep := range sortedKeys(rr.Once) {
+			once = append(once, fmt.Sprintf("%s x%d", ep, rr.Once[ep]))
 		}
 		out = append(out,
 			fmt.Sprintf("- rotated: %d of %d%s", rr.Rotated, rr.Accounts, map[bool]string{true: " (timed out)", false: ""}[rr.TimedOut]),
-			fmt.Sprintf("- Salesforce calls per rotation (emulator counters / %d): %s = %d round trips", rr.Accounts, strings.Join(per, ", "), rr.RoundTrips))
-		if len(extra) > 0 {
-			out = append(out, fmt.Sprintf("- calls the bound does not count: %s", strings.Join(extra, ", ")))
+			fmt.Sprintf("- Salesforce calls per rotation (emulator counters / %d): %s = %d round trips", rr.Accounts, strings.Join(per, ", "), whole))
+		if len(once) > 0 {
+			out = append(out, fmt.Sprintf("- calls beyond those: %s (not per rotation; counted in the bound as %d calls in all, %.3f round trips per rotation)",
+				strings.Join(once, ", "), rr.TotalCalls, rr.RoundTrips))
 		} else {
-			out = append(out, "- calls the bound does not count: none")
+			out = append(out, "- calls beyond those: none")
 		}
 		ratio := safeDiv(rr.Total.Seconds(), rr.Bound.Seconds())
-		out = append(out,
-			fmt.Sprintf("- bound: %d x %s x %d / %d = %s", rr.RoundTrips, rr.Latency, rr.Accounts, rr.Concurrency, rr.Bound.Round(time.Millisecond)),
+		boundLine := fmt.Sprintf("- bound: %.3f x %s x %d / %d = %s", rr.RoundTrips, rr.Latency, rr.Accounts, rr.Concurrency, rr.ConcBound.Round(time.Millisecond))
+		if rr.RPS > 0 {
+			boundLine += fmt.Sprintf("; at requests_per_second=%d, %d calls take %s; the bound is the larger, %s",
+				rr.RPS, rr.TotalCalls, rr.RateBound.Round(time.Millisecond), rr.Bound.Round(time.Millisecond))
+		}
+		rateOK := "no per-org request rate read back"
+		if rr.RPS > 0 {
+			rateOK = fmt.Sprintf("requests_per_second=%d: %s", rr.RPS, verdict(rr.MaxRate <= rr.RPS))
+		}
+		out = append(out, boundLine,
 			fmt.Sprintf("- total, from due to the end of the last call: %s = %.2fx the bound (target <= 1.25x: %s); first call %s after due",
 				rr.Total.Round(time.Millisecond), ratio, verdict(ratio > 0 && ratio <= 1.25), rr.FirstCall.Round(time.Millisecond)),
-			fmt.Sprintf("- max request rate at the emulator: %d calls in one second; rate settings read back from config/rotation: %s",
-				rr.MaxRate, formatSettings(rr.RateSettings)))
+			fmt.Sprintf("- max request rate at the emulator: %d calls in one second (%s); rate settings read back from config/rotation: %s",
+				rr.MaxRate, rateOK, formatSettings(rr.RateSettings)))
 		for _, w := range rr.Warnings {
 			out = append(out, "- warning: "+w)
 		}

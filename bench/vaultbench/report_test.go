@@ -27,8 +27,19 @@ func TestSplitCallsCountsWholeCallsPerRotationAndReportsTheRest(t *testing.T) {
 
 func TestRotationBound(t *testing.T) {
 	// 3 round trips x 50ms x 1000 accounts / 16 at once = 9.375s.
-	if got, want := rotationBound(3, 50*time.Millisecond, 1000, 16), 9375*time.Millisecond; got != want {
+	if got, want := rotationBound(3000, 50*time.Millisecond, 16), 9375*time.Millisecond; got != want {
 		t.Errorf("bound = %s, want %s", got, want)
+	}
+	// The one admin login of the mount counts too: 3001 calls.
+	if got, want := rotationBound(3001, 50*time.Millisecond, 16), 9378125*time.Microsecond; got != want {
+		t.Errorf("bound = %s, want %s", got, want)
+	}
+	// 3001 calls at 250 per second take 12.004s.
+	if got, want := rateBound(3001, 250), 12004*time.Millisecond; got != want {
+		t.Errorf("rate bound = %s, want %s", got, want)
+	}
+	if rateBound(3001, 0) != 0 {
+		t.Error("no rate, no rate bound")
 	}
 }
 

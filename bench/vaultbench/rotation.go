@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -13,9 +15,14 @@ type rotationOptions struct {
 	latency     time.Duration
 	concurrency int
 	rpm         int
+	rps         int               // requests_per_second, the per-org request rate (0: the engine's default)
 	extra       map[string]string // more config/rotation fields, as given
 	writers     int
 	timeout     time.Duration
+	// profileDir, with -pprof, receives a CPU profile of the plugin from
+	// the due moment on (cpu-rotation.pprof).
+	profileDir string
+	profileFor time.Duration
 }
 
 // rotationResult is target 3: many accounts due at once against a slow org.
@@ -30,10 +37,19 @@ type rotationResult struct {
 	// PerRotation[e] is the whole number of calls to e every rotation made
 	// (Calls[e] / Accounts); the bound counts these.
 	PerRotation map[string]int
-	// Uncounted[e] are calls to e the bound does not count (the remainder).
-	Uncounted  map[string]int
-	RoundTrips int
-	Bound      time.Duration
+	// Once[e] are the calls to e beyond the whole number per rotation
+	// (the remainder, e.g. the one admin login of the mount).
+	Once map[string]int
+	// Calls is every call of the phase; RoundTrips is Calls / Accounts:
+	// the bound counts every call.
+	TotalCalls int
+	RoundTrips float64
+	// RPS is requests_per_second as read back (0 if the engine has none).
+	RPS int
+	// Bound is the larger of ConcBound, every call's latency spread over
+	// max_concurrent_rotations, and RateBound, every call at the per-org
+	// request rate.
+	Bound, ConcBound, RateBound time.Duration
 	// Total runs from the moment every account was due to the end of the
 	// last Salesforce call; FirstCall is the part before the first call
 	// (the engine noticing the accounts are due).
@@ -61,6 +77,9 @@ func (e *env) runRotation(ctx context.Context, o rotationOptions) (*rotationResu
 	}
 	defer e.disable(mount)
 	rc := map[string]any{"max_concurrent_rotations": o.concurrency, "requests_per_minute": o.rpm}
+	if o.rps > 0 {
+		rc["requests_per_second"] = o.rps
+	}
 	for k, v := range o.extra {
 		rc[k] = v
 	}
@@ -72,6 +91,9 @@ func (e *env) runRotation(ctx context.Context, o rotationOptions) (*rotationResu
 		for k, v := range sec.Data {
 			if isRateSetting(k) {
 				res.RateSettings[k] = v
+			}
+			if k == "requests_per_second" {
+				res.RPS = intOf(v)
 			}
 		}
 	}
@@ -116,6 +138,17 @@ func (e *env) runRotation(ctx context.Context, o rotationOptions) (*rotationResu
 	defer e.front.latency.Store(0)
 	e.front.startRecording()
 	time.Sleep(time.Until(due))
+	var prof chan error
+	if e.pprofAddr != "" && o.profileDir != "" {
+		prof = make(chan error, 1)
+		file := filepath.Join(o.profileDir, "cpu-rotation.pprof")
+		go func() { prof <- e.cpuProfile(ctx, o.profileFor, file) }()
+		defer func() {
+			if err := <-prof; err != nil {
+				progress("warning: CPU profile of the rotations: %v", err)
+			}
+		}()
+	}
 	progress("rotation: due now; waiting for %d password changes at the emulator", o.accounts)
 
 	deadline := due.Add(o.timeout)
@@ -150,9 +183,29 @@ func (e *env) runRotation(ctx context.Context, o rotationOptions) (*rotationResu
 		res.Total = arrivals[len(arrivals)-1].Add(o.latency).Sub(due)
 	}
 	res.MaxRate = maxInWindow(arrivals, time.Second)
-	res.PerRotation, res.Uncounted, res.RoundTrips = splitCalls(calls, o.accounts)
-	res.Bound = rotationBound(res.RoundTrips, o.latency, o.accounts, o.concurrency)
+	res.PerRotation, res.Once, _ = splitCalls(calls, o.accounts)
+	for _, c := range calls {
+		res.TotalCalls += c
+	}
+	res.RoundTrips = float64(res.TotalCalls) / float64(max(o.accounts, 1))
+	res.ConcBound = rotationBound(res.TotalCalls, o.latency, o.concurrency)
+	res.RateBound = rateBound(res.TotalCalls, res.RPS)
+	res.Bound = max(res.ConcBound, res.RateBound)
 	return res, nil
+}
+
+// intOf reads a JSON number as Vault's API returns it.
+func intOf(v any) int {
+	switch n := v.(type) {
+	case json.Number:
+		i, _ := n.Int64()
+		return int(i)
+	case float64:
+		return int(n)
+	case int:
+		return n
+	}
+	return 0
 }
 
 // isRateSetting picks the config/rotation fields that limit how fast the
@@ -194,13 +247,22 @@ func splitCalls(calls map[string]int, n int) (per, rest map[string]int, roundTri
 	return per, rest, roundTrips
 }
 
-// rotationBound is issue 12's bound: round trips per rotation × latency ×
-// N ÷ concurrency.
-func rotationBound(roundTrips int, latency time.Duration, n, concurrency int) time.Duration {
+// rotationBound is issue 12's bound, round trips per rotation × latency ×
+// N ÷ concurrency, with round trips per rotation = every call ÷ N: no call
+// is left out of it (the mount's one admin login is 1/N round trip each).
+func rotationBound(calls int, latency time.Duration, concurrency int) time.Duration {
 	if concurrency <= 0 {
 		return 0
 	}
-	return time.Duration(int64(roundTrips) * int64(latency) * int64(n) / int64(concurrency))
+	return time.Duration(int64(calls) * int64(latency) / int64(concurrency))
+}
+
+// rateBound is how long calls take at rps calls per second (0: no rate).
+func rateBound(calls, rps int) time.Duration {
+	if rps <= 0 {
+		return 0
+	}
+	return time.Duration(int64(calls) * int64(time.Second) / int64(rps))
 }
 
 // maxInWindow is the largest number of times within any window w.
