@@ -247,6 +247,12 @@ func readAccount(ctx context.Context, s logical.Storage, name string) (*account,
 	return &a, nil
 }
 
+// readAccountCached is readAccount through the backend's decoded
+// accounts in memory (entry_cache.go); what it returns is the caller's.
+func (b *backend) readAccountCached(ctx context.Context, s logical.Storage, name string) (*account, error) {
+	return b.cache.accounts.get(name, func() (*account, error) { return readAccount(ctx, s, name) })
+}
+
 // listAccountNames returns the name of every stored account, nested ones
 // (team-a/etl) included: storage lists one folder at a time, so this walks
 // the folders below accounts/.
@@ -283,12 +289,18 @@ func accountWithUsername(ctx context.Context, s logical.Storage, username string
 // security-token writes, rotation, WAL settling, the scheduler's bookkeeping,
 // deletes) holds one, so no writer can store a copy it read before another
 // writer's change. Nothing else writes accounts: put and delete below are
-// the only code that changes accounts/ in storage.
+// the only code that changes accounts/ in storage, and with it the decoded
+// account in memory.
 type accountTxn struct {
+	b    *backend
 	s    logical.Storage
 	name string
 	lock *locksutil.LockEntry
 	held bool
+	// prev is the account as stored when the transaction last read or
+	// wrote it (nil: none stored); loaded says whether it was read.
+	prev   *account
+	loaded bool
 }
 
 // lockAccount takes the account's lock and returns the transaction that
@@ -296,7 +308,7 @@ type accountTxn struct {
 func (b *backend) lockAccount(s logical.Storage, name string) *accountTxn {
 	lock := locksutil.LockForKey(b.accountLocks, name)
 	lock.Lock()
-	return &accountTxn{s: s, name: name, lock: lock, held: true}
+	return &accountTxn{b: b, s: s, name: name, lock: lock, held: true}
 }
 
 // unlock ends the transaction; later puts fail.
@@ -307,9 +319,20 @@ func (t *accountTxn) unlock() {
 	}
 }
 
-// get reads the account as stored now (nil when none is stored).
+// get reads the account as stored now (nil when none is stored). Under the
+// lock the decoded copy in memory is what storage holds: only this
+// transaction's put and delete change either.
 func (t *accountTxn) get(ctx context.Context) (*account, error) {
-	return readAccount(ctx, t.s, t.name)
+	a, err := t.b.readAccountCached(ctx, t.s, t.name)
+	if err != nil {
+		return nil, err
+	}
+	t.prev, t.loaded = nil, true
+	if a != nil {
+		cp := *a
+		t.prev = &cp
+	}
+	return a, nil
 }
 
 // put stores a, which the caller read with get under this transaction.
@@ -317,13 +340,24 @@ func (t *accountTxn) put(ctx context.Context, a *account) error {
 	if !t.held {
 		return fmt.Errorf("writing account %q outside its lock", t.name)
 	}
+	if !t.loaded {
+		if _, err := t.get(ctx); err != nil {
+			return err
+		}
+	}
 	entry, err := logical.StorageEntryJSON(accountStoragePrefix+t.name, a)
 	if err != nil {
 		return fmt.Errorf("encoding account %q: %w", t.name, err)
 	}
 	if err := t.s.Put(ctx, entry); err != nil {
+		// Storage may or may not hold it now: read it afresh next time.
+		t.b.cache.accounts.drop(t.name)
+		t.loaded = false
 		return fmt.Errorf("writing account %q: %w", t.name, err)
 	}
+	t.b.cache.accounts.set(t.name, a)
+	cp := *a
+	t.prev = &cp
 	return nil
 }
 
@@ -332,9 +366,18 @@ func (t *accountTxn) delete(ctx context.Context) error {
 	if !t.held {
 		return fmt.Errorf("deleting account %q outside its lock", t.name)
 	}
+	if !t.loaded {
+		if _, err := t.get(ctx); err != nil {
+			return err
+		}
+	}
 	if err := t.s.Delete(ctx, accountStoragePrefix+t.name); err != nil {
+		t.b.cache.accounts.drop(t.name)
+		t.loaded = false
 		return fmt.Errorf("deleting account %q: %w", t.name, err)
 	}
+	t.b.cache.accounts.drop(t.name)
+	t.prev = nil
 	return nil
 }
 

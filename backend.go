@@ -79,6 +79,11 @@ type backend struct {
 
 	// rot is the rotation queue and its background work (rotation_schedule.go).
 	rot *rotationState
+
+	// cache holds decoded accounts, config, config/rotation and roles
+	// (entry_cache.go); walIdx the accounts with WAL entries (wal_index.go).
+	cache  *entryCaches
+	walIdx walIndex
 }
 
 // Factory is the logical.Factory Vault calls to mount the engine.
@@ -99,6 +104,7 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		budget:       newLoginBudget(),
 		tokens:       newTokenCache(),
 		rot:          newRotationState(),
+		cache:        newEntryCaches(),
 	}
 	if b.logger == nil {
 		b.logger = hclog.NewNullLogger()
@@ -154,18 +160,26 @@ func (b *backend) now() time.Time { return b.clock() }
 
 // invalidate runs on every node when another node changes a key.
 func (b *backend) invalidate(ctx context.Context, key string) {
-	// Cached clients, sessions and OAuth tokens follow what they were
-	// built or minted from.
+	// Decoded entries, cached clients, sessions and OAuth tokens follow
+	// what they were read, built or minted from.
 	switch {
 	case key == configStoragePath:
 		b.resetClient()
 		b.invalidateAllTokens()
+	case key == rotationConfigStoragePath:
+		b.rotationConfigChanged()
 	case key == jwtKeyStoragePath:
 		b.invalidateTokensForJWTKey()
 	case strings.HasPrefix(key, roleStoragePrefix):
 		b.invalidateTokensForRole(strings.TrimPrefix(key, roleStoragePrefix))
 	case strings.HasPrefix(key, accountStoragePrefix):
-		b.invalidateTokensForAccount(strings.TrimPrefix(key, accountStoragePrefix))
+		name := strings.TrimPrefix(key, accountStoragePrefix)
+		b.cache.accounts.drop(name)
+		b.invalidateTokensForAccount(name)
+	case strings.HasPrefix(key, framework.WALPrefix):
+		b.walIdx.stale()
+	case strings.HasPrefix(key, loginBudgetStoragePrefix):
+		b.budget.forget(key)
 	}
 }
 
@@ -178,6 +192,9 @@ func (b *backend) clean(ctx context.Context) {
 // resetClient drops the cached client so the next call rebuilds it from
 // the stored config.
 func (b *backend) resetClient() {
+	// Every writer of config calls this right after its write (config.go),
+	// as Invalidate does for another node's: the decoded config goes too.
+	b.cache.config.drop(configStoragePath)
 	b.clientMu.Lock()
 	b.client = nil
 	b.clientFrom = salesforceConfig{}
@@ -197,6 +214,9 @@ func (b *backend) getClient(ctx context.Context, s logical.Storage) (Client, *sa
 	b.clientMu.RLock()
 	gen := b.clientGen
 	b.clientMu.RUnlock()
+	// From storage, not the decoded config in memory: every caller makes a
+	// Salesforce call next, so one storage read costs little, and a config
+	// another node stored is used at once, before its Invalidate arrives.
 	cfg, err := readConfig(ctx, s)
 	if err != nil {
 		return nil, nil, err
@@ -228,4 +248,21 @@ func (b *backend) getClient(ctx context.Context, s logical.Storage) (Client, *sa
 		b.client, b.clientFrom = c, *cfg
 	}
 	return c, cfg, nil
+}
+
+// readConfigCached is readConfig through the decoded config in memory.
+func (b *backend) readConfigCached(ctx context.Context, s logical.Storage) (*salesforceConfig, error) {
+	return b.cache.config.get(configStoragePath, func() (*salesforceConfig, error) { return readConfig(ctx, s) })
+}
+
+// readRotationConfigCached is readRotationConfig through the decoded
+// config/rotation in memory; path_config_rotation.go drops it on writes.
+func (b *backend) readRotationConfigCached(ctx context.Context, s logical.Storage) (*rotationConfig, error) {
+	return b.cache.rotation.get(rotationConfigStoragePath, func() (*rotationConfig, error) { return readRotationConfig(ctx, s) })
+}
+
+// readRoleCached is readRole through the decoded roles in memory; role
+// writes and deletes drop them (invalidateTokensForRole).
+func (b *backend) readRoleCached(ctx context.Context, s logical.Storage, name string) (*roleEntry, error) {
+	return b.cache.roles.get(name, func() (*roleEntry, error) { return readRole(ctx, s, name) })
 }

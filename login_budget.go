@@ -100,6 +100,11 @@ type budgetKeyState struct {
 	// volatile holds the state while storage cannot take it (a node whose
 	// storage is read-only, a failed write); loads prefer it.
 	volatile *budgetState
+	// stored is the state as this node last read or wrote it in storage:
+	// loads use it instead of reading storage again. Only the node that
+	// counts logins (the active one) writes the entry; Invalidate and
+	// reload drop it.
+	stored *budgetState
 	// changed is closed (and replaced) whenever a login is answered.
 	changed chan struct{}
 }
@@ -127,9 +132,33 @@ func (l *loginBudget) reload() {
 	defer l.mu.Unlock()
 	for _, ks := range l.keys {
 		ks.mu.Lock()
-		ks.loaded, ks.volatile = false, nil
+		ks.loaded, ks.volatile, ks.stored = false, nil, nil
 		ks.mu.Unlock()
 	}
+}
+
+// forget drops what this node knows of the entry at key (a storage key
+// below login-budget/): another node changed it.
+func (l *loginBudget) forget(key string) {
+	l.mu.Lock()
+	ks := l.keys[strings.TrimPrefix(key, loginBudgetStoragePrefix)]
+	l.mu.Unlock()
+	if ks != nil {
+		ks.mu.Lock()
+		ks.stored = nil
+		ks.mu.Unlock()
+	}
+}
+
+// copyBudget is a copy of st that shares nothing with it.
+func copyBudget(st *budgetState) *budgetState {
+	cp := *st
+	cp.Logins = append([]time.Time(nil), st.Logins...)
+	if st.LastFailure != nil {
+		lf := *st.LastFailure
+		cp.LastFailure = &lf
+	}
+	return &cp
 }
 
 // budgetKeyOf is the storage key of a user's budget: Salesforce counts
@@ -161,13 +190,16 @@ func adminUser(cfg *salesforceConfig) loginUser {
 // load in this process counts leftover pending logins as failed.
 func (b *backend) loadBudget(ctx context.Context, s logical.Storage, ks *budgetKeyState, who loginUser) (*budgetState, error) {
 	if ks.volatile != nil {
-		st := *ks.volatile
-		return &st, nil
+		return copyBudget(ks.volatile), nil
+	}
+	if ks.stored != nil && ks.loaded {
+		return copyBudget(ks.stored), nil
 	}
 	st, err := readBudget(ctx, s, who)
 	if err != nil {
 		return nil, err
 	}
+	ks.stored = copyBudget(st)
 	if !ks.loaded {
 		if st.Pending > 0 {
 			b.logger.Warn("logins left in flight by a crash are counted as failed", "username", who.username, "pending", st.Pending)
@@ -218,16 +250,17 @@ func (b *backend) saveBudget(ctx context.Context, s logical.Storage, ks *budgetK
 	switch {
 	case err == nil:
 		ks.volatile = nil
+		ks.stored = copyBudget(st)
 		return nil
 	case errors.Is(err, logical.ErrReadOnly):
-		cp := *st
-		ks.volatile = &cp
+		ks.volatile = copyBudget(st)
 		return nil
 	case keep:
 		b.logger.Warn("could not store the login budget; this node keeps it in memory", "username", st.Username, "error", err)
-		cp := *st
-		ks.volatile = &cp
+		ks.volatile = copyBudget(st)
 	}
+	// Storage may or may not hold it: read it afresh next time.
+	ks.stored = nil
 	return fmt.Errorf("storing the login budget: %w", err)
 }
 
@@ -243,7 +276,7 @@ type loginSlot struct {
 
 // reserveLogin reserves one login as who with credential cred.
 func (b *backend) reserveLogin(ctx context.Context, s logical.Storage, who loginUser, purpose loginPurpose, cred string) (*loginSlot, error) {
-	rcfg, err := readRotationConfig(ctx, s)
+	rcfg, err := b.readRotationConfigCached(ctx, s)
 	if err != nil {
 		return nil, err
 	}
@@ -367,9 +400,14 @@ func (b *backend) loginStatus(ctx context.Context, s logical.Storage, who loginU
 	ks := b.budget.key(budgetKeyOf(who.username))
 	ks.mu.Lock()
 	if ks.volatile != nil {
-		st := *ks.volatile
+		st := copyBudget(ks.volatile)
 		ks.mu.Unlock()
-		return &st, nil
+		return st, nil
+	}
+	if ks.stored != nil {
+		st := copyBudget(ks.stored)
+		ks.mu.Unlock()
+		return st, nil
 	}
 	ks.mu.Unlock()
 	return readBudget(ctx, s, who)

@@ -141,7 +141,7 @@ func (b *backend) pathAccountExists(ctx context.Context, req *logical.Request, d
 		// The write handler answers with the reason.
 		return false, nil
 	}
-	acct, err := readAccount(ctx, req.Storage, name)
+	acct, err := b.readAccountCached(ctx, req.Storage, name)
 	if err != nil {
 		return false, err
 	}
@@ -206,7 +206,7 @@ func (b *backend) pathAccountRead(ctx context.Context, req *logical.Request, d *
 	if bad != nil {
 		return bad, nil
 	}
-	acct, err := readAccount(ctx, req.Storage, name)
+	acct, err := b.readAccountCached(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
 	}
@@ -305,7 +305,7 @@ func (b *backend) pathAccountWrite(ctx context.Context, req *logical.Request, d 
 		acct.Description = description
 	}
 
-	cfg, err := readConfig(ctx, req.Storage)
+	cfg, err := b.readConfigCached(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}

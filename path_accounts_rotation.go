@@ -106,7 +106,7 @@ var accountRotationFieldDescriptions = map[string]string{
 // write to acct before it is stored. A returned error is the caller's fault
 // (HTTP 400) and names the field.
 func (b *backend) applyAccountRotation(ctx context.Context, req *logical.Request, d *framework.FieldData, name string, acct *account, isCreate bool) (warnings []string, err error) {
-	rcfg, err := readRotationConfig(ctx, req.Storage)
+	rcfg, err := b.readRotationConfigCached(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
@@ -404,7 +404,7 @@ type statusSource struct {
 }
 
 func (b *backend) accountStatusSource(ctx context.Context, s logical.Storage) (*statusSource, error) {
-	rcfg, err := readRotationConfig(ctx, s)
+	rcfg, err := b.readRotationConfigCached(ctx, s)
 	if err != nil {
 		return nil, err
 	}

@@ -225,15 +225,22 @@ func (b *backend) pathConfigRotationWrite(ctx context.Context, req *logical.Requ
 	if err != nil {
 		return nil, err
 	}
-	if err := req.Storage.Put(ctx, entry); err != nil {
+	err = req.Storage.Put(ctx, entry)
+	b.rotationConfigChanged()
+	if err != nil {
 		return nil, err
 	}
 	return nil, b.rescheduleClientSecret(ctx, req.Storage, rc)
 }
 
 func (b *backend) pathConfigRotationDelete(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	if err := req.Storage.Delete(ctx, rotationConfigStoragePath); err != nil {
-		return nil, err
-	}
-	return nil, nil
+	err := req.Storage.Delete(ctx, rotationConfigStoragePath)
+	b.rotationConfigChanged()
+	return nil, err
+}
+
+// rotationConfigChanged follows a write of config/rotation, here or (through
+// Invalidate) on another node.
+func (b *backend) rotationConfigChanged() {
+	b.cache.rotation.drop(rotationConfigStoragePath)
 }

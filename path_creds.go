@@ -95,7 +95,7 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 	if bad != nil {
 		return bad, nil
 	}
-	acct, err := readAccount(ctx, req.Storage, name)
+	acct, err := b.readAccountCached(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +103,7 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 		return nil, accountNotFound(name)
 	}
 	loginURL := configDefaultLoginURL
-	cfg, err := readConfig(ctx, req.Storage)
+	cfg, err := b.readConfigCached(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}

@@ -109,7 +109,7 @@ func (b *backend) readRoleToken(ctx context.Context, req *logical.Request, name 
 	// The generation is taken before the role is read: a role change after
 	// this point keeps whatever we mint from being cached.
 	gen := b.tokens.generation()
-	r, err := readRole(ctx, req.Storage, name)
+	r, err := b.readRoleCached(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
 	}

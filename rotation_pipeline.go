@@ -114,7 +114,7 @@ func (b *backend) rotateAccount(ctx context.Context, s logical.Storage, name, tr
 	if acct == nil {
 		return nil, accountNotFound(name)
 	}
-	rcfg, err := readRotationConfig(ctx, s)
+	rcfg, err := b.readRotationConfigCached(ctx, s)
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +212,7 @@ func (b *backend) rotate(ctx context.Context, r *rotationRun) (*rotationResult, 
 			return nil, &rotationError{code: "password_policy", msg: err.Error(), err: err}
 		}
 		// WAL, then the change at Salesforce, then store.
-		walID, err := putRotationWAL(ctx, r.storage, &rotationWAL{
+		walID, err := b.putRotationWAL(ctx, r.storage, &rotationWAL{
 			Account:    r.name,
 			Username:   r.acct.Username,
 			Candidate:  c,

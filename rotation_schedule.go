@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/hashicorp/vault/sdk/queue"
@@ -123,7 +122,8 @@ func (b *backend) initializeRotation(ctx context.Context, req *logical.Initializ
 	b.rot.cancel = cancel
 	b.rot.mu.Unlock()
 	b.logger.Info("rotation queue initialized", "scheduled_accounts", q.Len())
-	if waiting := b.accountsAwaitingSettling(ctx, req.Storage); len(waiting) > 0 {
+	_ = b.walIdx.rebuild(ctx, req.Storage)
+	if waiting := b.walIdx.accounts(); len(waiting) > 0 {
 		b.logger.Warn("accounts awaiting the settling of an interrupted rotation (their reads say so until it is done)", "accounts", waiting)
 	}
 	b.startSettling(tickCtx, req.Storage)
@@ -143,25 +143,6 @@ func (b *backend) initializeRotation(ctx context.Context, req *logical.Initializ
 		}
 	}()
 	return nil
-}
-
-// accountsAwaitingSettling lists the accounts with rotation WAL entries.
-func (b *backend) accountsAwaitingSettling(ctx context.Context, s logical.Storage) []string {
-	ids, err := framework.ListWAL(ctx, s)
-	if err != nil {
-		return nil
-	}
-	names := map[string]bool{}
-	for _, id := range ids {
-		entry, err := framework.GetWAL(ctx, s, id)
-		if err != nil || entry == nil || entry.Kind != rotationWALKind {
-			continue
-		}
-		if w, err := decodeRotationWAL(entry.Data); err == nil {
-			names[w.Account] = true
-		}
-	}
-	return sortedKeys(names)
 }
 
 // stopRotation stops the ticker (not webhooks in flight).
@@ -234,7 +215,7 @@ func (b *backend) processDueRotations(ctx context.Context) {
 	if len(due) == 0 {
 		return
 	}
-	rcfg, err := readRotationConfig(ctx, s)
+	rcfg, err := b.readRotationConfigCached(ctx, s)
 	if err != nil {
 		b.logger.Error("reading rotation config", "error", err)
 		rcfg = defaultRotationConfig()
@@ -285,7 +266,7 @@ func (b *backend) reserveStart(now time.Time, rpm int) time.Time {
 
 // requeueStored puts an account back in the queue at its stored time.
 func (b *backend) requeueStored(ctx context.Context, s logical.Storage, name string) {
-	acct, err := readAccount(ctx, s, name)
+	acct, err := b.readAccountCached(ctx, s, name)
 	if err != nil {
 		b.logger.Error("reading account to requeue", "account", name, "error", err)
 		return

@@ -2,6 +2,7 @@ package salesforce
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sort"
@@ -71,7 +72,7 @@ func settlesLater(err error) bool {
 // settleAccountWALs settles the unfinished rotations of the account whose
 // transaction the caller holds. nil means none is left.
 func (b *backend) settleAccountWALs(ctx context.Context, txn *accountTxn) error {
-	pending, err := accountWALs(ctx, txn.s, txn.name)
+	pending, err := b.accountWALsIndexed(ctx, txn.s, txn.name)
 	if err != nil {
 		return err
 	}
@@ -174,7 +175,7 @@ func (b *backend) settleCandidate(ctx context.Context, txn *accountTxn, group []
 		// this candidate again.
 		rec := *w
 		rec.RejectedAt = sent
-		newID, err := putRotationWAL(ctx, txn.s, &rec)
+		newID, err := b.putRotationWAL(ctx, txn.s, &rec)
 		if err != nil {
 			return nil, fmt.Errorf("recording the rejection of an unfinished rotation's candidate: %w", err)
 		}
@@ -220,7 +221,7 @@ func (b *backend) unrecordRejection(ctx context.Context, s logical.Storage, grou
 	if !kept {
 		w := *group[0].w
 		w.RejectedAt = time.Time{}
-		if _, err := putRotationWAL(ctx, s, &w); err != nil {
+		if _, err := b.putRotationWAL(ctx, s, &w); err != nil {
 			b.logger.Error("keeping an unfinished rotation's candidate", "account", w.Account, "error", err)
 			return nil
 		}
@@ -446,23 +447,28 @@ type pendingStatus struct {
 // the WAL in storage (so any node, and a node that just started, tells the
 // same); nil when there is none.
 func (b *backend) pendingRotation(ctx context.Context, s logical.Storage, name string, acct *account) (*pendingStatus, error) {
-	entries, err := accountWALs(ctx, s, name)
+	// From the WAL index: no storage call unless it must be rebuilt.
+	entries, err := b.walIdx.forAccount(ctx, s, name)
+	if errors.Is(err, errWALIndexBusy) {
+		entries, err = summariesFromStorage(ctx, s, name)
+	}
 	if err != nil {
 		return nil, err
 	}
+	stored := sha256.Sum256([]byte(acct.Password))
 	var p *pendingStatus
 	for _, e := range entries {
-		if e.w.Username != acct.Username || e.w.Candidate == acct.Password {
+		if e.username != acct.Username || e.candidate == stored {
 			continue
 		}
-		if p == nil || e.w.CreatedAt.Before(p.since) {
-			p = &pendingStatus{since: e.w.CreatedAt}
+		if p == nil || e.createdAt.Before(p.since) {
+			p = &pendingStatus{since: e.createdAt}
 		}
 	}
 	if p == nil {
 		return nil, nil
 	}
-	cfg, err := readConfig(ctx, s)
+	cfg, err := b.readConfigCached(ctx, s)
 	if err != nil {
 		return nil, err
 	}
@@ -483,6 +489,19 @@ func (b *backend) pendingRotation(ctx context.Context, s logical.Storage, name s
 		}
 	}
 	return p, nil
+}
+
+// summariesFromStorage reads the account's entries from the WAL itself.
+func summariesFromStorage(ctx context.Context, s logical.Storage, name string) (map[string]walSummary, error) {
+	entries, err := accountWALs(ctx, s, name)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]walSummary{}
+	for _, e := range entries {
+		out[e.id] = summarize(e.w)
+	}
+	return out, nil
 }
 
 // pendingWarning is the warning of reads of an account with an unsettled

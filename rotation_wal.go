@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -76,7 +77,12 @@ func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind st
 	if !ok {
 		return unknownWALKind(kind)
 	}
-	return settle(ctx, req.Storage, data)
+	err := settle(ctx, req.Storage, data)
+	if err == nil && kind == rotationWALKind {
+		// Vault deletes the entry itself, past the WAL index.
+		b.walIdx.stale()
+	}
+	return err
 }
 
 func unknownWALKind(kind string) error {
@@ -144,8 +150,52 @@ func accountWALs(ctx context.Context, s logical.Storage, name string) ([]pending
 	return out, nil
 }
 
-func putRotationWAL(ctx context.Context, s logical.Storage, w *rotationWAL) (string, error) {
-	return framework.PutWAL(ctx, s, rotationWALKind, w)
+// accountWALsIndexed is accountWALs for the account's own rotation and
+// settling: it reads only the entries the WAL index names (none, usually),
+// without listing the WAL.
+func (b *backend) accountWALsIndexed(ctx context.Context, s logical.Storage, name string) ([]pendingRotation, error) {
+	ids, err := b.walIdx.forAccount(ctx, s, name)
+	if err != nil {
+		return accountWALs(ctx, s, name)
+	}
+	var out []pendingRotation
+	for _, id := range sortedIDs(ids) {
+		entry, err := framework.GetWAL(ctx, s, id)
+		if err != nil {
+			return nil, err
+		}
+		if entry == nil || entry.Kind != rotationWALKind {
+			continue
+		}
+		w, err := decodeRotationWAL(entry.Data)
+		if err != nil || w.Account != name {
+			continue
+		}
+		out = append(out, pendingRotation{id: id, w: w})
+	}
+	return out, nil
+}
+
+func sortedIDs(m map[string]walSummary) []string {
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// putRotationWAL writes an account rotation's entry, and records it in the
+// WAL index.
+func (b *backend) putRotationWAL(ctx context.Context, s logical.Storage, w *rotationWAL) (string, error) {
+	id, err := framework.PutWAL(ctx, s, rotationWALKind, w)
+	if err != nil {
+		// It may be stored all the same.
+		b.walIdx.stale()
+		return "", err
+	}
+	b.walIdx.added(id, w)
+	return id, nil
 }
 
 func putRootRotationWAL(ctx context.Context, s logical.Storage, w *rootRotationWAL) (string, error) {
@@ -155,7 +205,10 @@ func putRootRotationWAL(ctx context.Context, s logical.Storage, w *rootRotationW
 func (b *backend) deleteWAL(ctx context.Context, s logical.Storage, id string) {
 	if err := framework.DeleteWAL(ctx, s, id); err != nil {
 		b.logger.Warn("deleting rotation WAL; it is settled on the next start", "error", err)
+		b.walIdx.stale()
+		return
 	}
+	b.walIdx.removed(id)
 }
 
 func decodeRotationWAL(data interface{}) (*rotationWAL, error) {

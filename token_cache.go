@@ -156,6 +156,7 @@ func (b *backend) invalidateAllTokens() {
 // invalidateTokensForRole drops the role's cached token (role written or
 // deleted, here or on another node).
 func (b *backend) invalidateTokensForRole(name string) {
+	b.cache.roles.drop(name)
 	b.tokens.dropWhere(func(role, _, _ string) bool { return role == name })
 }
 
