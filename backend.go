@@ -84,6 +84,8 @@ type backend struct {
 	// (entry_cache.go); walIdx the accounts with WAL entries (wal_index.go).
 	cache  *entryCaches
 	walIdx walIndex
+	// leaseTTLs are the mount's lease TTLs as last read (path_token.go).
+	leaseTTLs leaseTTLCache
 }
 
 // Factory is the logical.Factory Vault calls to mount the engine.
@@ -185,6 +187,7 @@ func (b *backend) invalidate(ctx context.Context, key string) {
 
 // clean runs when the mount is unloaded.
 func (b *backend) clean(ctx context.Context) {
+	b.persistTokenHolders(ctx)
 	b.cleanRotation()
 	b.resetClient()
 }

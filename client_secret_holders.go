@@ -248,9 +248,13 @@ func (h keyHolders) String() string {
 	return strings.Join(parts, ", ")
 }
 
-// holdersOf finds who holds key at now: live lease holder entries that
-// name it (or name no key: recorded before keys were tracked), tokens
-// that live until their expiry, and reads in flight.
+// holdersOf finds who holds key at now: live leases of tokens whose record
+// names it (or names no key: recorded before keys were tracked), tokens
+// that live until their expiry, and reads in flight. Leases are counted as
+// releaseTokenHolder counts them: this process's in memory, other
+// processes' from the token's record (one that left its generation open,
+// by crashing, holds the token until the token's own expiry), and older
+// versions' per-lease entries.
 func (b *backend) holdersOf(ctx context.Context, s logical.Storage, key string, now time.Time) (keyHolders, error) {
 	h := keyHolders{reads: b.tokenReads.readsBefore(key)}
 	until, err := readTokensUntil(ctx, s, key)
@@ -260,37 +264,97 @@ func (b *backend) holdersOf(ctx context.Context, s logical.Storage, key string, 
 	if until.After(now) {
 		h.tokensUntil = until
 	}
-	hashes, err := s.List(ctx, tokenLeaseStoragePrefix)
+	names, err := s.List(ctx, tokenLeaseStoragePrefix)
 	if err != nil {
 		return h, fmt.Errorf("listing token holders: %w", err)
 	}
-	for _, hash := range hashes {
-		prefix := tokenLeaseStoragePrefix + hash
-		if !strings.HasSuffix(prefix, "/") {
+	for _, name := range names {
+		if hash, older := strings.CutSuffix(name, "/"); older {
+			n, err := olderHoldersOf(ctx, s, hash, key, now)
+			if err != nil {
+				return h, err
+			}
+			h.leases += n
 			continue
 		}
-		leaves, err := s.List(ctx, prefix)
+		rec, err := readTokenRecord(ctx, s, name)
 		if err != nil {
-			return h, fmt.Errorf("listing token holders: %w", err)
+			return h, err
 		}
-		for _, leaf := range leaves {
-			if end, ok := holderEnd(leaf); ok && now.After(end) {
-				continue
-			}
-			entry, err := s.Get(ctx, prefix+leaf)
-			if err != nil {
-				return h, fmt.Errorf("reading a token holder: %w", err)
-			}
-			var he tokenHolderEntry
-			if entry == nil || entry.DecodeJSON(&he) != nil {
-				continue
-			}
-			if he.ClientID == key || he.ClientID == "" {
-				h.leases++
+		if rec == nil || (rec.ClientID != key && rec.ClientID != "") {
+			continue
+		}
+		h.leases += b.liveLeases(name, rec, now)
+	}
+	return h, nil
+}
+
+// liveLeases counts the leases of the token with hash and record rec that
+// may be alive at now; a generation left open counts as one.
+func (b *backend) liveLeases(hash string, rec *tokenRecord, now time.Time) int {
+	n := 0
+	c := b.tokens
+	c.mu.Lock()
+	if mine := c.holders.byHash[hash]; mine != nil {
+		for end, k := range mine.ends {
+			if k > 0 && now.Before(time.Unix(end, 0)) {
+				n += k
 			}
 		}
 	}
-	return h, nil
+	gen := c.holders.gen
+	c.mu.Unlock()
+	for id, g := range rec.Generations {
+		switch {
+		case id == gen:
+			// Counted in memory above.
+		case g.Open:
+			if g.liveAfter(now, rec.ExpiresAt) {
+				n++
+			}
+		default:
+			for end, k := range g.Ends {
+				if k > 0 && now.Before(time.Unix(end, 0)) {
+					n += k
+				}
+			}
+		}
+	}
+	return n
+}
+
+// olderHoldersOf counts an older version's live per-lease entries of the
+// token with hash that name key (or no key).
+func olderHoldersOf(ctx context.Context, s logical.Storage, hash, key string, now time.Time) (int, error) {
+	prefix := tokenHolderPrefix(hash)
+	leaves, err := s.List(ctx, prefix)
+	if err != nil {
+		return 0, fmt.Errorf("listing token holders: %w", err)
+	}
+	n := 0
+	for _, leaf := range leaves {
+		if end, ok := holderEnd(leaf); ok && now.After(end) {
+			continue
+		}
+		entry, err := s.Get(ctx, prefix+leaf)
+		if err != nil {
+			return 0, fmt.Errorf("reading a token holder: %w", err)
+		}
+		var he olderHolderEntry
+		if entry == nil || entry.DecodeJSON(&he) != nil {
+			continue
+		}
+		if he.ClientID == key || he.ClientID == "" {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// olderHolderEntry is what older versions stored per lease.
+type olderHolderEntry struct {
+	Role     string `json:"role"`
+	ClientID string `json:"client_id,omitempty"`
 }
 
 // errPreviousKeyHeld refuses a rotation while the previous key is held.

@@ -236,7 +236,7 @@ func TestClientSecretRotation_DeletedBeforeValidityEnds(t *testing.T) {
 	e := newECAEnv(t, adminGrantClientCredentials, nil)
 	e.mustRotate()
 	// A holder whose end the engine cannot read (kept as alive).
-	entry, _ := logical.StorageEntryJSON(tokenLeaseStoragePrefix+"abc/unreadable", tokenHolderEntry{Role: "x", ClientID: emulator.DemoECAClientID})
+	entry, _ := logical.StorageEntryJSON(tokenLeaseStoragePrefix+"abc/unreadable", olderHolderEntry{Role: "x", ClientID: emulator.DemoECAClientID})
 	if err := e.s.Put(context.Background(), entry); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -123,7 +124,7 @@ func (b *backend) readRoleToken(ctx context.Context, req *logical.Request, name 
 	}
 
 	now := b.now()
-	ttl, maxTTL, ok := leaseTTLs(b.System(), r, now, now, tok.expiresAt)
+	ttl, maxTTL, ok := leaseTTLs(b.leaseView(), r, now, now, tok.expiresAt)
 	if !ok {
 		// Only possible with a lifetime shorter than the refresh margin.
 		return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf("role %q: Salesforce issued a token that has already expired", name))
@@ -166,6 +167,43 @@ func (b *backend) readRoleToken(ctx context.Context, req *logical.Request, name 
 	return resp, nil
 }
 
+// leaseTTLCacheFor is how long the mount's default and maximum lease TTLs
+// are reused before Vault is asked again (each is a call through the
+// plugin's gRPC hop): a tune of them applies to token reads a second later.
+// Vault itself caps every lease at the mount's maximum at once.
+const leaseTTLCacheFor = time.Second
+
+// leaseTTLView is the system view with the mount's lease TTLs as last
+// read.
+type leaseTTLView struct {
+	logical.SystemView
+	def, max time.Duration
+}
+
+func (v leaseTTLView) DefaultLeaseTTL() time.Duration { return v.def }
+func (v leaseTTLView) MaxLeaseTTL() time.Duration     { return v.max }
+
+// leaseTTLCache holds the mount's lease TTLs for leaseTTLCacheFor.
+type leaseTTLCache struct {
+	mu       sync.Mutex
+	def, max time.Duration
+	read     time.Time
+}
+
+// leaseView is the backend's system view with the mount's lease TTLs read
+// at most once per leaseTTLCacheFor (real time: a test clock does not move
+// it).
+func (b *backend) leaseView() logical.SystemView {
+	sys := b.System()
+	c := &b.leaseTTLs
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.read.IsZero() || time.Since(c.read) >= leaseTTLCacheFor {
+		c.def, c.max, c.read = sys.DefaultLeaseTTL(), sys.MaxLeaseTTL(), time.Now()
+	}
+	return leaseTTLView{SystemView: sys, def: c.def, max: c.max}
+}
+
 // leaseTTLs caps the role's (or the mount's) TTLs at the session's end.
 // ok is false when the session has already ended.
 func leaseTTLs(sys logical.SystemView, r *roleEntry, issued, now, sessionEnd time.Time) (ttl, maxTTL time.Duration, ok bool) {
@@ -201,7 +239,7 @@ func (b *backend) tokenRenew(ctx context.Context, req *logical.Request, d *frame
 	if issued.IsZero() {
 		issued = b.now()
 	}
-	ttl, maxTTL, ok := leaseTTLs(b.System(), r, issued, b.now(), sessionEnd)
+	ttl, maxTTL, ok := leaseTTLs(b.leaseView(), r, issued, b.now(), sessionEnd)
 	if !ok {
 		return logical.ErrorResponse("the Salesforce session of this lease has ended; read token/%s again", internalString(req.Secret, "role")), nil
 	}

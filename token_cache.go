@@ -62,6 +62,8 @@ type tokenCache struct {
 	// holderLocks serialise, per token hash, recording leases (shared)
 	// against deciding that the last one ended (exclusive).
 	holderLocks []*locksutil.LockEntry
+	// holders counts the leases this process issued (token_leases.go).
+	holders holderState
 	// introspectionDenied remembers that the connected app may not
 	// introspect, so reads stop asking until the config changes.
 	introspectionDenied bool
@@ -94,6 +96,7 @@ func newTokenCache() *tokenCache {
 		rejections:  map[string]*rejectedLogin{},
 		revoked:     map[string]time.Time{},
 		holderLocks: locksutil.CreateLocks(),
+		holders:     newHolderState(),
 	}
 }
 
@@ -289,6 +292,12 @@ func (b *backend) mintRoleToken(ctx context.Context, s logical.Storage, name str
 		tok, alive := b.learnExpiry(ctx, client, name, r, sess)
 		if alive {
 			tok.clientID = tokenClientID(client, cfg)
+			if r.RevokeOnLeaseEnd {
+				// Named in storage before any lease holds it.
+				if err := b.noteTokenMinted(ctx, s, name, tok); err != nil {
+					return nil, err
+				}
+			}
 			return tok, nil
 		}
 		if attempt >= 2 {

@@ -328,7 +328,7 @@ func TestTokenCacheConcurrentColdReadsMintOnce(t *testing.T) {
 		t.Errorf("grants = %d, want 1", n)
 	}
 	// Every lease is recorded as a holder of the shared token.
-	if n, err := tokenHolders(context.Background(), s, tokens[0]); err != nil || n != readers {
+	if n, err := b.tokenHolders(context.Background(), s, tokens[0]); err != nil || n != readers {
 		t.Errorf("recorded holders = %d (%v), want %d", n, err, readers)
 	}
 }

@@ -2,34 +2,63 @@ package salesforce
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-// The lease holder index: which leases hold each cached token, kept in
-// storage so that the last lease to end revokes the token, also after a
-// restart, failover or reload.
+// The lease holders of cached tokens: which leases hold each token, so
+// that the last lease to end revokes it at Salesforce (roles with
+// revoke_on_lease_end), also across a restart, failover or reload, without
+// a storage write per token read.
+//
+// This process counts the leases it issues in memory, by token and lease
+// end, under a generation of its own that each lease carries in its
+// internal data. Storage gets one record per token (token-leases/<hash>),
+// written when the token is minted and when it matters:
+//
+//	minted  the record names this generation as "open": it may hold the
+//	        token, how many times is in memory only
+//	Clean   (unload, reload, step-down, seal) the record gets this
+//	        generation's counts by lease end, replacing "open"
+//	revoke  a lease of an earlier generation decrements that generation's
+//	        counts in the record; the last lease of any generation revokes
+//	        the token and deletes the record
+//
+// A generation still "open" after its process is gone (a crash: no Clean)
+// holds the token for every lease it may have issued: the token is not
+// revoked at a lease end before its own expiry, when it ends by itself. A
+// lease counts until its end (plus holderGrace), so a lease Vault revoked
+// without telling the engine (a forced revoke) never keeps a token alive
+// beyond it.
 
 // holderGrace pads a lease's recorded end so that clock differences
 // between Vault's lease and ours never end a holder early.
 const holderGrace = time.Minute
 
+// holderEndStep rounds lease ends up, so that a token's leases fall into
+// few buckets however many reads it serves.
+const holderEndStep = time.Minute
+
 // errTokenRevoked means the token was revoked at a lease end while the
 // read that got it was about to record its lease.
 var errTokenRevoked = errors.New("the token was revoked while its lease was being recorded")
 
-// tokenLeaseStoragePrefix holds one entry per lease holding a token, under
-// token-leases/<sha256 hex of the token>/<lease end unix>-<nonce>: the
-// token itself is never stored. Leases are per cluster (performance
-// secondaries keep their own), so the prefix is local storage.
+// tokenLeaseStoragePrefix holds the record of each token with
+// revoke_on_lease_end, under token-leases/<sha256 hex of the token>: the
+// token itself is never stored. (Versions before in-memory counting kept
+// one entry per lease below token-leases/<hash>/; those are still read.)
+// Leases are per cluster (performance secondaries keep their own), so the
+// prefix is local storage.
 const tokenLeaseStoragePrefix = "token-leases/"
 
 // tokenHash names a token in storage without storing it.
@@ -38,11 +67,15 @@ func tokenHash(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+func tokenRecordKey(hash string) string { return tokenLeaseStoragePrefix + hash }
+
+// tokenHolderPrefix is where older versions kept one entry per lease.
 func tokenHolderPrefix(hash string) string {
 	return tokenLeaseStoragePrefix + hash + "/"
 }
 
-// holderEnd reads the lease end from a holder entry's name.
+// holderEnd reads the lease end from an older version's holder entry name
+// (<lease end unix>-<nonce>).
 func holderEnd(leaf string) (time.Time, bool) {
 	unix, _, ok := strings.Cut(leaf, "-")
 	if !ok {
@@ -55,88 +88,327 @@ func holderEnd(leaf string) (time.Time, bool) {
 	return time.Unix(n, 0), true
 }
 
-// tokenHolderEntry is what a holder entry stores: enough for an operator
+// tokenRecord is what token-leases/<hash> stores: enough for an operator
 // to tell what it belongs to, nothing secret.
-type tokenHolderEntry struct {
+type tokenRecord struct {
 	Role string `json:"role"`
 	// ClientID is the consumer key that minted the token, so a rotated-out
 	// key is kept while a lease holds a token it minted.
 	ClientID string `json:"client_id,omitempty"`
+	// ExpiresAt is the token's own end: a generation left open by a crash
+	// holds it until then.
+	ExpiresAt time.Time `json:"expires_at"`
+	// Generations are the processes that leased the token, by id.
+	Generations map[string]*holderGeneration `json:"generations"`
 }
 
-// recordTokenHolder records in storage that a lease ending at leaseEnd
-// holds tok, so that the lease holding it last revokes it, also after a
-// restart, failover or reload. It returns the entry's name for the lease.
+// holderGeneration is one process's leases of a token.
+type holderGeneration struct {
+	// Open: the process may still hold leases, and nobody knows how many
+	// (it is running, or it crashed).
+	Open bool `json:"open,omitempty"`
+	// Ends counts its leases by lease end (unix seconds), once it closed.
+	Ends map[int64]int `json:"ends,omitempty"`
+}
+
+// liveAfter reports whether the generation may hold a lease still alive at
+// now.
+func (g *holderGeneration) liveAfter(now time.Time, expires time.Time) bool {
+	if g.Open {
+		return now.Before(expires.Add(holderGrace))
+	}
+	return anyEndAfter(g.Ends, now)
+}
+
+func anyEndAfter(ends map[int64]int, now time.Time) bool {
+	for end, n := range ends {
+		if n > 0 && now.Before(time.Unix(end, 0)) {
+			return true
+		}
+	}
+	return false
+}
+
+// tokenLeaseCount is this process's leases of one token.
+type tokenLeaseCount struct {
+	role    string
+	expires time.Time
+	// ends counts live leases by lease end (unix seconds, padded and
+	// rounded up).
+	ends map[int64]int
+	// recorded: the token's record in storage names this generation.
+	recorded bool
+}
+
+// holderState is the token cache's part that tracks lease holders.
+type holderState struct {
+	// gen identifies this process's leases.
+	gen string
+	// byHash holds this process's leases per token hash; guarded by the
+	// token cache's mu.
+	byHash map[string]*tokenLeaseCount
+	// storage is where Clean stores the counts (the mount's storage, as
+	// the first lease record saw it).
+	storageMu sync.Mutex
+	storage   logical.Storage
+}
+
+func newHolderState() holderState {
+	return holderState{gen: rand.Text()[:16], byHash: map[string]*tokenLeaseCount{}}
+}
+
+// holderID is what a lease carries in lease_holder: this generation and the
+// lease's end bucket.
+func holderID(gen string, end int64) string {
+	return "g:" + gen + ":" + strconv.FormatInt(end, 10)
+}
+
+// parseHolderID reads a lease_holder written by holderID; ok is false for
+// the forms of older versions.
+func parseHolderID(id string) (gen string, end int64, ok bool) {
+	rest, found := strings.CutPrefix(id, "g:")
+	if !found {
+		return "", 0, false
+	}
+	gen, endText, found := strings.Cut(rest, ":")
+	if !found {
+		return "", 0, false
+	}
+	end, err := strconv.ParseInt(endText, 10, 64)
+	return gen, end, err == nil
+}
+
+// endBucket is the padded, rounded-up lease end a holder counts under.
+func endBucket(leaseEnd time.Time) int64 {
+	t := leaseEnd.Add(holderGrace)
+	step := int64(holderEndStep / time.Second)
+	u := t.Unix()
+	if t.Nanosecond() > 0 {
+		u++
+	}
+	return (u + step - 1) / step * step
+}
+
+// noteTokenMinted records in storage, before a token minted for a
+// revoke_on_lease_end role is handed out, that this generation may hold
+// it, so that another process that gets the same token from Salesforce
+// never revokes it under this one's leases (after a crash too).
+func (b *backend) noteTokenMinted(ctx context.Context, s logical.Storage, role string, tok *cachedToken) error {
+	c := b.tokens
+	hash := tokenHash(tok.session.AccessToken)
+	lock := locksutil.LockForKey(c.holderLocks, hash)
+	lock.Lock()
+	defer lock.Unlock()
+	c.mu.Lock()
+	if _, revoked := c.revoked[hash]; revoked {
+		c.mu.Unlock()
+		return errTokenRevoked
+	}
+	h := c.holders.byHash[hash]
+	if h != nil && h.recorded {
+		c.mu.Unlock()
+		return nil
+	}
+	c.pruneHolders(b.now())
+	c.mu.Unlock()
+
+	c.holders.storageMu.Lock()
+	if c.holders.storage == nil {
+		c.holders.storage = s
+	}
+	c.holders.storageMu.Unlock()
+
+	rec, err := readTokenRecord(ctx, s, hash)
+	if err != nil {
+		return err
+	}
+	if rec == nil {
+		rec = &tokenRecord{Generations: map[string]*holderGeneration{}}
+	}
+	rec.Role = role
+	if tok.clientID != "" {
+		rec.ClientID = tok.clientID
+	}
+	if tok.expiresAt.After(rec.ExpiresAt) {
+		rec.ExpiresAt = tok.expiresAt.UTC()
+	}
+	rec.Generations[c.holders.gen] = &holderGeneration{Open: true}
+	if err := writeTokenRecord(ctx, s, hash, rec); err != nil {
+		if errors.Is(err, logical.ErrReadOnly) {
+			// Vault forwards token reads to the active node; reaching
+			// this means it did not (an older Vault or a misrouted call).
+			return fmt.Errorf("cannot record the token's lease: this node's storage is read-only, read the token on the active node: %w", err)
+		}
+		return fmt.Errorf("recording the token's lease: %w", err)
+	}
+	c.mu.Lock()
+	if h = c.holders.byHash[hash]; h == nil {
+		h = &tokenLeaseCount{role: role, ends: map[int64]int{}}
+		c.holders.byHash[hash] = h
+	}
+	h.recorded = true
+	if tok.expiresAt.After(h.expires) {
+		h.expires = tok.expiresAt
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// recordTokenHolder counts, in memory, a lease ending at leaseEnd that
+// holds tok, and returns what the lease carries as lease_holder. The
+// token's record in storage was written when it was minted
+// (noteTokenMinted).
 func (b *backend) recordTokenHolder(ctx context.Context, s logical.Storage, role string, tok *cachedToken, nonce string, leaseEnd time.Time) (string, error) {
 	c := b.tokens
 	hash := tokenHash(tok.session.AccessToken)
 	lock := locksutil.LockForKey(c.holderLocks, hash)
-	lock.RLock()
-	defer lock.RUnlock()
-	c.mu.Lock()
-	_, revoked := c.revoked[hash]
-	c.mu.Unlock()
-	if revoked {
-		return "", errTokenRevoked
-	}
-	leaf := strconv.FormatInt(leaseEnd.Add(holderGrace).Unix(), 10) + "-" + nonce
-	entry, err := logical.StorageEntryJSON(tokenHolderPrefix(hash)+leaf, tokenHolderEntry{Role: role, ClientID: tok.clientID})
-	if err != nil {
-		return "", err
-	}
-	if err := s.Put(ctx, entry); err != nil {
-		if errors.Is(err, logical.ErrReadOnly) {
-			// Vault forwards token reads to the active node; reaching
-			// this means it did not (an older Vault or a misrouted call).
-			return "", fmt.Errorf("cannot record the token's lease: this node's storage is read-only, read the token on the active node: %w", err)
+	end := endBucket(leaseEnd)
+	for {
+		lock.RLock()
+		c.mu.Lock()
+		if _, revoked := c.revoked[hash]; revoked {
+			c.mu.Unlock()
+			lock.RUnlock()
+			return "", errTokenRevoked
 		}
-		return "", fmt.Errorf("recording the token's lease: %w", err)
+		if h := c.holders.byHash[hash]; h != nil && h.recorded {
+			h.ends[end]++
+			c.mu.Unlock()
+			lock.RUnlock()
+			return holderID(c.holders.gen, end), nil
+		}
+		c.mu.Unlock()
+		lock.RUnlock()
+		// Not (or no longer) named in the token's record: name it first.
+		if err := b.noteTokenMinted(ctx, s, role, tok); err != nil {
+			return "", err
+		}
 	}
-	return leaf, nil
 }
 
-// releaseTokenHolder removes the lease's holder entry and reports whether
-// the token should now be revoked in Salesforce: true when no lease that
-// may still be alive holds it. A token about to be revoked also leaves the
-// cache in the same step, and no read can record a lease on it afterwards.
-// leaf is "" for leases issued before the holder index existed.
-func (b *backend) releaseTokenHolder(ctx context.Context, s logical.Storage, token, leaf string, sessionEnd time.Time) (bool, error) {
+// releaseTokenHolder ends one lease of token and reports whether the
+// token should now be revoked in Salesforce: true when no lease that may
+// still be alive holds it, in this process or, by its record, in another.
+// A token about to be revoked also leaves the cache in the same step, and
+// no read can record a lease on it afterwards. holder is the lease's
+// lease_holder: this version's holderID, an older version's storage entry
+// name, or "" for leases issued before there was any.
+func (b *backend) releaseTokenHolder(ctx context.Context, s logical.Storage, token, holder string, sessionEnd time.Time) (bool, error) {
 	c := b.tokens
 	hash := tokenHash(token)
-	prefix := tokenHolderPrefix(hash)
 	lock := locksutil.LockForKey(c.holderLocks, hash)
 	lock.Lock()
 	defer lock.Unlock()
+	now := b.now()
 
-	if leaf != "" && !strings.Contains(leaf, "/") {
-		if err := s.Delete(ctx, prefix+leaf); err != nil {
+	var rec *tokenRecord
+	recChanged := false
+	loadRecord := func() error {
+		if rec != nil {
+			return nil
+		}
+		r, err := readTokenRecord(ctx, s, hash)
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			r = &tokenRecord{Generations: map[string]*holderGeneration{}}
+		}
+		rec = r
+		return nil
+	}
+
+	gen, end, ours := parseHolderID(holder)
+	switch {
+	case ours && gen == c.holders.gen:
+		c.mu.Lock()
+		h := c.holders.byHash[hash]
+		if h != nil && h.ends[end] > 0 {
+			h.ends[end]--
+			if h.ends[end] == 0 {
+				delete(h.ends, end)
+			}
+		}
+		c.mu.Unlock()
+	case ours:
+		// A lease of an earlier process: its counts are in the record.
+		if err := loadRecord(); err != nil {
+			return false, err
+		}
+		g := rec.Generations[gen]
+		switch {
+		case g == nil:
+			// Nothing recorded: the token was revoked already.
+		case g.Open:
+			if g.liveAfter(now, rec.ExpiresAt) {
+				// That process ended without saying how many leases it
+				// issued: the token lives until its own expiry.
+				return false, nil
+			}
+		default:
+			if g.Ends[end] > 0 {
+				g.Ends[end]--
+				if g.Ends[end] == 0 {
+					delete(g.Ends, end)
+				}
+				if len(g.Ends) == 0 {
+					delete(rec.Generations, gen)
+				}
+				recChanged = true
+			}
+		}
+	case holder != "" && !strings.Contains(holder, "/"):
+		// An older version's entry per lease.
+		if err := s.Delete(ctx, tokenHolderPrefix(hash)+holder); err != nil {
 			return false, fmt.Errorf("removing the lease from the token's holders: %w", err)
 		}
 	}
-	leaves, err := s.List(ctx, prefix)
-	if err != nil {
-		return false, fmt.Errorf("listing the token's holders: %w", err)
-	}
-	now := b.now()
-	var ended []string
-	for _, l := range leaves {
-		end, ok := holderEnd(l)
-		if ok && now.After(end) {
-			// Its lease ended without Vault telling us (a forced revoke).
-			ended = append(ended, l)
-			continue
+
+	// Does any lease that may be alive still hold the token?
+	c.mu.Lock()
+	h := c.holders.byHash[hash]
+	mine := h != nil && anyEndAfter(h.ends, now)
+	c.mu.Unlock()
+	held := mine
+	if !held {
+		if err := loadRecord(); err != nil {
+			return false, err
 		}
-		// A holder may still be alive (an unreadable one too, to be safe).
+		for id, g := range rec.Generations {
+			if id != c.holders.gen && g.liveAfter(now, rec.ExpiresAt) {
+				held = true
+				break
+			}
+		}
+	}
+	if !held {
+		live, err := b.olderHolders(ctx, s, hash, now)
+		if err != nil {
+			return false, err
+		}
+		held = live
+	}
+	if held {
+		if rec != nil && !mine && rec.Generations[c.holders.gen] != nil {
+			// This process holds no lease of it any more.
+			delete(rec.Generations, c.holders.gen)
+			b.forgetRecorded(hash)
+			recChanged = true
+		}
+		if recChanged {
+			if err := writeTokenRecord(ctx, s, hash, rec); err != nil {
+				return false, fmt.Errorf("recording the end of the token's lease: %w", err)
+			}
+		}
 		return false, nil
 	}
-	for _, l := range ended {
-		if err := s.Delete(ctx, prefix+l); err != nil {
-			b.logger.Warn("could not remove an ended lease from the token holder index", "error", err)
-		}
-	}
 
+	if err := s.Delete(ctx, tokenRecordKey(hash)); err != nil {
+		return false, fmt.Errorf("removing the token's lease record: %w", err)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	delete(c.holders.byHash, hash)
 	for h, end := range c.revoked {
 		if now.After(end) {
 			delete(c.revoked, h)
@@ -154,8 +426,159 @@ func (b *backend) releaseTokenHolder(ctx context.Context, s logical.Storage, tok
 	return true, nil
 }
 
-// tokenHolders counts the holder entries of token (tests, diagnostics).
-func tokenHolders(ctx context.Context, s logical.Storage, token string) (int, error) {
-	leaves, err := s.List(ctx, tokenHolderPrefix(tokenHash(token)))
-	return len(leaves), err
+// pruneHolders forgets tokens past their expiry that no live lease of this
+// process holds; the caller holds c.mu.
+func (c *tokenCache) pruneHolders(now time.Time) {
+	for hash, h := range c.holders.byHash {
+		if now.After(h.expires.Add(holderGrace)) && !anyEndAfter(h.ends, now) {
+			delete(c.holders.byHash, hash)
+		}
+	}
+}
+
+// forgetRecorded notes that the token's record no longer names this
+// generation: a new mint of it records it again.
+func (b *backend) forgetRecorded(hash string) {
+	c := b.tokens
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if h := c.holders.byHash[hash]; h != nil {
+		h.recorded = false
+	}
+}
+
+// olderHolders reports whether an older version's per-lease entries of the
+// token may still be alive; it removes the ones that ended.
+func (b *backend) olderHolders(ctx context.Context, s logical.Storage, hash string, now time.Time) (bool, error) {
+	prefix := tokenHolderPrefix(hash)
+	leaves, err := s.List(ctx, prefix)
+	if err != nil {
+		return false, fmt.Errorf("listing the token's holders: %w", err)
+	}
+	var ended []string
+	for _, l := range leaves {
+		end, ok := holderEnd(l)
+		if ok && now.After(end) {
+			// Its lease ended without Vault telling us (a forced revoke).
+			ended = append(ended, l)
+			continue
+		}
+		// A holder may still be alive (an unreadable one too, to be safe).
+		return true, nil
+	}
+	for _, l := range ended {
+		if err := s.Delete(ctx, prefix+l); err != nil {
+			b.logger.Warn("could not remove an ended lease from the token holder index", "error", err)
+		}
+	}
+	return false, nil
+}
+
+// persistTokenHolders stores this process's lease counts in the records of
+// the tokens it leased, replacing "open"; Clean calls it. What it cannot
+// store stays "open", which keeps those tokens until their expiry.
+func (b *backend) persistTokenHolders(ctx context.Context) {
+	c := b.tokens
+	c.holders.storageMu.Lock()
+	s := c.holders.storage
+	c.holders.storageMu.Unlock()
+	if s == nil {
+		return
+	}
+	c.mu.Lock()
+	counts := map[string]map[int64]int{}
+	for hash, h := range c.holders.byHash {
+		if !h.recorded && len(h.ends) == 0 {
+			continue
+		}
+		ends := map[int64]int{}
+		for end, n := range h.ends {
+			if n > 0 {
+				ends[end] = n
+			}
+		}
+		counts[hash] = ends
+	}
+	c.mu.Unlock()
+	now := b.now()
+	for hash, ends := range counts {
+		lock := locksutil.LockForKey(c.holderLocks, hash)
+		lock.Lock()
+		err := func() error {
+			rec, err := readTokenRecord(ctx, s, hash)
+			if err != nil || rec == nil {
+				return err
+			}
+			if anyEndAfter(ends, now) {
+				rec.Generations[c.holders.gen] = &holderGeneration{Ends: ends}
+			} else {
+				delete(rec.Generations, c.holders.gen)
+			}
+			if len(rec.Generations) == 0 {
+				return s.Delete(ctx, tokenRecordKey(hash))
+			}
+			return writeTokenRecord(ctx, s, hash, rec)
+		}()
+		lock.Unlock()
+		if err != nil {
+			b.logger.Warn("could not store the token's lease count; its leases end without revoking it before it expires", "error", err)
+		}
+	}
+}
+
+func readTokenRecord(ctx context.Context, s logical.Storage, hash string) (*tokenRecord, error) {
+	entry, err := s.Get(ctx, tokenRecordKey(hash))
+	if err != nil {
+		return nil, fmt.Errorf("reading the token's lease record: %w", err)
+	}
+	if entry == nil {
+		return nil, nil
+	}
+	rec := &tokenRecord{}
+	if err := entry.DecodeJSON(rec); err != nil {
+		return nil, fmt.Errorf("decoding the token's lease record: %w", err)
+	}
+	if rec.Generations == nil {
+		rec.Generations = map[string]*holderGeneration{}
+	}
+	return rec, nil
+}
+
+func writeTokenRecord(ctx context.Context, s logical.Storage, hash string, rec *tokenRecord) error {
+	entry, err := logical.StorageEntryJSON(tokenRecordKey(hash), rec)
+	if err != nil {
+		return err
+	}
+	return s.Put(ctx, entry)
+}
+
+// tokenHolders counts the leases known to hold token: this process's, and
+// those other processes recorded (tests, diagnostics).
+func (b *backend) tokenHolders(ctx context.Context, s logical.Storage, token string) (int, error) {
+	hash := tokenHash(token)
+	n := 0
+	c := b.tokens
+	c.mu.Lock()
+	if h := c.holders.byHash[hash]; h != nil {
+		for _, k := range h.ends {
+			n += k
+		}
+	}
+	c.mu.Unlock()
+	rec, err := readTokenRecord(ctx, s, hash)
+	if err != nil {
+		return 0, err
+	}
+	if rec != nil {
+		for id, g := range rec.Generations {
+			if id == c.holders.gen {
+				continue
+			}
+			for _, k := range g.Ends {
+				n += k
+			}
+		}
+	}
+	leaves, err := s.List(ctx, tokenHolderPrefix(hash))
+	return n + len(leaves), err
 }

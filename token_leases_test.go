@@ -43,7 +43,7 @@ func TestTokenLeaseRevokeSharedToken(t *testing.T) {
 	if err := revokeLease(t, b, s, three.Secret); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := tokenHolders(context.Background(), s, token); err != nil || n != 1 {
+	if n, err := b.tokenHolders(context.Background(), s, token); err != nil || n != 1 {
 		t.Fatalf("recorded holders = %d (%v), want 1", n, err)
 	}
 }
@@ -65,7 +65,7 @@ func TestTokenLeaseRevokeLastLeaseRevokes(t *testing.T) {
 	if readToken(t, b, s, "cc").Data["access_token"] == token {
 		t.Error("revoked token served again")
 	}
-	if n, _ := tokenHolders(context.Background(), s, token); n != 0 {
+	if n, _ := b.tokenHolders(context.Background(), s, token); n != 0 {
 		t.Errorf("%d holder entries left for a revoked token", n)
 	}
 
@@ -82,8 +82,9 @@ func TestTokenLeaseRevokeLastLeaseRevokes(t *testing.T) {
 	}
 }
 
-// The holders of a shared token are in storage: a restart, failover or
-// plugin reload between the reads and the lease ends changes nothing.
+// The holders of a shared token are stored when the mount is unloaded
+// (Clean): a plugin reload, step-down or seal between the reads and the
+// lease ends changes nothing.
 func TestTokenLeaseRevokeAfterRestartKeepsOtherLeases(t *testing.T) {
 	b, s, f := tokenTestBackend(t)
 	mustWrite(t, b, s, "roles/cc", map[string]interface{}{"grant_type": "client_credentials"})
@@ -94,7 +95,9 @@ func TestTokenLeaseRevokeAfterRestartKeepsOtherLeases(t *testing.T) {
 		t.Fatal("setup: token not shared")
 	}
 
-	// A new backend on the same storage: nothing of the first one's memory.
+	// Vault cleans the mount up, then a new backend starts on the same
+	// storage: nothing of the first one's memory.
+	b.Cleanup(context.Background())
 	restarted, _ := getTestBackend(t)
 	f.install(restarted)
 	if err := revokeLease(t, restarted, s, one.Secret); err != nil {
@@ -128,7 +131,7 @@ func TestTokenLeaseEndedHolderDoesNotKeepToken(t *testing.T) {
 	if f.count("revoke") != 1 {
 		t.Fatalf("revoke calls = %d, want 1: a long-ended lease kept the token alive", f.count("revoke"))
 	}
-	if n, _ := tokenHolders(context.Background(), s, late.Data["access_token"].(string)); n != 0 {
+	if n, _ := b.tokenHolders(context.Background(), s, late.Data["access_token"].(string)); n != 0 {
 		t.Errorf("%d holder entries left after the token was revoked", n)
 	}
 }
@@ -251,5 +254,170 @@ func TestTokenLeaseRevokeConcurrentReads(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// A warm token read stores nothing: its lease is counted in memory (the
+// token's record was written once, when it was minted).
+func TestTokenLeaseWarmReadsStoreNothing(t *testing.T) {
+	b, s, _ := tokenTestBackend(t)
+	mustWrite(t, b, s, "roles/cc", map[string]interface{}{"grant_type": "client_credentials"})
+	cs := newCountingStorage(s)
+	token := readToken(t, b, cs, "cc").Data["access_token"].(string)
+	if calls := cs.taken(); calls["put token-leases/"] != 1 {
+		t.Errorf("the mint stored %v, want one record of the token", calls)
+	}
+	for range 5 {
+		readToken(t, b, cs, "cc")
+	}
+	if calls := cs.taken(); len(calls) != 0 {
+		t.Errorf("warm token reads made storage calls: %v", calls)
+	}
+	if n, err := b.tokenHolders(context.Background(), s, token); err != nil || n != 6 {
+		t.Errorf("holders = %d (%v), want 6", n, err)
+	}
+}
+
+// Clean stores this process's counts in the token's record, in place of
+// "open", so the next process can count the leases down.
+func TestTokenLeaseCleanStoresCounts(t *testing.T) {
+	b, s, _ := tokenTestBackend(t)
+	mustWrite(t, b, s, "roles/cc", map[string]interface{}{"grant_type": "client_credentials"})
+	token := readToken(t, b, s, "cc").Data["access_token"].(string)
+	readToken(t, b, s, "cc")
+	readToken(t, b, s, "cc")
+	ctx := context.Background()
+	rec, err := readTokenRecord(ctx, s, tokenHash(token))
+	if err != nil || rec == nil || len(rec.Generations) != 1 || !rec.Generations[b.tokens.holders.gen].Open {
+		t.Fatalf("record before Clean = %+v (%v), want this process open", rec, err)
+	}
+	b.Cleanup(ctx)
+	rec, err = readTokenRecord(ctx, s, tokenHash(token))
+	if err != nil || rec == nil {
+		t.Fatalf("record after Clean: %v", err)
+	}
+	g := rec.Generations[b.tokens.holders.gen]
+	n := 0
+	if g != nil {
+		for _, k := range g.Ends {
+			n += k
+		}
+	}
+	if g == nil || g.Open || n != 3 {
+		t.Errorf("record after Clean = %+v, want 3 leases counted", g)
+	}
+}
+
+// After a crash (no Clean), nobody knows how many leases the dead process
+// issued: none of them revokes its token, which ends by itself.
+func TestTokenLeaseCrashKeepsTokenUntilItsExpiry(t *testing.T) {
+	b, s, f := tokenTestBackend(t)
+	clock := useFakeClock(b)
+	f.issuedAt = clock.Now()
+	mustWrite(t, b, s, "roles/cc", map[string]interface{}{"grant_type": "client_credentials"})
+	one := readToken(t, b, s, "cc")
+	two := readToken(t, b, s, "cc")
+
+	crashed, _ := getTestBackend(t) // b is never cleaned up
+	crashed.clock = clock.Now
+	f.install(crashed)
+	for _, l := range []*logical.Response{one, two} {
+		if err := revokeLease(t, crashed, s, l.Secret); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f.count("revoke") != 0 {
+		t.Fatalf("a lease end after a crash revoked the token: %d revoke calls", f.count("revoke"))
+	}
+}
+
+// Salesforce may hand out the same token again: a process that gets the
+// token a crashed process leased does not revoke it at the end of its own
+// leases while the crashed process's may live, that is until the token's
+// expiry.
+func TestTokenLeaseSameTokenAfterCrashNotRevokedUnderOldLeases(t *testing.T) {
+	b, s, f := tokenTestBackend(t)
+	clock := useFakeClock(b)
+	f.issuedAt = clock.Now()
+	mustWrite(t, b, s, "roles/cc", map[string]interface{}{"grant_type": "client_credentials"})
+	old := readToken(t, b, s, "cc")
+	token := old.Data["access_token"].(string)
+
+	next, _ := getTestBackend(t) // b crashed
+	next.clock = clock.Now
+	f.install(next)
+	f.mu.Lock()
+	f.seq-- // the org answers with the same session
+	f.mu.Unlock()
+	mine := readToken(t, next, s, "cc")
+	if mine.Data["access_token"] != token {
+		t.Fatal("setup: the org did not hand out the same token")
+	}
+	if err := revokeLease(t, next, s, mine.Secret); err != nil {
+		t.Fatal(err)
+	}
+	if f.count("revoke") != 0 {
+		t.Fatal("the new process revoked a token the crashed process's lease may still hold")
+	}
+	// Once the token has expired, nothing can hold it: the last lease end
+	// may revoke it (Salesforce answers that it is gone already).
+	clock.Advance(defaultSessionTimeout + 2*holderGrace)
+	if err := revokeLease(t, next, s, old.Secret); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := next.tokenHolders(context.Background(), s, token); n != 0 {
+		t.Errorf("%d holders left after the token expired", n)
+	}
+}
+
+// The leases of a revoke_on_lease_end token hold the consumer key that
+// minted it (client-secret rotation keeps a previous key while held):
+// counted in memory while this process runs, from the token's record
+// after it, and by an open generation (a crash) until the token expires.
+func TestTokenLeaseHoldsItsConsumerKey(t *testing.T) {
+	b, s, f := tokenTestBackend(t)
+	mustWrite(t, b, s, "roles/cc", map[string]interface{}{"grant_type": "client_credentials"})
+	ctx := context.Background()
+	cfg, err := readConfig(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, two := readToken(t, b, s, "cc"), readToken(t, b, s, "cc")
+	held := func(b *backend, key string) int {
+		t.Helper()
+		h, err := b.holdersOf(ctx, s, key, b.now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h.leases
+	}
+	if n := held(b, cfg.ClientID); n != 2 {
+		t.Errorf("%d leases hold the key, want 2", n)
+	}
+	if n := held(b, "another-key"); n != 0 {
+		t.Errorf("%d leases hold a key that minted nothing", n)
+	}
+
+	// A crash: the next process knows no count, so the token's open
+	// generation holds the key until the token's expiry.
+	crashed, _ := getTestBackend(t)
+	f.install(crashed)
+	if n := held(crashed, cfg.ClientID); n != 1 {
+		t.Errorf("after a crash %d leases hold the key, want 1 (the open generation)", n)
+	}
+	expires, _ := time.Parse(time.RFC3339, one.Data["expires_at"].(string))
+	crashed.clock = func() time.Time { return expires.Add(holderGrace + time.Minute) }
+	if n := held(crashed, cfg.ClientID); n != 0 {
+		t.Errorf("after the token's expiry %d leases hold the key, want 0", n)
+	}
+
+	// In this process, the leases' ends release it.
+	for _, r := range []*logical.Response{one, two} {
+		if err := revokeLease(t, b, s, r.Secret); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := held(b, cfg.ClientID); n != 0 {
+		t.Errorf("%d leases hold the key after both ended", n)
 	}
 }
