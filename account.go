@@ -253,44 +253,14 @@ func (b *backend) readAccountCached(ctx context.Context, s logical.Storage, name
 	return b.cache.accounts.get(name, func() (*account, error) { return readAccount(ctx, s, name) })
 }
 
-// listAccountNames returns the name of every stored account, nested ones
-// (team-a/etl) included: storage lists one folder at a time, so this walks
-// the folders below accounts/.
-func listAccountNames(ctx context.Context, s logical.Storage) ([]string, error) {
-	names, err := logical.CollectKeys(ctx, logical.NewStorageView(s, accountStoragePrefix))
-	if err != nil {
-		return nil, fmt.Errorf("listing accounts: %w", err)
-	}
-	return names, nil
-}
-
-// accountWithUsername returns the name of the stored account whose
-// username is username (case-insensitively, as Salesforce compares them),
-// or "".
-func accountWithUsername(ctx context.Context, s logical.Storage, username string) (string, error) {
-	names, err := listAccountNames(ctx, s)
-	if err != nil {
-		return "", err
-	}
-	for _, name := range names {
-		acct, err := readAccount(ctx, s, name)
-		if err != nil {
-			return "", err
-		}
-		if acct != nil && strings.EqualFold(acct.Username, username) {
-			return name, nil
-		}
-	}
-	return "", nil
-}
-
 // accountTxn is the one way to change a stored account: a read-modify-write
 // under the account's lock. Every writer of accounts/<name> (account and
 // security-token writes, rotation, WAL settling, the scheduler's bookkeeping,
 // deletes) holds one, so no writer can store a copy it read before another
 // writer's change. Nothing else writes accounts: put and delete below are
 // the only code that changes accounts/ in storage, and with it the decoded
-// account in memory.
+// account in memory and the account's entries in the username and schedule
+// indexes (account_index.go).
 type accountTxn struct {
 	b    *backend
 	s    logical.Storage
@@ -301,6 +271,9 @@ type accountTxn struct {
 	// wrote it (nil: none stored); loaded says whether it was read.
 	prev   *account
 	loaded bool
+	// userLock is the lock of the username this transaction claims or
+	// releases (account_index.go); held until unlock.
+	userLock *locksutil.LockEntry
 }
 
 // lockAccount takes the account's lock and returns the transaction that
@@ -313,6 +286,10 @@ func (b *backend) lockAccount(s logical.Storage, name string) *accountTxn {
 
 // unlock ends the transaction; later puts fail.
 func (t *accountTxn) unlock() {
+	if t.userLock != nil {
+		t.userLock.Unlock()
+		t.userLock = nil
+	}
 	if t.held {
 		t.held = false
 		t.lock.Unlock()
@@ -349,6 +326,12 @@ func (t *accountTxn) put(ctx context.Context, a *account) error {
 	if err != nil {
 		return fmt.Errorf("encoding account %q: %w", t.name, err)
 	}
+	// Index entries that must not lag behind the account are written
+	// first: a new account's username, an earlier scheduled time.
+	after, err := t.indexBeforePut(ctx, a)
+	if err != nil {
+		return err
+	}
 	if err := t.s.Put(ctx, entry); err != nil {
 		// Storage may or may not hold it now: read it afresh next time.
 		t.b.cache.accounts.drop(t.name)
@@ -356,6 +339,7 @@ func (t *accountTxn) put(ctx context.Context, a *account) error {
 		return fmt.Errorf("writing account %q: %w", t.name, err)
 	}
 	t.b.cache.accounts.set(t.name, a)
+	after(ctx)
 	cp := *a
 	t.prev = &cp
 	return nil
@@ -377,6 +361,7 @@ func (t *accountTxn) delete(ctx context.Context) error {
 		return fmt.Errorf("deleting account %q: %w", t.name, err)
 	}
 	t.b.cache.accounts.drop(t.name)
+	t.indexAfterDelete(ctx)
 	t.prev = nil
 	return nil
 }

@@ -81,8 +81,10 @@ type backend struct {
 	rot *rotationState
 
 	// cache holds decoded accounts, config, config/rotation and roles
-	// (entry_cache.go); walIdx the accounts with WAL entries (wal_index.go).
+	// (entry_cache.go); idx the username and schedule indexes
+	// (account_index.go); walIdx the accounts with WAL entries (wal_index.go).
 	cache  *entryCaches
+	idx    *accountIndexes
 	walIdx walIndex
 	// leaseTTLs are the mount's lease TTLs as last read (path_token.go).
 	leaseTTLs leaseTTLCache
@@ -107,6 +109,7 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		tokens:       newTokenCache(),
 		rot:          newRotationState(),
 		cache:        newEntryCaches(),
+		idx:          newAccountIndexes(),
 	}
 	if b.logger == nil {
 		b.logger = hclog.NewNullLogger()

@@ -313,7 +313,7 @@ func (b *backend) pathAccountWrite(ctx context.Context, req *logical.Request, d 
 		return logical.ErrorResponse("username %s is the admin user of config; the engine's admin identity cannot also be managed as an ordinary account", acct.Username), nil
 	}
 	if isCreate {
-		other, err := accountWithUsername(ctx, req.Storage, acct.Username)
+		other, err := txn.claimUsername(ctx, acct.Username)
 		if err != nil {
 			return nil, err
 		}

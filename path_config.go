@@ -272,7 +272,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	}
 
 	if cfg.Username != "" && (existing == nil || !strings.EqualFold(existing.Username, cfg.Username)) {
-		name, err := accountWithUsername(ctx, req.Storage, cfg.Username)
+		name, err := b.accountWithUsername(ctx, req.Storage, cfg.Username, "")
 		if err != nil {
 			return nil, err
 		}

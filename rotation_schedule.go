@@ -101,19 +101,24 @@ func (b *backend) initializeRotation(ctx context.Context, req *logical.Initializ
 	// Another node may have counted logins (and died with some in flight)
 	// since this one last did.
 	b.budget.reload()
+	// The queue comes from the schedule index (account_index.go): one
+	// listing, never a read of every account. A mount stored by an older
+	// version gets its indexes in the background, which queues the
+	// accounts as it reads them.
 	q := queue.New()
-	names, err := listAccountNames(ctx, req.Storage)
+	built, err := b.indexesBuilt(ctx, req.Storage)
+	if err == nil && !built {
+		built, err = b.markIndexesOfEmptyMount(ctx, req.Storage)
+	}
 	if err != nil {
 		return err
 	}
-	for _, name := range names {
-		acct, err := readAccount(ctx, req.Storage, name)
-		if err != nil || acct == nil {
-			continue
-		}
-		if acct.scheduled() && !acct.NextVaultRotation.IsZero() {
-			_ = q.Push(&queue.Item{Key: name, Priority: acct.NextVaultRotation.Unix()})
-		}
+	due, extra, err := loadScheduleIndex(ctx, req.Storage)
+	if err != nil {
+		return err
+	}
+	for name, at := range due {
+		_ = q.Push(&queue.Item{Key: name, Priority: at})
 	}
 	tickCtx, cancel := context.WithCancel(b.rot.bgCtx)
 	b.rot.mu.Lock()
@@ -121,8 +126,24 @@ func (b *backend) initializeRotation(ctx context.Context, req *logical.Initializ
 	b.rot.storage = req.Storage
 	b.rot.cancel = cancel
 	b.rot.mu.Unlock()
-	b.logger.Info("rotation queue initialized", "scheduled_accounts", q.Len())
-	_ = b.walIdx.rebuild(ctx, req.Storage)
+	if err := b.walIdx.rebuild(ctx, req.Storage); err != nil {
+		b.logger.Warn("could not read the rotation WAL; reads read it until it can be", "error", err)
+	}
+	if built {
+		b.logger.Info("rotation queue initialized", "scheduled_accounts", q.Len())
+		b.dropScheduleKeys(tickCtx, req.Storage, extra)
+	} else {
+		done := make(chan struct{})
+		b.idx.mu.Lock()
+		b.idx.building = done
+		b.idx.mu.Unlock()
+		b.logger.Info("building the account indexes of this mount (once, after an upgrade); the rotation queue fills as accounts are read")
+		b.rot.wg.Add(1)
+		go func() {
+			defer b.rot.wg.Done()
+			b.buildIndexes(tickCtx, req.Storage, done)
+		}()
+	}
 	if waiting := b.walIdx.accounts(); len(waiting) > 0 {
 		b.logger.Warn("accounts awaiting the settling of an interrupted rotation (their reads say so until it is done)", "accounts", waiting)
 	}
@@ -173,19 +194,26 @@ func (b *backend) scheduleAccount(name string, acct *account) {
 		return
 	}
 	_, _ = b.rot.queue.PopByKey(name)
-	if acct != nil && acct.scheduled() && !acct.NextVaultRotation.IsZero() {
-		_ = b.rot.queue.Push(&queue.Item{Key: name, Priority: acct.NextVaultRotation.Unix()})
+	if at := schedTime(acct); at != 0 {
+		_ = b.rot.queue.Push(&queue.Item{Key: name, Priority: at})
 	}
 }
 
+// dueItem is an account popped from the queue, with the time it was queued
+// at (from the schedule index after a start).
+type dueItem struct {
+	name   string
+	queued int64
+}
+
 // popDue removes and returns the accounts whose priority is due at now.
-func (b *backend) popDue(now time.Time) []string {
+func (b *backend) popDue(now time.Time) []dueItem {
 	b.rot.mu.Lock()
 	defer b.rot.mu.Unlock()
 	if b.rot.queue == nil {
 		return nil
 	}
-	var due []string
+	var due []dueItem
 	for b.rot.queue.Len() > 0 {
 		item, err := b.rot.queue.Pop()
 		if err != nil {
@@ -195,7 +223,7 @@ func (b *backend) popDue(now time.Time) []string {
 			_ = b.rot.queue.Push(item)
 			break
 		}
-		due = append(due, item.Key)
+		due = append(due, dueItem{name: item.Key, queued: item.Priority})
 	}
 	return due
 }
@@ -222,14 +250,14 @@ func (b *backend) processDueRotations(ctx context.Context) {
 	}
 	var g errgroup.Group
 	g.SetLimit(rcfg.MaxConcurrentRotations)
-	for _, name := range due {
+	for _, item := range due {
 		if err := b.waitForRequestSlot(ctx, rcfg.RequestsPerMinute); err != nil {
 			// Shutting down: put the rest back for the next active node.
-			b.requeueStored(context.Background(), s, name)
+			b.requeueStored(context.Background(), s, item.name)
 			continue
 		}
 		g.Go(func() error {
-			b.runScheduledRotation(ctx, s, name)
+			b.runScheduledRotation(ctx, s, item)
 			return nil
 		})
 	}
@@ -278,9 +306,10 @@ func (b *backend) requeueStored(ctx context.Context, s logical.Storage, name str
 // checking against storage that it is still due. Whatever happens, the
 // account goes back in the queue at its new stored time: a failing account
 // is shown as failing, never dropped.
-func (b *backend) runScheduledRotation(ctx context.Context, s logical.Storage, name string) {
+func (b *backend) runScheduledRotation(ctx context.Context, s logical.Storage, item dueItem) {
+	name := item.name
 	defer b.requeueStored(context.Background(), s, name)
-	if !b.scheduledRotationDue(ctx, s, name) {
+	if !b.scheduledRotationDue(ctx, s, name, item.queued) {
 		return
 	}
 	if _, err := b.rotateAccount(ctx, s, name, triggerScheduled, false); err != nil {
@@ -290,12 +319,18 @@ func (b *backend) runScheduledRotation(ctx context.Context, s logical.Storage, n
 
 // scheduledRotationDue reports whether the stored account is due now. An
 // account blocked on an operator, or past its rotation window, is not: its
-// next time is moved on and stored instead.
-func (b *backend) scheduledRotationDue(ctx context.Context, s logical.Storage, name string) bool {
+// next time is moved on and stored instead. queued is the time the queue
+// had it at; a schedule index key that disagrees with the account is
+// repaired here.
+func (b *backend) scheduledRotationDue(ctx context.Context, s logical.Storage, name string, queued int64) bool {
 	txn := b.lockAccount(s, name)
 	defer txn.unlock()
 	acct, err := txn.get(ctx)
-	if err != nil || acct == nil || !acct.scheduled() || acct.NextVaultRotation.IsZero() {
+	if err != nil {
+		return false
+	}
+	txn.repairSchedule(ctx, acct, queued)
+	if acct == nil || !acct.scheduled() || acct.NextVaultRotation.IsZero() {
 		return false
 	}
 	now := b.now()

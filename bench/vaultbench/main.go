@@ -104,7 +104,7 @@ func run(ctx context.Context, args []string) error {
 		batch        = fs.Int("write-batch", 1000, "(4) accounts per timed write batch")
 		writers      = fs.Int("writers", 16, "(3, 4) concurrent writers")
 		writeTimeout = fs.Duration("write-timeout", time.Minute, "(4) start no write of the second batch after this (its rate is then from the writes done)")
-		fill         = fs.String("fill", "raw", "(4, 5) how to go from the first batch to N accounts: raw (clone an engine-written account through sys/raw, fast) or api (write each through the engine)")
+		fill         = fs.String("fill", "api", "(4, 5) how to go from the first batch to N accounts: api (write each through the engine) or raw (clone an engine-written account, index keys included, through sys/raw)")
 		scalePeriod  = fs.String("scale-rotation-period", "720h", "(4, 5) rotation_period of the scale accounts, so the rotation queue holds them (\"\" for none)")
 
 		pprof    = fs.Bool("pprof", false, "build the plugin with -tags pprof and save CPU profiles of the plugin process during the creds and token rounds and the rotations (in -out)")

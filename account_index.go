@@ -1,0 +1,548 @@
+package salesforce
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// Two indexes kept beside the accounts, so that neither an account write
+// nor a mount start reads every stored account:
+//
+//	usernames/<username>        the account that manages a Salesforce user
+//	                            (lower case, path-escaped): a new account's
+//	                            username is checked with one read
+//	schedule/<name>:<unix>      an account's next scheduled rotation, in
+//	                            the key itself: the rotation queue is
+//	                            rebuilt from one listing, whatever N
+//
+// Both are written only by the account transaction (account.go), under the
+// account's lock, in an order that keeps them safe across a crash at any
+// step:
+//
+//   - a username entry is written before the account it names and deleted
+//     after it; an entry whose account is gone or manages another user is
+//     stale and ignored (and overwritten by the next claim);
+//   - a schedule key never says later than the account: a new or earlier
+//     time is written before the account, a later one after it, and the old
+//     key is deleted last. A key earlier than the account's time only wakes
+//     the scheduler early: it reads the account, which is the truth, and
+//     repairs the key (repairSchedule).
+//
+// index-meta says that every stored account has its entries. A mount
+// without it (created by an older version) gets them once, in the
+// background after the start (buildIndexes); until then account creates
+// wait for it, and the queue is rebuilt as the build reads the accounts.
+
+const (
+	usernameIndexPrefix = "usernames/"
+	scheduleIndexPrefix = "schedule/"
+	indexMetaPath       = "index-meta"
+	indexVersion        = 1
+)
+
+// maxIndexWait bounds how long an account create waits for the indexes
+// being built after an upgrade.
+const maxIndexWait = 30 * time.Second
+
+// indexMeta is stored at index-meta once every account has its entries.
+type indexMeta struct {
+	Version int       `json:"version"`
+	BuiltAt time.Time `json:"built_at"`
+}
+
+// usernameEntry is stored at usernames/<username>.
+type usernameEntry struct {
+	Account string `json:"account"`
+}
+
+// accountIndexes is the backend's view of the indexes.
+type accountIndexes struct {
+	// built: index-meta was seen (it is never removed).
+	built atomic.Bool
+	mu    sync.Mutex
+	// building is closed when the build running in the background ends;
+	// nil when none runs.
+	building chan struct{}
+	// locks serialise the claims of each username (lower case).
+	locks []*locksutil.LockEntry
+}
+
+func newAccountIndexes() *accountIndexes {
+	return &accountIndexes{locks: locksutil.CreateLocks()}
+}
+
+func usernameKey(username string) string {
+	return usernameIndexPrefix + url.PathEscape(strings.ToLower(username))
+}
+
+// schedTime is the time the schedule index holds for a (unix seconds; 0
+// for none).
+func schedTime(a *account) int64 {
+	if a == nil || !a.scheduled() || a.NextVaultRotation.IsZero() {
+		return 0
+	}
+	return a.NextVaultRotation.Unix()
+}
+
+func scheduleKey(name string, at int64) string {
+	return scheduleIndexPrefix + name + ":" + strconv.FormatInt(at, 10)
+}
+
+// parseScheduleKey reads a key of schedule/ (without the prefix). ':' is
+// not allowed in account names, so the last one starts the time.
+func parseScheduleKey(key string) (string, int64, bool) {
+	i := strings.LastIndexByte(key, ':')
+	if i <= 0 {
+		return "", 0, false
+	}
+	at, err := strconv.ParseInt(key[i+1:], 10, 64)
+	if err != nil || at <= 0 {
+		return "", 0, false
+	}
+	return key[:i], at, true
+}
+
+// lockUsername takes the lock of username for the rest of the transaction.
+func (t *accountTxn) lockUsername(username string) {
+	if t.userLock != nil {
+		return
+	}
+	t.userLock = locksutil.LockForKey(t.b.idx.locks, strings.ToLower(username))
+	t.userLock.Lock()
+}
+
+// claimUsername returns the name of another stored account that manages
+// username (compared case-insensitively, as Salesforce does), or "". The
+// username stays locked until the transaction ends, so no other account
+// can claim it meanwhile; put then writes its entry.
+func (t *accountTxn) claimUsername(ctx context.Context, username string) (string, error) {
+	// A build of the indexes takes username locks: wait for it first.
+	built, err := t.b.indexesBuilt(ctx, t.s)
+	if err != nil {
+		return "", err
+	}
+	t.lockUsername(username)
+	return t.b.lookupUsername(ctx, t.s, username, t.name, built)
+}
+
+// accountWithUsername returns the name of the stored account other than
+// except that manages username (compared case-insensitively, as Salesforce
+// does), or "": one index read where the indexes are built.
+func (b *backend) accountWithUsername(ctx context.Context, s logical.Storage, username, except string) (string, error) {
+	built, err := b.indexesBuilt(ctx, s)
+	if err != nil {
+		return "", err
+	}
+	return b.lookupUsername(ctx, s, username, except, built)
+}
+
+func (b *backend) lookupUsername(ctx context.Context, s logical.Storage, username, except string, built bool) (string, error) {
+	if !built {
+		return scanForUsername(ctx, s, username, except)
+	}
+	entry, err := s.Get(ctx, usernameKey(username))
+	if err != nil {
+		return "", fmt.Errorf("reading the username index: %w", err)
+	}
+	if entry == nil {
+		return "", nil
+	}
+	var ue usernameEntry
+	if err := entry.DecodeJSON(&ue); err != nil {
+		return "", fmt.Errorf("decoding the username index: %w", err)
+	}
+	if ue.Account == "" || ue.Account == except {
+		return "", nil
+	}
+	other, err := b.readAccountCached(ctx, s, ue.Account)
+	if err != nil {
+		return "", err
+	}
+	if other == nil || !strings.EqualFold(other.Username, username) {
+		// Stale: the account was deleted (or never stored) after its
+		// entry was written.
+		return "", nil
+	}
+	return ue.Account, nil
+}
+
+// scanForUsername reads every stored account: the check of a create on a
+// mount whose indexes are not built (a test backend never initialized).
+func scanForUsername(ctx context.Context, s logical.Storage, username, except string) (string, error) {
+	keys, err := listKeysBelow(ctx, s, accountStoragePrefix)
+	if err != nil {
+		return "", fmt.Errorf("listing accounts: %w", err)
+	}
+	for _, key := range keys {
+		name := strings.TrimPrefix(key, accountStoragePrefix)
+		if name == except {
+			continue
+		}
+		acct, err := readAccount(ctx, s, name)
+		if err != nil {
+			return "", err
+		}
+		if acct != nil && strings.EqualFold(acct.Username, username) {
+			return name, nil
+		}
+	}
+	return "", nil
+}
+
+// indexesBuilt reports whether every stored account has its index
+// entries. It waits for a build running in the background.
+func (b *backend) indexesBuilt(ctx context.Context, s logical.Storage) (bool, error) {
+	if b.idx.built.Load() {
+		return true, nil
+	}
+	b.idx.mu.Lock()
+	building := b.idx.building
+	b.idx.mu.Unlock()
+	if building != nil {
+		timer := time.NewTimer(maxIndexWait)
+		defer timer.Stop()
+		select {
+		case <-building:
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-timer.C:
+			return false, logical.CodedError(http.StatusServiceUnavailable,
+				"the account indexes of this mount are being built after an upgrade (once, in the background); try again shortly")
+		}
+		if b.idx.built.Load() {
+			return true, nil
+		}
+	}
+	built, err := readIndexMeta(ctx, s)
+	if built {
+		b.idx.built.Store(true)
+	}
+	return built, err
+}
+
+// markIndexesOfEmptyMount writes index-meta on a mount without accounts,
+// whose indexes are complete; Initialize calls it. It reports whether it
+// did.
+func (b *backend) markIndexesOfEmptyMount(ctx context.Context, s logical.Storage) (bool, error) {
+	keys, err := s.List(ctx, accountStoragePrefix)
+	if err != nil {
+		return false, fmt.Errorf("listing accounts: %w", err)
+	}
+	if len(keys) > 0 {
+		return false, nil
+	}
+	if err := writeIndexMeta(ctx, s, b.now()); err != nil {
+		return false, err
+	}
+	b.idx.built.Store(true)
+	return true, nil
+}
+
+func readIndexMeta(ctx context.Context, s logical.Storage) (bool, error) {
+	entry, err := s.Get(ctx, indexMetaPath)
+	if err != nil {
+		return false, fmt.Errorf("reading %s: %w", indexMetaPath, err)
+	}
+	if entry == nil {
+		return false, nil
+	}
+	var m indexMeta
+	if err := entry.DecodeJSON(&m); err != nil {
+		return false, fmt.Errorf("decoding %s: %w", indexMetaPath, err)
+	}
+	return m.Version >= indexVersion, nil
+}
+
+func writeIndexMeta(ctx context.Context, s logical.Storage, now time.Time) error {
+	entry, err := logical.StorageEntryJSON(indexMetaPath, indexMeta{Version: indexVersion, BuiltAt: now.UTC()})
+	if err != nil {
+		return err
+	}
+	if err := s.Put(ctx, entry); err != nil {
+		return fmt.Errorf("writing %s: %w", indexMetaPath, err)
+	}
+	return nil
+}
+
+// indexBeforePut writes the index entries that must be stored before a
+// (the account about to be stored) and returns what to do after it.
+func (t *accountTxn) indexBeforePut(ctx context.Context, a *account) (func(context.Context), error) {
+	if t.prev == nil {
+		t.lockUsername(a.Username)
+		entry, err := logical.StorageEntryJSON(usernameKey(a.Username), usernameEntry{Account: t.name})
+		if err != nil {
+			return nil, err
+		}
+		if err := t.s.Put(ctx, entry); err != nil {
+			return nil, fmt.Errorf("writing the username index: %w", err)
+		}
+	}
+	old, next := schedTime(t.prev), schedTime(a)
+	if old == next {
+		return func(context.Context) {}, nil
+	}
+	if next != 0 && (old == 0 || next < old) {
+		if err := t.putScheduleKey(ctx, next); err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context) { t.deleteScheduleKey(ctx, old) }, nil
+	}
+	return func(ctx context.Context) {
+		// A later time (or none): the old key, earlier, stays until the
+		// new one is stored.
+		if next != 0 {
+			if err := t.putScheduleKey(ctx, next); err != nil {
+				t.b.logger.Warn("could not update the schedule index; the scheduler checks the account at its old time", "account", t.name, "error", err)
+				return
+			}
+		}
+		t.deleteScheduleKey(ctx, old)
+	}, nil
+}
+
+// indexAfterDelete removes the entries of the account just deleted.
+func (t *accountTxn) indexAfterDelete(ctx context.Context) {
+	prev := t.prev
+	if prev == nil {
+		return
+	}
+	t.deleteScheduleKey(ctx, schedTime(prev))
+	t.lockUsername(prev.Username)
+	key := usernameKey(prev.Username)
+	entry, err := t.s.Get(ctx, key)
+	if err == nil && entry != nil {
+		var ue usernameEntry
+		if entry.DecodeJSON(&ue) == nil && ue.Account != t.name {
+			// Another account claimed the username since.
+			return
+		}
+		err = t.s.Delete(ctx, key)
+	}
+	if err != nil {
+		// A stale entry is ignored by the next claim.
+		t.b.logger.Warn("could not remove the account's username index entry", "account", t.name, "error", err)
+	}
+}
+
+func (t *accountTxn) putScheduleKey(ctx context.Context, at int64) error {
+	if err := t.s.Put(ctx, &logical.StorageEntry{Key: scheduleKey(t.name, at), Value: []byte("{}")}); err != nil {
+		return fmt.Errorf("writing the schedule index: %w", err)
+	}
+	return nil
+}
+
+func (t *accountTxn) deleteScheduleKey(ctx context.Context, at int64) {
+	if at == 0 {
+		return
+	}
+	if err := t.s.Delete(ctx, scheduleKey(t.name, at)); err != nil {
+		// An extra, earlier key only wakes the scheduler early.
+		t.b.logger.Warn("could not remove an old schedule index key", "account", t.name, "error", err)
+	}
+}
+
+// repairSchedule makes the schedule index agree with acct (read under this
+// transaction) when the queue had the account at indexed, read from the
+// index: after a crash between an account write and its index update.
+func (t *accountTxn) repairSchedule(ctx context.Context, acct *account, indexed int64) {
+	truth := schedTime(acct)
+	if indexed == 0 || indexed == truth {
+		return
+	}
+	if truth != 0 {
+		if err := t.putScheduleKey(ctx, truth); err != nil {
+			t.b.logger.Warn("could not repair the schedule index", "account", t.name, "error", err)
+			return
+		}
+	}
+	t.deleteScheduleKey(ctx, indexed)
+}
+
+// loadScheduleIndex lists schedule/ and returns each account's earliest
+// time, and the keys of later duplicates (left by a crash) to clean up.
+func loadScheduleIndex(ctx context.Context, s logical.Storage) (map[string]int64, []string, error) {
+	keys, err := listKeysBelow(ctx, s, scheduleIndexPrefix)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing the schedule index: %w", err)
+	}
+	due := make(map[string]int64, len(keys))
+	var extra []string
+	for _, key := range keys {
+		name, at, ok := parseScheduleKey(strings.TrimPrefix(key, scheduleIndexPrefix))
+		if !ok {
+			extra = append(extra, key)
+			continue
+		}
+		if prev, dup := due[name]; dup {
+			keep, drop := min(prev, at), max(prev, at)
+			due[name] = keep
+			extra = append(extra, scheduleKey(name, drop))
+			continue
+		}
+		due[name] = at
+	}
+	return due, extra, nil
+}
+
+// buildIndexes gives every stored account its index entries and queues
+// the scheduled ones: once per mount, in the background after a start
+// that found no index-meta. Each account is read under its own
+// transaction, so writes meanwhile are never undone.
+func (b *backend) buildIndexes(ctx context.Context, s logical.Storage, done chan struct{}) {
+	defer close(done)
+	defer func() {
+		b.idx.mu.Lock()
+		b.idx.building = nil
+		b.idx.mu.Unlock()
+	}()
+	start := time.Now()
+	keys, err := listKeysBelow(ctx, s, accountStoragePrefix)
+	if err != nil {
+		b.logger.Error("building the account indexes: listing accounts failed; retried at the next start", "error", err)
+		return
+	}
+	scheduled := 0
+	for _, key := range keys {
+		if ctx.Err() != nil {
+			return
+		}
+		name := strings.TrimPrefix(key, accountStoragePrefix)
+		txn := b.lockAccount(s, name)
+		acct, err := b.indexAccount(ctx, txn)
+		txn.unlock()
+		if err != nil {
+			b.logger.Error("building the account indexes failed; retried at the next start", "account", name, "error", err)
+			return
+		}
+		if schedTime(acct) != 0 {
+			scheduled++
+		}
+		b.scheduleAccount(name, acct)
+	}
+	if err := writeIndexMeta(ctx, s, b.now()); err != nil {
+		b.logger.Error("building the account indexes: could not store that they are built; retried at the next start", "error", err)
+		return
+	}
+	b.idx.built.Store(true)
+	if len(keys) == 0 {
+		b.logger.Info("rotation queue initialized", "scheduled_accounts", 0)
+		return
+	}
+	b.logger.Info("rotation queue initialized", "scheduled_accounts", scheduled, "accounts", len(keys),
+		"note", "account indexes built once for this mount", "took", time.Since(start).Round(time.Millisecond).String())
+}
+
+// indexAccount writes the index entries of the account txn holds and
+// returns it.
+func (b *backend) indexAccount(ctx context.Context, txn *accountTxn) (*account, error) {
+	acct, err := txn.get(ctx)
+	if err != nil || acct == nil {
+		return nil, err
+	}
+	txn.lockUsername(acct.Username)
+	key := usernameKey(acct.Username)
+	entry, err := txn.s.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	claim := entry == nil
+	if entry != nil {
+		var ue usernameEntry
+		if entry.DecodeJSON(&ue) != nil || ue.Account == "" {
+			claim = true
+		} else if ue.Account != txn.name {
+			other, err := b.readAccountCached(ctx, txn.s, ue.Account)
+			if err != nil {
+				return nil, err
+			}
+			if other == nil || !strings.EqualFold(other.Username, acct.Username) {
+				claim = true
+			} else {
+				b.logger.Warn("two accounts manage the same Salesforce user (stored before the username check); the index names the first",
+					"account", txn.name, "index_names", ue.Account)
+			}
+		}
+	}
+	if claim {
+		ue, err := logical.StorageEntryJSON(key, usernameEntry{Account: txn.name})
+		if err != nil {
+			return nil, err
+		}
+		if err := txn.s.Put(ctx, ue); err != nil {
+			return nil, err
+		}
+	}
+	if at := schedTime(acct); at != 0 {
+		if err := txn.putScheduleKey(ctx, at); err != nil {
+			return nil, err
+		}
+	}
+	return acct, nil
+}
+
+// dropScheduleKeys removes, in the background, the schedule keys a start
+// found beside an account's earliest one (left by a crash between two
+// steps of an index update). Each is checked against the account under its
+// transaction: the key of the account's own time stays.
+func (b *backend) dropScheduleKeys(ctx context.Context, s logical.Storage, keys []string) {
+	if len(keys) == 0 {
+		return
+	}
+	b.rot.wg.Add(1)
+	go func() {
+		defer b.rot.wg.Done()
+		for _, key := range keys {
+			if ctx.Err() != nil {
+				return
+			}
+			name, at, ok := parseScheduleKey(strings.TrimPrefix(key, scheduleIndexPrefix))
+			if !ok {
+				if err := s.Delete(ctx, key); err != nil {
+					b.logger.Warn("could not remove an unreadable schedule index key", "key", key, "error", err)
+				}
+				continue
+			}
+			txn := b.lockAccount(s, name)
+			if acct, err := txn.get(ctx); err == nil && schedTime(acct) != at {
+				txn.deleteScheduleKey(ctx, at)
+			}
+			txn.unlock()
+		}
+	}()
+}
+
+// listKeysBelow lists every key below prefix, folders included, as full
+// keys. (logical.CollectKeysWithPrefix walks the whole mount and filters.)
+func listKeysBelow(ctx context.Context, s logical.Storage, prefix string) ([]string, error) {
+	var keys []string
+	folders := []string{prefix}
+	for len(folders) > 0 {
+		dir := folders[len(folders)-1]
+		folders = folders[:len(folders)-1]
+		entries, err := s.List(ctx, dir)
+		if err != nil {
+			return nil, fmt.Errorf("listing %s: %w", dir, err)
+		}
+		for _, e := range entries {
+			if strings.HasSuffix(e, "/") {
+				folders = append(folders, dir+e)
+				continue
+			}
+			keys = append(keys, dir+e)
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return keys, nil
+}
