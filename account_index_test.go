@@ -18,6 +18,7 @@ func indexedBackend(t *testing.T) (*backend, logical.Storage) {
 	t.Helper()
 	b, s, _, _ := fakeBackend(t)
 	b.rot.tickInterval = time.Hour
+	b.rot.wakeAtDue = false
 	if err := b.Initialize(context.Background(), &logical.InitializationRequest{Storage: s}); err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +216,7 @@ func TestScheduleIndexStartReadsNoAccount(t *testing.T) {
 
 	restarted, _ := getTestBackend(t)
 	newFakeClient().install(restarted)
-	restarted.rot.tickInterval = time.Hour
+	restarted.rot.tickInterval, restarted.rot.wakeAtDue = time.Hour, false
 	cs := newCountingStorage(s)
 	if err := restarted.Initialize(context.Background(), &logical.InitializationRequest{Storage: cs}); err != nil {
 		t.Fatal(err)
@@ -257,7 +258,7 @@ func TestScheduleIndexRepairedAfterCrash(t *testing.T) {
 
 	restarted, _ := getTestBackend(t)
 	newFakeClient().install(restarted)
-	restarted.rot.tickInterval = time.Hour
+	restarted.rot.tickInterval, restarted.rot.wakeAtDue = time.Hour, false
 	restarted.clock = clock.Now
 	if err := restarted.Initialize(ctx, &logical.InitializationRequest{Storage: s}); err != nil {
 		t.Fatal(err)
@@ -307,7 +308,7 @@ func TestIndexesBuiltOnceForOlderStore(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	b.rot.tickInterval = time.Hour
+	b.rot.tickInterval, b.rot.wakeAtDue = time.Hour, false
 	if err := b.Initialize(ctx, &logical.InitializationRequest{Storage: s}); err != nil {
 		t.Fatal(err)
 	}

@@ -47,11 +47,13 @@ func (e *rotEnv) advance(d time.Duration) { e.clock.Advance(d) }
 
 func (e *rotEnv) setClock(t time.Time) { e.clock.Set(t) }
 
-// prepare makes a backend deterministic: the test's clock, no ticker
-// (tests drive the queue with tick), fast webhook retries.
+// prepare makes a backend deterministic: the test's clock, no ticker and
+// no wake at the earliest due time (tests drive the queue with tick), fast
+// webhook retries.
 func (e *rotEnv) prepare(b *backend) {
 	b.clock = e.now
 	b.rot.tickInterval = time.Hour
+	b.rot.wakeAtDue = false
 	b.rot.webhookRetryDelay = 10 * time.Millisecond
 	b.rot.webhookRootCAs = e.webhookCAs
 	if wrap := e.clientWrap; wrap != nil {

@@ -38,7 +38,12 @@ type rotationState struct {
 	startMu   sync.Mutex
 	nextStart time.Time
 
-	tickInterval      time.Duration
+	tickInterval time.Duration
+	// wake tells the scheduler that the queue changed; wakeAtDue lets it
+	// wake when the earliest account is due (tests that move a fake clock
+	// turn it off and tick themselves).
+	wake              chan struct{}
+	wakeAtDue         bool
 	webhookRetryDelay time.Duration
 	// settleMu lets one settling pass run at a time (rotation_settle.go);
 	// nextSettle is when the entries the last pass kept are due again, and
@@ -64,6 +69,8 @@ func newRotationState() *rotationState {
 		bgCtx:             ctx,
 		bgCancel:          cancel,
 		tickInterval:      defaultTickInterval,
+		wake:              make(chan struct{}, 1),
+		wakeAtDue:         true,
 		webhookRetryDelay: 2 * time.Second,
 	}
 }
@@ -152,18 +159,67 @@ func (b *backend) initializeRotation(ctx context.Context, req *logical.Initializ
 	b.rot.wg.Add(1)
 	go func() {
 		defer b.rot.wg.Done()
-		t := time.NewTicker(b.rot.tickInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-tickCtx.Done():
-				return
-			case <-t.C:
-				b.processDueRotations(tickCtx)
-			}
-		}
+		b.runScheduler(tickCtx)
 	}()
 	return nil
+}
+
+// runScheduler drives the queue until ctx ends: when the earliest account
+// is due (and when the settling of kept WAL entries is), and every
+// tickInterval in any case. A change of the queue wakes it to look again.
+func (b *backend) runScheduler(ctx context.Context) {
+	tick := time.NewTicker(b.rot.tickInterval)
+	defer tick.Stop()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		var due <-chan time.Time
+		if d, ok := b.untilNextDue(); ok && b.rot.wakeAtDue {
+			timer.Reset(d)
+			due = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-b.rot.wake:
+			timer.Stop()
+			continue
+		case <-tick.C:
+		case <-due:
+		}
+		timer.Stop()
+		b.processDueRotations(ctx)
+	}
+}
+
+// untilNextDue is how long until the earliest queued account, or the next
+// settling pass, is due; ok is false when nothing is waiting.
+func (b *backend) untilNextDue() (time.Duration, bool) {
+	b.rot.mu.Lock()
+	defer b.rot.mu.Unlock()
+	var next time.Time
+	if b.rot.queue != nil && b.rot.queue.Len() > 0 {
+		if item, err := b.rot.queue.Pop(); err == nil {
+			_ = b.rot.queue.Push(item)
+			next = time.Unix(item.Priority, 0)
+		}
+	}
+	if !b.rot.nextSettle.IsZero() && (next.IsZero() || b.rot.nextSettle.Before(next)) {
+		next = b.rot.nextSettle
+	}
+	if next.IsZero() {
+		return 0, false
+	}
+	return max(next.Sub(b.now()), 0), true
+}
+
+// wakeScheduler makes the scheduler look at the queue again.
+func (b *backend) wakeScheduler() {
+	select {
+	case b.rot.wake <- struct{}{}:
+	default:
+	}
 }
 
 // stopRotation stops the ticker (not webhooks in flight).
@@ -196,6 +252,7 @@ func (b *backend) scheduleAccount(name string, acct *account) {
 	_, _ = b.rot.queue.PopByKey(name)
 	if at := schedTime(acct); at != 0 {
 		_ = b.rot.queue.Push(&queue.Item{Key: name, Priority: at})
+		b.wakeScheduler()
 	}
 }
 

@@ -572,3 +572,25 @@ func TestTrust06NestedAccountsRequeuedAfterReload(t *testing.T) {
 		t.Errorf("team-a/etl version = %d after its period passed, want 1 (rotated)", v)
 	}
 }
+
+// The scheduler wakes when the earliest account is due, not at its next
+// tick: with the tick an hour away, an account due in a second rotates
+// within moments of it (real clock).
+func TestScheduleWakesWhenDue(t *testing.T) {
+	e := newRotEnv(t)
+	e.b.clock = time.Now
+	e.b.rot.wakeAtDue = true
+	e.initialize()
+	due := time.Now().Add(2 * time.Second).Truncate(time.Second)
+	e.addTrusted("trusted", map[string]interface{}{"rotation_period": "1h", "next_rotation": due.Format(time.RFC3339)})
+	deadline := time.Now().Add(30 * time.Second)
+	for e.version("trusted") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the account was not rotated when it was due (the tick is an hour away)")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if time.Now().Before(due) {
+		t.Error("rotated before it was due")
+	}
+}
