@@ -213,6 +213,10 @@ func (loginCheckHook) run(ctx context.Context, r *rotationRun) error {
 	case loginRejected:
 		return r.b.explainRejectedLogin(ctx, r, res.cause)
 	}
+	if r.ownSession != nil && r.ownSession.UserID != "" && r.acct.UserID == "" {
+		// The user's own login names its id: no lookup by the admin needed.
+		r.acct.UserID = r.ownSession.UserID
+	}
 	if r.acct.method() == rotationMethodSelf && r.ownSession == nil {
 		return &rotationError{
 			code:    "token_stale",

@@ -343,3 +343,26 @@ func TestRotate_StaleTokenWarningNamesThePath(t *testing.T) {
 		t.Errorf("warnings = %v, want the stale token and accounts/team-a/etl/security-token", resp.Warnings)
 	}
 }
+
+// A rotation makes only the calls it needs: the login check with the stored
+// password (whose answer names the user id, so an account stored with
+// verify=false needs no lookup by the admin), the change, and the login
+// with the new password.
+func TestRotationCallsOnlyWhatItNeeds(t *testing.T) {
+	e := newRotEnv(t)
+	e.addTrusted("warm", nil)
+	e.mustRotate("warm") // the admin session is made once per mount
+	e.addTrusted("svc", map[string]interface{}{"username": rotIntegUser, "password": rotIntegPassword, "security_token": rotIntegToken, "verify": false})
+	e.srv.ResetCalls()
+	e.mustRotate("svc")
+	calls := map[string]int{}
+	for _, ep := range []string{"soap.login", "rest.password", "rest.query", "oauth.token"} {
+		calls[ep] = e.srv.Calls(ep)
+	}
+	if calls["soap.login"] != 2 || calls["rest.password"] != 1 || calls["rest.query"] != 0 || calls["oauth.token"] != 0 {
+		t.Errorf("calls of one rotation = %v, want soap.login 2 (check, new login), rest.password 1, nothing else", calls)
+	}
+	if id := e.account("svc")["user_id"]; id == "" || id == nil {
+		t.Error("the user id learned from the login check was not stored")
+	}
+}
