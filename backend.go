@@ -88,6 +88,8 @@ type backend struct {
 	walIdx walIndex
 	// leaseTTLs are the mount's lease TTLs as last read (path_token.go).
 	leaseTTLs leaseTTLCache
+	// reqRate spaces every Salesforce call (request_rate.go).
+	reqRate requestRate
 }
 
 // Factory is the logical.Factory Vault calls to mount the engine.
@@ -250,6 +252,7 @@ func (b *backend) getClient(ctx context.Context, s logical.Storage) (Client, *sa
 	if err != nil {
 		return nil, nil, err
 	}
+	c = b.limitRequests(c, s)
 	if b.clientGen == gen {
 		b.client, b.clientFrom = c, *cfg
 	}

@@ -399,8 +399,8 @@ func TestTrust04ConfigWriteRacingGetClient(t *testing.T) {
 		raced := make(chan error, 1)
 		go func() {
 			c, cfg, err := b.getClient(context.WithValue(ctx, pauseHere{}, true), s)
-			if err == nil && c.(*fakeClient).cfg.LoginURL != cfg.LoginURL {
-				err = fmt.Errorf("the racing caller got a client for %s with a config for %s", c.(*fakeClient).cfg.LoginURL, cfg.LoginURL)
+			if err == nil && fakeOf(c).cfg.LoginURL != cfg.LoginURL {
+				err = fmt.Errorf("the racing caller got a client for %s with a config for %s", fakeOf(c).cfg.LoginURL, cfg.LoginURL)
 			}
 			raced <- err
 		}()
@@ -414,13 +414,13 @@ func TestTrust04ConfigWriteRacingGetClient(t *testing.T) {
 		cached := b.client
 		b.clientMu.RUnlock()
 		if cached != nil {
-			t.Errorf("a client built from the older config (%s) is cached", cached.(*fakeClient).cfg.LoginURL)
+			t.Errorf("a client built from the older config (%s) is cached", fakeOf(cached).cfg.LoginURL)
 		}
 		c, cfg, err := b.getClient(ctx, s)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := c.(*fakeClient).cfg.LoginURL; got != newURL || cfg.LoginURL != newURL {
+		if got := fakeOf(c).cfg.LoginURL; got != newURL || cfg.LoginURL != newURL {
 			t.Errorf("after the config write the cached client is for %s (config %s), want %s", got, cfg.LoginURL, newURL)
 		}
 	})
@@ -450,8 +450,8 @@ func TestTrust04ConfigWriteRacingGetClient(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.(*fakeClient).cfg.LoginURL != newURL || got.LoginURL != newURL {
-			t.Errorf("client for %s served with config for %s, want both %s", c.(*fakeClient).cfg.LoginURL, got.LoginURL, newURL)
+		if fakeOf(c).cfg.LoginURL != newURL || got.LoginURL != newURL {
+			t.Errorf("client for %s served with config for %s, want both %s", fakeOf(c).cfg.LoginURL, got.LoginURL, newURL)
 		}
 	})
 

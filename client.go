@@ -105,6 +105,13 @@ var (
 )
 
 func asLoginHistoryClient(c Client) (loginHistoryClient, error) {
+	if r, ok := c.(*rateLimitedClient); ok {
+		lc, err := asLoginHistoryClient(r.inner)
+		if err != nil {
+			return nil, err
+		}
+		return &rateLimitedLoginHistory{rl: r, inner: lc}, nil
+	}
 	lc, ok := c.(loginHistoryClient)
 	if !ok {
 		return nil, fmt.Errorf("this Salesforce client (%T) cannot read LoginHistory", c)
@@ -113,6 +120,13 @@ func asLoginHistoryClient(c Client) (loginHistoryClient, error) {
 }
 
 func asECAClient(c Client) (ecaClient, error) {
+	if r, ok := c.(*rateLimitedClient); ok {
+		ec, err := asECAClient(r.inner)
+		if err != nil {
+			return nil, err
+		}
+		return &rateLimitedECA{rl: r, inner: ec}, nil
+	}
 	ec, ok := c.(ecaClient)
 	if !ok {
 		return nil, fmt.Errorf("this Salesforce client (%T) cannot manage External Client App credentials", c)

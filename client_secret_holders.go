@@ -164,6 +164,9 @@ func (r *tokenReads) readsBefore(key string) int {
 
 // tokenClientID is the consumer key the client authenticates with.
 func tokenClientID(c Client, cfg *salesforceConfig) string {
+	if r, ok := c.(*rateLimitedClient); ok {
+		c = r.inner
+	}
 	if ci, ok := c.(clientIDer); ok {
 		return ci.ClientID()
 	}

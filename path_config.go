@@ -315,6 +315,7 @@ func (b *backend) verifyConfig(ctx context.Context, cfg *salesforceConfig, vault
 	if err != nil {
 		return logical.ErrorResponse("cannot build a Salesforce client from this config: %s", err), nil
 	}
+	client = b.limitRequests(client, nil)
 	_, err = adminLogin(ctx, client, cfg, vaultKey)
 	if err == nil {
 		return nil, nil

@@ -40,6 +40,12 @@ func pathConfigRotation(b *backend) []*framework.Path {
 				Default:     defaultRequestsPerMinute,
 				Description: "How many scheduled rotations may start per minute against the org.",
 			},
+			"requests_per_second": {
+				Type:    framework.TypeInt,
+				Default: defaultRequestsPerSecond,
+				Description: "The most Salesforce calls the engine makes to the org per second, whatever makes them: logins, token grants, " +
+					"introspection, revocations, password changes, queries. Calls beyond it wait their turn (within their request's deadline).",
+			},
 			"failure_backoff_base": {
 				Type:        framework.TypeDurationSecond,
 				Default:     int(defaultFailureBackoffBase.Seconds()),
@@ -136,6 +142,7 @@ func (b *backend) pathConfigRotationRead(ctx context.Context, req *logical.Reque
 		"skip_import_rotation":      rc.SkipImportRotation,
 		"max_concurrent_rotations":  rc.MaxConcurrentRotations,
 		"requests_per_minute":       rc.RequestsPerMinute,
+		"requests_per_second":       rc.RequestsPerSecond,
 		"failure_backoff_base":      int64(rc.FailureBackoffBase.Seconds()),
 		"failure_backoff_cap":       int64(rc.FailureBackoffCap.Seconds()),
 		"login_budget_per_hour":     rc.LoginBudgetPerHour,
@@ -171,6 +178,9 @@ func (b *backend) pathConfigRotationWrite(ctx context.Context, req *logical.Requ
 	}
 	if v, ok := d.GetOk("requests_per_minute"); ok {
 		rc.RequestsPerMinute = v.(int)
+	}
+	if v, ok := d.GetOk("requests_per_second"); ok {
+		rc.RequestsPerSecond = v.(int)
 	}
 	if v, ok := d.GetOk("failure_backoff_base"); ok {
 		rc.FailureBackoffBase = time.Duration(v.(int)) * time.Second

@@ -19,6 +19,8 @@ const rotationConfigStoragePath = "config/rotation"
 const (
 	defaultMaxConcurrentRotations = 2
 	defaultRequestsPerMinute      = 60
+	defaultRequestsPerSecond      = 50
+	maxRequestsPerSecond          = 10000
 	defaultFailureBackoffBase     = time.Minute
 	defaultFailureBackoffCap      = time.Hour
 	defaultLoginBudgetPerHour     = 20
@@ -31,14 +33,17 @@ const (
 // rotationConfig holds mount-wide rotation settings. It is stored at
 // config/rotation, apart from the connection config.
 type rotationConfig struct {
-	PasswordPolicy         string        `json:"password_policy,omitempty"`
-	PasswordLength         int           `json:"password_length,omitempty"`
-	SkipImportRotation     bool          `json:"skip_import_rotation"`
-	MaxConcurrentRotations int           `json:"max_concurrent_rotations"`
-	RequestsPerMinute      int           `json:"requests_per_minute"`
-	FailureBackoffBase     time.Duration `json:"failure_backoff_base"`
-	FailureBackoffCap      time.Duration `json:"failure_backoff_cap"`
-	LoginBudgetPerHour     int           `json:"login_budget_per_hour"`
+	PasswordPolicy         string `json:"password_policy,omitempty"`
+	PasswordLength         int    `json:"password_length,omitempty"`
+	SkipImportRotation     bool   `json:"skip_import_rotation"`
+	MaxConcurrentRotations int    `json:"max_concurrent_rotations"`
+	RequestsPerMinute      int    `json:"requests_per_minute"`
+	// RequestsPerSecond caps every Salesforce call of the mount
+	// (request_rate.go).
+	RequestsPerSecond  int           `json:"requests_per_second"`
+	FailureBackoffBase time.Duration `json:"failure_backoff_base"`
+	FailureBackoffCap  time.Duration `json:"failure_backoff_cap"`
+	LoginBudgetPerHour int           `json:"login_budget_per_hour"`
 	// MaxFailedLogins bounds the logins Salesforce rejected per account
 	// since its last successful login; none is tried once it is reached.
 	// Salesforce's count never decays, so neither does this one.
@@ -68,6 +73,7 @@ func defaultRotationConfig() *rotationConfig {
 		SkipImportRotation:     true,
 		MaxConcurrentRotations: defaultMaxConcurrentRotations,
 		RequestsPerMinute:      defaultRequestsPerMinute,
+		RequestsPerSecond:      defaultRequestsPerSecond,
 		FailureBackoffBase:     defaultFailureBackoffBase,
 		FailureBackoffCap:      defaultFailureBackoffCap,
 		LoginBudgetPerHour:     defaultLoginBudgetPerHour,
@@ -102,6 +108,8 @@ func (rc *rotationConfig) validate() string {
 		return "max_concurrent_rotations must be at least 1"
 	case rc.RequestsPerMinute < 1:
 		return "requests_per_minute must be at least 1"
+	case rc.RequestsPerSecond < 1 || rc.RequestsPerSecond > maxRequestsPerSecond:
+		return fmt.Sprintf("requests_per_second must be between 1 and %d", maxRequestsPerSecond)
 	case rc.FailureBackoffBase < time.Second:
 		return "failure_backoff_base must be at least 1s"
 	case rc.FailureBackoffCap < rc.FailureBackoffBase:
