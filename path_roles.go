@@ -126,12 +126,14 @@ before that time.
 
 With cache=true (the default), reads share one token per role, so several
 leases may hold the same Salesforce session. With revoke_on_lease_end=true,
-each lease is recorded in storage as a holder of its token (by the token's
-hash, never the token), and a lease's end revokes the session only when no
-other lease that may still be alive holds it: the last lease to end revokes
-it, also across restarts, leader changes and plugin reloads. Token reads
-therefore write storage and are forwarded from performance standbys to the
-active node. Set cache=false when every read must get its own session.
+the engine counts the leases holding each token, and a lease's end revokes
+the session only when no other lease that may still be alive holds it: the
+last lease to end revokes it, also across leader changes and plugin reloads
+(the counts are stored, by the token's hash, never the token, when the
+mount is unloaded). After a crash the leases the dead process issued do not
+revoke their token, which ends at its own expiry. Minting writes storage, so
+token reads are forwarded from performance standbys to the active node. Set
+cache=false when every read must get its own session.
 
 A password role never logs in with an account whose security token is
 stale (after a rotation of a security_token_mode=required account) or whose

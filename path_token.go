@@ -38,8 +38,8 @@ func pathToken(b *backend) []*framework.Path {
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
 					Callback: b.pathTokenRead,
-					// A read records its lease in storage, which only the
-					// active node can write.
+					// A read counts its lease where leases end (the active
+					// node), and a mint records the token in storage.
 					ForwardPerformanceStandby: true,
 					Responses: map[int][]framework.Response{
 						http.StatusOK: {{Description: "OK", Fields: tokenResponseFields()}},
@@ -57,8 +57,8 @@ Reading token/<role> returns access_token, instance_url, id, token_type,
 scope, issued_at and expires_at as a Vault lease. The lease ends no later
 than the Salesforce session (expires_at) and can be renewed up to then,
 within the role's max_ttl. With revoke_on_lease_end, the end of the last
-lease holding a token revokes it in Salesforce (see the roles help); the
-lease is recorded in storage, so reads run on the active node.
+lease holding a token revokes it in Salesforce (see the roles help); a
+new token is recorded in storage, so reads run on the active node.
 `
 
 // tokenResponseFields describes a token read's data.
@@ -129,9 +129,9 @@ func (b *backend) readRoleToken(ctx context.Context, req *logical.Request, name 
 		// Only possible with a lifetime shorter than the refresh margin.
 		return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf("role %q: Salesforce issued a token that has already expired", name))
 	}
-	// Every lease of a revoke_on_lease_end role is recorded in storage
-	// (cache=false too: Salesforce may hand back the same session), so
-	// the last one to end revokes the token, whatever restarted between.
+	// Every lease of a revoke_on_lease_end role is counted as a holder of
+	// its token (cache=false too: Salesforce may hand back the same
+	// session), so the last one to end revokes it (token_leases.go).
 	var holder string
 	if r.RevokeOnLeaseEnd {
 		holder, err = b.recordTokenHolder(ctx, req.Storage, name, tok, rand.Text(), now.Add(maxTTL))
@@ -251,7 +251,7 @@ func (b *backend) tokenRenew(ctx context.Context, req *logical.Request, d *frame
 
 // tokenRevoke ends a lease. With revoke_on_lease_end (as the role was when
 // the lease was issued) the token is revoked in Salesforce once no other
-// lease that may still be alive holds it, as recorded in storage.
+// lease that may still be alive holds it (token_leases.go).
 func (b *backend) tokenRevoke(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	role := internalString(req.Secret, "role")
 	token := internalString(req.Secret, "access_token")
