@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -265,7 +266,7 @@ type accountTxn struct {
 	b    *backend
 	s    logical.Storage
 	name string
-	lock *locksutil.LockEntry
+	lock *accountLock
 	held bool
 	// prev is the account as stored when the transaction last read or
 	// wrote it (nil: none stored); loaded says whether it was read.
@@ -274,25 +275,30 @@ type accountTxn struct {
 	// userLock is the lock of the username this transaction claims or
 	// releases (account_index.go); held until unlock.
 	userLock *locksutil.LockEntry
+	// later is closed when the last step given to afterward has run.
+	later chan struct{}
 }
 
 // lockAccount takes the account's lock and returns the transaction that
 // reads and writes it; the caller must unlock it.
 func (b *backend) lockAccount(s logical.Storage, name string) *accountTxn {
-	lock := locksutil.LockForKey(b.accountLocks, name)
-	lock.Lock()
-	return &accountTxn{b: b, s: s, name: name, lock: lock, held: true}
+	return &accountTxn{b: b, s: s, name: name, lock: b.accountLocks.lock(name), held: true}
 }
 
-// unlock ends the transaction; later puts fail.
+// unlock ends the transaction, once the steps given to afterward have run;
+// later puts fail.
 func (t *accountTxn) unlock() {
+	if t.later != nil {
+		<-t.later
+		t.later = nil
+	}
 	if t.userLock != nil {
 		t.userLock.Unlock()
 		t.userLock = nil
 	}
 	if t.held {
 		t.held = false
-		t.lock.Unlock()
+		t.b.accountLocks.unlock(t.name, t.lock)
 	}
 }
 
@@ -339,10 +345,29 @@ func (t *accountTxn) put(ctx context.Context, a *account) error {
 		return fmt.Errorf("writing account %q: %w", t.name, err)
 	}
 	t.b.cache.accounts.set(t.name, a)
-	after(ctx)
+	if after != nil {
+		t.afterward(ctx, after)
+	}
 	cp := *a
 	t.prev = &cp
 	return nil
+}
+
+// afterward runs fn off the caller's path, after the steps given to it
+// before, and before the lock is released: the bookkeeping that follows a
+// stored account (old index keys, a settled WAL entry) overlaps with what
+// the holder does next, and the next holder of the lock sees it done.
+func (t *accountTxn) afterward(ctx context.Context, fn func(context.Context)) {
+	ctx = context.WithoutCancel(ctx)
+	prev, done := t.later, make(chan struct{})
+	t.later = done
+	go func() {
+		defer close(done)
+		if prev != nil {
+			<-prev
+		}
+		fn(ctx)
+	}()
 }
 
 // delete removes the account.
@@ -364,6 +389,47 @@ func (t *accountTxn) delete(ctx context.Context) error {
 	t.indexAfterDelete(ctx)
 	t.prev = nil
 	return nil
+}
+
+// accountLocks holds one lock per account name while anyone holds or waits
+// for it. A rotation holds its account's lock for its whole run (its
+// Salesforce calls included): a striped lock would make accounts that hash
+// to one stripe wait for each other.
+type accountLocks struct {
+	mu    sync.Mutex
+	locks map[string]*accountLock
+}
+
+type accountLock struct {
+	sync.Mutex
+	// refs counts the holders and waiters; guarded by accountLocks.mu.
+	refs int
+}
+
+func newAccountLocks() *accountLocks {
+	return &accountLocks{locks: map[string]*accountLock{}}
+}
+
+func (l *accountLocks) lock(name string) *accountLock {
+	l.mu.Lock()
+	al := l.locks[name]
+	if al == nil {
+		al = &accountLock{}
+		l.locks[name] = al
+	}
+	al.refs++
+	l.mu.Unlock()
+	al.Lock()
+	return al
+}
+
+func (l *accountLocks) unlock(name string, al *accountLock) {
+	al.Unlock()
+	l.mu.Lock()
+	if al.refs--; al.refs == 0 {
+		delete(l.locks, name)
+	}
+	l.mu.Unlock()
 }
 
 // accountNotFound is the 404 every per-account path returns for a name

@@ -289,7 +289,7 @@ func (t *accountTxn) indexBeforePut(ctx context.Context, a *account) (func(conte
 	}
 	old, next := schedTime(t.prev), schedTime(a)
 	if old == next {
-		return func(context.Context) {}, nil
+		return nil, nil
 	}
 	if next != 0 && (old == 0 || next < old) {
 		if err := t.putScheduleKey(ctx, next); err != nil {

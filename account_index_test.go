@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -342,5 +343,43 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 10s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Each account has a lock of its own: a rotation holding one account (for
+// its whole run, Salesforce calls included) never holds up another, even
+// one whose name a striped lock would put beside it.
+func TestAccountLocksAreAccountsOwn(t *testing.T) {
+	b, s := getTestBackend(t)
+	first := "acct-0"
+	other := ""
+	for i := 1; other == ""; i++ {
+		if name := fmt.Sprintf("acct-%d", i); locksutil.LockIndexForKey(name) == locksutil.LockIndexForKey(first) {
+			other = name
+		}
+	}
+	held := b.lockAccount(s, first)
+	got := make(chan *accountTxn)
+	go func() { got <- b.lockAccount(s, other) }()
+	select {
+	case txn := <-got:
+		txn.unlock()
+	case <-time.After(5 * time.Second):
+		t.Fatalf("locking %s waited for %s", other, first)
+	}
+	// The same account waits, and gets the lock once it is released.
+	go func() { got <- b.lockAccount(s, first) }()
+	select {
+	case <-got:
+		t.Fatal("two transactions held one account at once")
+	case <-time.After(50 * time.Millisecond):
+	}
+	held.unlock()
+	(<-got).unlock()
+	b.accountLocks.mu.Lock()
+	left := len(b.accountLocks.locks)
+	b.accountLocks.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d account locks kept after every transaction ended", left)
 	}
 }

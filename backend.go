@@ -9,7 +9,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/framework"
-	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
@@ -60,7 +59,7 @@ type backend struct {
 	rootMu sync.Mutex
 
 	// accountLocks serialise the writers of each stored account (account.go).
-	accountLocks []*locksutil.LockEntry
+	accountLocks *accountLocks
 	// budget counts the logins made with stored credentials (login_budget.go).
 	budget *loginBudget
 	// loginFlow is the flow logins with a password use (login.go), learned
@@ -106,7 +105,7 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		logger:       conf.Logger,
 		clock:        time.Now,
 		newClient:    newClient,
-		accountLocks: locksutil.CreateLocks(),
+		accountLocks: newAccountLocks(),
 		budget:       newLoginBudget(),
 		tokens:       newTokenCache(),
 		rot:          newRotationState(),

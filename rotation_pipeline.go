@@ -319,7 +319,8 @@ func (b *backend) storeRotated(ctx context.Context, r *rotationRun, candidate, w
 	if err := b.step(stepStored); err != nil {
 		return err
 	}
-	b.deleteWAL(ctx, r.storage, walID)
+	// Storage holds the password: the entry goes while the new login runs.
+	r.txn.afterward(ctx, func(ctx context.Context) { b.deleteWAL(ctx, r.storage, walID) })
 	return b.step(stepWALDeleted)
 }
 
