@@ -95,7 +95,7 @@ func run(ctx context.Context, args []string) error {
 		rotLatency     = fs.Duration("rot-latency", 50*time.Millisecond, "(3) latency the emulator adds to every Salesforce call")
 		rotConcurrency = fs.Int("rot-concurrency", 16, "(3) config/rotation max_concurrent_rotations")
 		rotRPM         = fs.Int("rot-rpm", 60000, "(3) config/rotation requests_per_minute (rotation starts per minute; high so it does not bind)")
-		rotRPS         = fs.Int("rot-rps", 400, "(3) config/rotation requests_per_second, the per-org request rate (400: above what 16 rotations at 50ms make; 0: the engine's default)")
+		rotRPS         = fs.Int("rot-rps", 1000, "(3) config/rotation requests_per_second, the per-org request rate (1000: over three times what 16 rotations at 50ms make, so calls seldom queue for it; 0: the engine's default)")
 		rotConfig      = fs.String("rot-config", "", "(3) more config/rotation fields, key=value,... (e.g. a per-org request rate once the engine has one)")
 		rotTimeout     = fs.Duration("rot-timeout", 10*time.Minute, "(3) give up waiting for the rotations after this")
 
