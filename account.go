@@ -288,10 +288,7 @@ func (b *backend) lockAccount(s logical.Storage, name string) *accountTxn {
 // unlock ends the transaction, once the steps given to afterward have run;
 // later puts fail.
 func (t *accountTxn) unlock() {
-	if t.later != nil {
-		<-t.later
-		t.later = nil
-	}
+	t.waitLater()
 	if t.userLock != nil {
 		t.userLock.Unlock()
 		t.userLock = nil
@@ -333,7 +330,9 @@ func (t *accountTxn) put(ctx context.Context, a *account) error {
 		return fmt.Errorf("encoding account %q: %w", t.name, err)
 	}
 	// Index entries that must not lag behind the account are written
-	// first: a new account's username, an earlier scheduled time.
+	// first: a new account's username, an earlier scheduled time. The
+	// bookkeeping of an earlier put of this transaction comes before them.
+	t.waitLater()
 	after, err := t.indexBeforePut(ctx, a)
 	if err != nil {
 		return err
@@ -370,6 +369,14 @@ func (t *accountTxn) afterward(ctx context.Context, fn func(context.Context)) {
 	}()
 }
 
+// waitLater waits for the steps given to afterward.
+func (t *accountTxn) waitLater() {
+	if t.later != nil {
+		<-t.later
+		t.later = nil
+	}
+}
+
 // delete removes the account.
 func (t *accountTxn) delete(ctx context.Context) error {
 	if !t.held {
@@ -380,6 +387,7 @@ func (t *accountTxn) delete(ctx context.Context) error {
 			return err
 		}
 	}
+	t.waitLater()
 	if err := t.s.Delete(ctx, accountStoragePrefix+t.name); err != nil {
 		t.b.cache.accounts.drop(t.name)
 		t.loaded = false
