@@ -107,7 +107,7 @@ func run(ctx context.Context, args []string) error {
 		fill         = fs.String("fill", "api", "(4, 5) how to go from the first batch to N accounts: api (write each through the engine) or raw (clone an engine-written account, index keys included, through sys/raw)")
 		scalePeriod  = fs.String("scale-rotation-period", "720h", "(4, 5) rotation_period of the scale accounts, so the rotation queue holds them (\"\" for none)")
 
-		pprof    = fs.Bool("pprof", false, "build the plugin with -tags pprof and save CPU profiles of the plugin process during the creds and token rounds and the rotations (in -out)")
+		pprof    = fs.Bool("pprof", false, "build the plugin with -tags pprof and save CPU profiles of the plugin process during the creds and token rounds, the rotations and the write batches (in -out)")
 		outDir   = fs.String("out", "", "directory for results.md, throughput.svg, profiles and vault.log (default .bench in the repository)")
 		svgPath  = fs.String("svg", "", "also write the chart here (e.g. docs/performance.svg)")
 		logLevel = fs.String("vault-log-level", "info", "Vault server log level (the plugin's rotation queue line is at info)")
@@ -167,6 +167,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	if *pprof {
 		rep.RotOpts.profileDir, rep.RotOpts.profileFor = *outDir, 15*time.Second
+		rep.ScaleOpt.profileDir = *outDir
 	}
 	if err := os.MkdirAll(*outDir, 0o755); err != nil {
 		return err

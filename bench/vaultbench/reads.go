@@ -208,10 +208,23 @@ func (e *env) load(ctx context.Context, path string, readers int, d time.Duratio
 // cpuProfile saves a CPU profile of the plugin process covering d.
 func (e *env) cpuProfile(ctx context.Context, d time.Duration, file string) error {
 	secs := int(math.Max(1, math.Round(d.Seconds())))
-	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", e.pprofAddr, secs)
+	return saveProfile(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", e.pprofAddr, secs), "", file)
+}
+
+// vaultCPUProfile saves a CPU profile of the Vault server covering d
+// (sys/pprof, root token).
+func (e *env) vaultCPUProfile(ctx context.Context, d time.Duration, file string) error {
+	secs := int(math.Max(1, math.Round(d.Seconds())))
+	return saveProfile(ctx, fmt.Sprintf("%s/v1/sys/pprof/profile?seconds=%d", e.vaultAddr, secs), rootToken, file)
+}
+
+func saveProfile(ctx context.Context, url, token, file string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
+	}
+	if token != "" {
+		req.Header.Set("X-Vault-Token", token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

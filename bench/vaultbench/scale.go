@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -26,6 +27,10 @@ type scaleOptions struct {
 	writeTimeout   time.Duration
 	fill           string // raw or api
 	rotationPeriod string // of every account ("" for none), so the queue holds them
+	// profileDir, with -pprof, receives CPU profiles of the plugin and of
+	// Vault during the first seconds of each timed batch
+	// (cpu-writes-first.pprof, vault-cpu-writes-first.pprof, ...-more...).
+	profileDir string
 }
 
 // writeBatch is one timed batch of account creations.
@@ -112,7 +117,9 @@ func (e *env) runScale(ctx context.Context, o scaleOptions) (*scaleResult, error
 	}
 
 	progress("writes: first %d accounts (verify=false, %d writers)", o.batch, o.writers)
+	stop := e.profileWrites(ctx, o, "first")
 	res.First = e.timedWrites(ctx, 1, o.batch, o.writers, 0, account)
+	stop()
 	if res.First.Done < o.batch {
 		return res, fmt.Errorf("first batch: %d of %d writes succeeded", res.First.Done, o.batch)
 	}
@@ -139,9 +146,33 @@ func (e *env) runScale(ctx context.Context, o scaleOptions) (*scaleResult, error
 	res.Start = e.measureStart(ctx, mount, max(o.accounts, o.batch))
 
 	progress("writes: %d more with %d stored (stops after %s)", o.batch, max(o.accounts, o.batch), o.writeTimeout)
+	stop = e.profileWrites(ctx, o, "more")
 	res.More = e.timedWrites(ctx, o.accounts+1, o.accounts+o.batch, o.writers, o.writeTimeout, account)
+	stop()
 	res.More.Stored = max(o.accounts, o.batch)
 	return res, nil
+}
+
+// profileWrites starts a CPU profile of the plugin for the first seconds of
+// a write batch (with -pprof); the returned func waits for it.
+func (e *env) profileWrites(ctx context.Context, o scaleOptions, which string) func() {
+	if e.pprofAddr == "" || o.profileDir == "" {
+		return func() {}
+	}
+	plugin, vault := make(chan error, 1), make(chan error, 1)
+	go func() {
+		plugin <- e.cpuProfile(ctx, 2*time.Second, filepath.Join(o.profileDir, "cpu-writes-"+which+".pprof"))
+	}()
+	go func() {
+		vault <- e.vaultCPUProfile(ctx, 2*time.Second, filepath.Join(o.profileDir, "vault-cpu-writes-"+which+".pprof"))
+	}()
+	return func() {
+		for _, err := range []error{<-plugin, <-vault} {
+			if err != nil {
+				progress("warning: CPU profile of the %s write batch: %v", which, err)
+			}
+		}
+	}
 }
 
 // timedWrites creates accounts from..to with writers goroutines, starting
