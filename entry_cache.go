@@ -96,6 +96,18 @@ func (c *entryCache[T]) get(key string, load func() (*T, error)) (*T, error) {
 	return v, nil
 }
 
+// peek returns a copy of the cached entry without loading a missing one
+// or counting it as used; ok is false when key is not cached.
+func (c *entryCache[T]) peek(key string) (v *T, ok bool) {
+	c.mu.Lock()
+	cv, ok := c.lru.Peek(key)
+	c.mu.Unlock()
+	if !ok || cv.v == nil {
+		return nil, ok
+	}
+	return c.clone(cv.v), true
+}
+
 // set caches v (nil: no entry) as what storage now holds at key; the local
 // writer calls it right after a successful write, under its lock.
 func (c *entryCache[T]) set(key string, v *T) {

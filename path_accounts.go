@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
@@ -167,9 +168,16 @@ func (b *backend) pathAccountsList(ctx context.Context, req *logical.Request, d 
 	return logical.ListResponseWithInfo(keys, info), nil
 }
 
+// listReadConcurrency is how many accounts a list reads at once for its
+// key_info: each read is a round trip to Vault's storage, so a list of
+// many accounts waits on round trips, not on the CPU.
+const listReadConcurrency = 16
+
 // accountsKeyInfo is the key_info of a list of the accounts keys below
 // prefix: each account's status, from the code reads use. Folders (keys
-// ending in /) get none. It reads every account listed.
+// ending in /) get none. It reads every account listed (from memory where
+// a read decoded it before, without caching what only the list reads, so
+// a list of many accounts does not push the ones being read out of memory).
 func (b *backend) accountsKeyInfo(ctx context.Context, s logical.Storage, prefix string, keys []string) (map[string]interface{}, error) {
 	src, err := b.accountStatusSource(ctx, s)
 	if err != nil {
@@ -178,25 +186,42 @@ func (b *backend) accountsKeyInfo(ctx context.Context, s logical.Storage, prefix
 	if err := src.listWALOnce(ctx); err != nil {
 		return nil, err
 	}
-	info := make(map[string]interface{}, len(keys))
-	for _, key := range keys {
+	rows := make([]map[string]interface{}, len(keys))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(listReadConcurrency)
+	for i, key := range keys {
 		if strings.HasSuffix(key, "/") {
 			continue
 		}
-		name := prefix + key
-		acct, err := readAccount(ctx, s, name)
-		if err != nil {
-			return nil, err
+		g.Go(func() error {
+			name := prefix + key
+			acct, ok := b.cache.accounts.peek(name)
+			if !ok {
+				var err error
+				if acct, err = readAccount(gctx, s, name); err != nil {
+					return err
+				}
+			}
+			if acct == nil {
+				// Deleted since the list.
+				return nil
+			}
+			st, err := src.statusOf(gctx, name, acct)
+			if err != nil {
+				return err
+			}
+			rows[i] = b.summarizeAccount(acct, st).keyInfo(acct)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	info := make(map[string]interface{}, len(keys))
+	for i, row := range rows {
+		if row != nil {
+			info[keys[i]] = row
 		}
-		if acct == nil {
-			// Deleted since the list.
-			continue
-		}
-		st, err := src.statusOf(ctx, name, acct)
-		if err != nil {
-			return nil, err
-		}
-		info[key] = b.summarizeAccount(acct, st).keyInfo(acct)
 	}
 	return info, nil
 }
