@@ -218,13 +218,26 @@ func (b *backend) resetClient() {
 // older config; and a cached client is only returned with the config it
 // was built from.
 func (b *backend) getClient(ctx context.Context, s logical.Storage) (Client, *salesforceConfig, error) {
-	b.clientMu.RLock()
-	gen := b.clientGen
-	b.clientMu.RUnlock()
 	// From storage, not the decoded config in memory: every caller makes a
 	// Salesforce call next, so one storage read costs little, and a config
 	// another node stored is used at once, before its Invalidate arrives.
-	cfg, err := readConfig(ctx, s)
+	return b.clientFor(ctx, s, readConfig)
+}
+
+// getClientForRotation is getClient with the config from memory, for
+// rotations: they run only on the active node, where every config write
+// drops the decoded config before it returns (resetClient), so memory holds
+// what storage holds, and a storage read per rotation would be one more
+// round trip to Vault beside its three Salesforce calls.
+func (b *backend) getClientForRotation(ctx context.Context, s logical.Storage) (Client, *salesforceConfig, error) {
+	return b.clientFor(ctx, s, b.readConfigCached)
+}
+
+func (b *backend) clientFor(ctx context.Context, s logical.Storage, read func(context.Context, logical.Storage) (*salesforceConfig, error)) (Client, *salesforceConfig, error) {
+	b.clientMu.RLock()
+	gen := b.clientGen
+	b.clientMu.RUnlock()
+	cfg, err := read(ctx, s)
 	if err != nil {
 		return nil, nil, err
 	}

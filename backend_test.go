@@ -495,3 +495,39 @@ var pathExamples = []string{
 	"roles/", "roles/r", "token/r", "rotate/a", "rotate-root",
 	"login-report", "accounts/a/login-report", "rotate-client-secret",
 }
+
+// Rotations take the config from memory (getClientForRotation): a config
+// written through the API on this node, or on another node once Vault
+// calls Invalidate, is what the next rotation's client and config are for.
+func TestClientForRotationFollowsConfigWrites(t *testing.T) {
+	const newURL = "https://other.my.salesforce.com"
+	ctx := context.Background()
+	active, s := getTestBackend(t)
+	standby, _ := getTestBackend(t)
+	for _, b := range []*backend{active, standby} {
+		b.newClient = func(cc sfapi.Config) (Client, error) {
+			f := newFakeClient()
+			f.cfg = cc
+			return f, nil
+		}
+	}
+	mustWrite(t, active, s, "config", fakeConfig())
+	for _, b := range []*backend{active, standby} {
+		if _, _, err := b.getClientForRotation(ctx, s); err != nil { // cache the old config and client
+			t.Fatal(err)
+		}
+	}
+	newConfig := fakeConfig()
+	newConfig["login_url"] = newURL
+	mustWrite(t, active, s, "config", newConfig)
+	standby.InvalidateKey(ctx, configStoragePath)
+	for name, b := range map[string]*backend{"writer": active, "other node": standby} {
+		c, cfg, err := b.getClientForRotation(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fakeOf(c).cfg.LoginURL != newURL || cfg.LoginURL != newURL {
+			t.Errorf("%s: rotation client for %s with config for %s, want both %s", name, fakeOf(c).cfg.LoginURL, cfg.LoginURL, newURL)
+		}
+	}
+}

@@ -118,7 +118,7 @@ func (b *backend) rotateAccount(ctx context.Context, s logical.Storage, name, tr
 	if err != nil {
 		return nil, err
 	}
-	client, cfg, err := b.getClient(ctx, s)
+	client, cfg, err := b.getClientForRotation(ctx, s)
 	if err != nil {
 		re := &rotationError{code: "config", msg: err.Error(), err: err}
 		b.recordFailure(ctx, txn, rcfg, trigger, re)
