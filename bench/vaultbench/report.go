@@ -263,7 +263,7 @@ func formatSettings(m map[string]any) string {
 	for _, k := range sortedKeys(m) {
 		parts = append(parts, fmt.Sprintf("%s=%v", k, m[k]))
 	}
-	return strings.Join(parts, ", ") + " (requests_per_minute spaces rotation starts; the engine has no per-org request rate unless listed)"
+	return strings.Join(parts, ", ") + " (requests_per_minute spaces rotation starts; requests_per_second limits every Salesforce call)"
 }
 
 func sortedKeys[V any](m map[string]V) []string {
