@@ -85,6 +85,7 @@ type account struct {
 	LastUpdated time.Time `json:"last_updated"`
 
 	accountRotation
+	accountDual
 }
 
 // Rotation method values.
@@ -153,6 +154,21 @@ type accountRotation struct {
 	// entries kept the failed-login count. It is read once, to seed the
 	// budget entry of the user (login_budget.go), and never written.
 	LegacyFailedLogins int `json:"failed_logins,omitempty"`
+
+	// EndSessionsOnRotation ends the user's other sessions and revokes its
+	// OAuth grants after each rotation (rotation_sessions.go);
+	// EndSessionsPendingSince is set with the new password until that is
+	// done, so a crash does not skip it.
+	EndSessionsOnRotation   bool         `json:"end_sessions_on_rotation,omitempty"`
+	EndSessionsPendingSince time.Time    `json:"end_sessions_pending_since,omitempty"`
+	LastSessionsEnded       *endedReport `json:"last_sessions_ended,omitempty"`
+
+	// RotateAfterRead rotates the password Cooldown after the first
+	// creds/<name> read since the last rotation (rotate_after_read.go);
+	// ReadRotationAt is when that rotation is due (zero: not armed).
+	RotateAfterRead bool          `json:"rotate_after_read,omitempty"`
+	Cooldown        time.Duration `json:"cooldown,omitempty"`
+	ReadRotationAt  time.Time     `json:"read_rotation_at,omitempty"`
 }
 
 // needsToken reports whether logins must carry the security token.
@@ -168,9 +184,10 @@ func (a *account) method() string {
 	return a.RotationMethod
 }
 
-// scheduled reports whether the account has automated rotation.
+// scheduled reports whether the account has automated rotation: a period
+// or schedule, or a rotation a read armed (rotate_after_read).
 func (a *account) scheduled() bool {
-	return !a.DisableAutomatedRotation && a.HasNonzeroRotationValues()
+	return !a.DisableAutomatedRotation && (a.HasNonzeroRotationValues() || !a.ReadRotationAt.IsZero())
 }
 
 // passwordWithToken is the exact string SOAP login() and the OAuth
@@ -222,10 +239,14 @@ func rotationStatus(acct *account) string {
 		return "blocked"
 	case acct.ConsecutiveFailures > 0:
 		return "failing"
+	case !acct.SwitchPendingSince.IsZero():
+		return "awaiting_switch"
 	case !acct.MissedRotationAt.IsZero():
 		return "missed_window"
 	case acct.scheduled():
 		return "scheduled"
+	case acct.RotateAfterRead && !acct.DisableAutomatedRotation:
+		return "after_read"
 	default:
 		return "manual"
 	}
@@ -271,7 +292,7 @@ func accountWithUsername(ctx context.Context, s logical.Storage, username string
 		if err != nil {
 			return "", err
 		}
-		if acct != nil && strings.EqualFold(acct.Username, username) {
+		if acct != nil && acct.holdsUsername(username) {
 			return name, nil
 		}
 	}
@@ -289,6 +310,9 @@ type accountTxn struct {
 	name string
 	lock *locksutil.LockEntry
 	held bool
+	// user, when set, names the user of a dual account that get puts in
+	// the flat fields (account_dual.go); put stores any view swapped back.
+	user string
 }
 
 // lockAccount takes the account's lock and returns the transaction that
@@ -307,9 +331,22 @@ func (t *accountTxn) unlock() {
 	}
 }
 
-// get reads the account as stored now (nil when none is stored).
+// get reads the account as stored now (nil when none is stored), as the
+// view of t.user when set.
 func (t *accountTxn) get(ctx context.Context) (*account, error) {
-	return readAccount(ctx, t.s, t.name)
+	a, err := readAccount(ctx, t.s, t.name)
+	if a == nil || err != nil || t.user == "" {
+		return a, err
+	}
+	return a.viewOf(t.user), nil
+}
+
+// asUser makes later gets return the view of username ("" for the account
+// as stored) and returns the previous setting.
+func (t *accountTxn) asUser(username string) string {
+	prev := t.user
+	t.user = username
+	return prev
 }
 
 // put stores a, which the caller read with get under this transaction.
@@ -317,7 +354,7 @@ func (t *accountTxn) put(ctx context.Context, a *account) error {
 	if !t.held {
 		return fmt.Errorf("writing account %q outside its lock", t.name)
 	}
-	entry, err := logical.StorageEntryJSON(accountStoragePrefix+t.name, a)
+	entry, err := logical.StorageEntryJSON(accountStoragePrefix+t.name, a.stored())
 	if err != nil {
 		return fmt.Errorf("encoding account %q: %w", t.name, err)
 	}
@@ -358,14 +395,21 @@ func nextRotation(acct *account, from time.Time) time.Time {
 	if !acct.scheduled() {
 		return time.Time{}
 	}
-	if acct.RotationSchedule != "" {
+	var next time.Time
+	switch {
+	case acct.RotationSchedule != "":
 		sched, err := rotation.DefaultScheduler.Parse(acct.RotationSchedule)
-		if err != nil {
-			return time.Time{}
+		if err == nil {
+			next = sched.Next(from).UTC()
 		}
-		return sched.Next(from).UTC()
+	case acct.RotationPeriod > 0:
+		next = from.Add(acct.RotationPeriod).UTC()
 	}
-	return from.Add(acct.RotationPeriod).UTC()
+	// A rotation a read armed comes first if it is earlier.
+	if at := acct.ReadRotationAt; !at.IsZero() && (next.IsZero() || at.Before(next)) {
+		next = at.UTC()
+	}
+	return next
 }
 
 // passwordRoleBlocked says why the account of a password role must not be
@@ -376,6 +420,10 @@ func passwordRoleBlocked(name string, acct *account) string {
 		return fmt.Sprintf("account %q has a stale security token: its password was changed (rotated) and Salesforce emailed a new "+
 			"security token to the user, so a login would fail and count toward the user's lockout; "+
 			"write the new token to accounts/%s/security-token", name, name)
+	case acct.dual():
+		// A dual account's rotations change its inactive user: whatever
+		// blocked one does not concern the active user, which logs in.
+		return ""
 	case acct.RotationBlocked == "token_stale":
 		return fmt.Sprintf("account %q is blocked because its security token is stale; write the new token to accounts/%s/security-token", name, name)
 	case acct.RotationBlocked == "drift":
@@ -408,6 +456,20 @@ func adoptPassword(acct *account, password string, now time.Time) {
 		acct.SecurityTokenStatus = tokenStatusStale
 	}
 	acct.UnverifiedCandidateAt = time.Time{}
+	if acct.EndSessionsOnRotation {
+		// Stored with the password: a crash before they end does not
+		// leave the old credential's sessions alive (rotation_sessions.go).
+		acct.EndSessionsPendingSince = now.UTC()
+	}
+	if acct.dual() && !acct.flatIsActive() {
+		// The inactive user of a dual account got it: it becomes active
+		// once verified (rotation_dual.go); stored with the password, so a
+		// crash in between loses no switch.
+		acct.SwitchPendingSince = now.UTC()
+		acct.SwitchStatus, acct.SwitchReason = "", ""
+	}
+	// The rotation a read armed is done.
+	acct.ReadRotationAt = time.Time{}
 	acct.LastRotationError = ""
 	acct.LastRotationErrorAt = time.Time{}
 	acct.ConsecutiveFailures = 0

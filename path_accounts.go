@@ -74,6 +74,11 @@ func pathAccounts(b *backend) []*framework.Path {
 			fields[k] = v
 		}
 	}
+	for k, v := range accountDualFields() {
+		if _, taken := fields[k]; !taken {
+			fields[k] = v
+		}
+	}
 
 	return []*framework.Path{
 		{
@@ -226,6 +231,9 @@ func (b *backend) pathAccountRead(ctx context.Context, req *logical.Request, d *
 		return nil, err
 	}
 	b.addAccountRotationStatus(acct, st, data)
+	if err := b.addAccountDualStatus(ctx, req.Storage, name, acct, data); err != nil {
+		return nil, err
+	}
 	// The rotation hook must not put a secret into a read of this path.
 	delete(data, "password")
 	delete(data, "security_token")
@@ -349,11 +357,22 @@ func (b *backend) pathAccountWrite(ctx context.Context, req *logical.Request, d 
 		warnings = append(warnings, "the credential was stored without checking it against Salesforce (verify=false)")
 	}
 
+	// The strategy first: the rotation fields' checks depend on it.
+	resp, dualWarnings, err := b.applyAccountDual(ctx, req, d, name, acct, cfg)
+	if resp != nil || err != nil {
+		return resp, err
+	}
+	warnings = append(warnings, dualWarnings...)
 	rotationWarnings, err := b.applyAccountRotation(ctx, req, d, name, acct, isCreate)
 	if err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
 	warnings = append(warnings, rotationWarnings...)
+	modeWarnings, err := b.checkAccountModes(ctx, req, d, name, acct)
+	if err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	warnings = append(warnings, modeWarnings...)
 
 	now := b.now().UTC()
 	if isCreate {

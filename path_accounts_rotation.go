@@ -248,13 +248,15 @@ func (b *backend) applyAccountRotation(ctx context.Context, req *logical.Request
 		}
 	}
 
-	if acct.scheduled() && acct.SecurityTokenMode == tokenModeRequired && !acct.AllowScheduledRotationWithToken {
-		return nil, fmt.Errorf("scheduled rotation of an account with security_token_mode=required is refused: "+
+	// A dual account serves the other user until the emailed token is
+	// written, so its rotations never hand out a stale token.
+	if (acct.scheduled() || acct.RotateAfterRead) && acct.SecurityTokenMode == tokenModeRequired && !acct.AllowScheduledRotationWithToken && !acct.dual() {
+		return nil, fmt.Errorf("scheduled rotation (or rotate_after_read) of an account with security_token_mode=required is refused: "+
 			"every password change makes Salesforce email a new security token that no API returns, so after each "+
 			"scheduled rotation the stored token is stale and integrations using password+token fail until someone writes "+
 			"the emailed token to accounts/%s/security-token. Prefer an OAuth role (JWT bearer or client credentials, "+
-			"no password needed) or add Vault's address to the trusted IP ranges and set security_token_mode=not_required; "+
-			"or opt in with allow_scheduled_rotation_with_token=true", name)
+			"no password needed), add Vault's address to the trusted IP ranges and set security_token_mode=not_required, or use "+
+			"rotation_strategy=dual_account; or opt in with allow_scheduled_rotation_with_token=true", name)
 	}
 	if acct.method() == rotationMethodSelf && acct.scheduled() && rcfg.MinPasswordLifetime {
 		if gap := shortestRotationGap(acct, now); gap < 24*time.Hour {
@@ -263,7 +265,7 @@ func (b *backend) applyAccountRotation(ctx context.Context, req *logical.Request
 		}
 	}
 
-	if acct.scheduled() && acct.SecurityTokenMode == tokenModeRequired {
+	if acct.scheduled() && acct.SecurityTokenMode == tokenModeRequired && !acct.dual() {
 		warnings = append(warnings, "each scheduled rotation leaves the security token stale until the emailed token is written to accounts/"+name+"/security-token")
 	}
 	if acct.scheduled() && acct.RotationPeriod > 0 && acct.RotationPeriod < time.Hour {

@@ -49,6 +49,9 @@ type rotationState struct {
 	settled    chan struct{}
 	// settleErrs holds why the last pass kept each account's entries.
 	settleErrs map[string]settleAttempt
+	// unfinished are accounts with work left after a password change
+	// (rotation_dual.go): ending old sessions, a dual account's switch.
+	unfinished map[string]bool
 
 	// webhookRootCAs and webhookResolver, when set (tests), replace the
 	// system roots and resolver of webhook deliveries (webhook.go).
@@ -114,6 +117,9 @@ func (b *backend) initializeRotation(ctx context.Context, req *logical.Initializ
 		}
 		if acct.scheduled() && !acct.NextVaultRotation.IsZero() {
 			_ = q.Push(&queue.Item{Key: name, Priority: acct.NextVaultRotation.Unix()})
+		}
+		if acct.unfinishedWork() {
+			b.markUnfinished(name, time.Time{})
 		}
 	}
 	tickCtx, cancel := context.WithCancel(b.rot.bgCtx)

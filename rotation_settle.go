@@ -110,6 +110,8 @@ func byCandidate(pending []pendingRotation) [][]pendingRotation {
 func (b *backend) settleCandidate(ctx context.Context, txn *accountTxn, group []pendingRotation) ([]string, error) {
 	var ids []string
 	w := group[0].w
+	// A dual account's entry is its user's: settled on the view of it.
+	defer txn.asUser(txn.asUser(w.Username))
 	for _, p := range group {
 		ids = append(ids, p.id)
 		if p.w.RejectedAt.After(w.RejectedAt) {
@@ -345,6 +347,10 @@ func (b *backend) settleAllWALs(ctx context.Context, s logical.Storage) (time.Ti
 		}
 		txn := b.lockAccount(s, name)
 		err := b.settleAccountWALs(ctx, txn)
+		if err == nil {
+			// A rolled-forward rotation's sessions and switch.
+			_, err = b.finishPending(ctx, txn, triggerScheduled)
+		}
 		txn.unlock()
 		b.noteSettleAttempt(name, err)
 		// A rolled-forward rotation moved the account's next rotation.
@@ -352,6 +358,20 @@ func (b *backend) settleAllWALs(ctx context.Context, s logical.Storage) (time.Ti
 		if err != nil {
 			merr = errors.Join(merr, fmt.Errorf("account %q: %w", name, err))
 			retryAt(err)
+		}
+	}
+	// Work left after a password change (a crash, an outage).
+	var unfinished []string
+	for _, name := range b.takeUnfinished() {
+		if !accounts[name] {
+			unfinished = append(unfinished, name)
+		}
+	}
+	at, err := b.finishUnfinished(ctx, s, unfinished)
+	if err != nil {
+		merr = errors.Join(merr, err)
+		if next.IsZero() || at.Before(next) {
+			next = at
 		}
 	}
 	return next, merr
@@ -440,6 +460,8 @@ func (b *backend) noteSettleAttempt(name string, err error) {
 type pendingStatus struct {
 	since  time.Time
 	reason string
+	// username is whose password the rotation changes.
+	username string
 }
 
 // pendingRotation reports an unsettled rotation of the stored acct, from
@@ -452,11 +474,12 @@ func (b *backend) pendingRotation(ctx context.Context, s logical.Storage, name s
 	}
 	var p *pendingStatus
 	for _, e := range entries {
-		if e.w.Username != acct.Username || e.w.Candidate == acct.Password {
+		// A dual account's entries are of either user.
+		if u := acct.viewOf(e.w.Username); u.Username != e.w.Username || e.w.Candidate == u.Password {
 			continue
 		}
 		if p == nil || e.w.CreatedAt.Before(p.since) {
-			p = &pendingStatus{since: e.w.CreatedAt}
+			p = &pendingStatus{since: e.w.CreatedAt, username: e.w.Username}
 		}
 	}
 	if p == nil {

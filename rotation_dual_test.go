@@ -1,0 +1,529 @@
+package salesforce
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/emulator"
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
+)
+
+// The demo org's second integration users: integration2 has the same
+// access as integration (a blue/green pair), integration3 does not; app
+// logs in without a token like trusted (a trusted pair).
+const (
+	rotInteg2User     = "integration2@acme.demo"
+	rotInteg2Password = "Integ2-Pass-1234"
+	rotInteg2Token    = "INTEG2TOKEN000000000000000"
+	rotInteg3User     = "integration3@acme.demo"
+	rotInteg3Password = "Integ3-Pass-1234"
+	rotInteg3Token    = "INTEG3TOKEN000000000000000"
+	rotAppUser        = "app@acme.demo"
+	rotAppPassword    = "App-Pass-1234"
+)
+
+// addTrustedPair stores a dual account of trusted and app, which log in
+// from the test's address without a security token.
+func (e *rotEnv) addTrustedPair(name string, extra map[string]interface{}) {
+	e.t.Helper()
+	data := map[string]interface{}{
+		"username": rotTrustedUser, "password": rotTrustedPass,
+		"rotation_strategy": strategyDual, "secondary_username": rotAppUser, "secondary_password": rotAppPassword,
+	}
+	for k, v := range extra {
+		data[k] = v
+	}
+	mustWrite(e.t, e.b, e.s, "accounts/"+name, data)
+}
+
+// addIntegrationPair stores a dual account of integration and secondary
+// (integration2 or integration3), which need their security tokens.
+func (e *rotEnv) addIntegrationPair(name, secondary, password, token string, extra map[string]interface{}) {
+	e.t.Helper()
+	data := map[string]interface{}{
+		"username": rotIntegUser, "password": rotIntegPassword, "security_token": rotIntegToken,
+		"rotation_strategy": strategyDual, "secondary_username": secondary, "secondary_password": password, "secondary_security_token": token,
+	}
+	for k, v := range extra {
+		data[k] = v
+	}
+	mustWrite(e.t, e.b, e.s, "accounts/"+name, data)
+}
+
+// loginError logs in to the org as an application would (outside the
+// engine, so outside its login budget) and returns Salesforce's answer.
+func (e *rotEnv) loginError(username, secret string) error {
+	e.t.Helper()
+	client, err := newClient(sfapi.Config{LoginURL: e.srv.LoginURL(), AllowNonSalesforceURL: true, APIVersion: "66.0", SOAPAPIVersion: "64.0", RequestTimeout: 10 * time.Second})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	_, err = client.SOAPLogin(context.Background(), username, secret)
+	return err
+}
+
+// heldCredential is what an application read from creds/<name> and keeps.
+type heldCredential struct{ username, secret string }
+
+func (e *rotEnv) hold(name string) heldCredential {
+	e.t.Helper()
+	c := e.creds(name)
+	return heldCredential{c["username"].(string), c["password_with_token"].(string)}
+}
+
+func (e *rotEnv) assertWorks(what string, h heldCredential) {
+	e.t.Helper()
+	if err := e.loginError(h.username, h.secret); err != nil {
+		e.t.Errorf("%s (%s) no longer logs in: %v", what, h.username, err)
+	}
+}
+
+func (e *rotEnv) assertDead(what string, h heldCredential) {
+	e.t.Helper()
+	if err := e.loginError(h.username, h.secret); err == nil {
+		e.t.Errorf("%s (%s) still logs in", what, h.username)
+	}
+}
+
+// A dual account serves one user; a rotation changes the other one's
+// password and makes it active, and the credential served before keeps
+// working until the next rotation, whose event says who became active.
+func TestDual_RotationSwitchesUsersAndKeepsTheOldCredential(t *testing.T) {
+	e := newRotEnv(t)
+	e.allowLoopbackWebhooks()
+	hook, url := e.newWebhook(http.StatusOK)
+	e.addTrustedPair("bg", map[string]interface{}{"webhook_url": url, "rotation_period": "24h"})
+
+	c := e.creds("bg")
+	if c["username"] != rotTrustedUser || c["active_user"] != rolePrimary || c["rotation_strategy"] != strategyDual || c["active_since"] == "" {
+		t.Fatalf("creds before any rotation: %v", c)
+	}
+	before := e.hold("bg")
+
+	resp := e.mustRotate("bg")
+	if resp.Data["rotated_username"] != rotAppUser || resp.Data["active_user"] != roleSecondary || resp.Data["active_username"] != rotAppUser {
+		t.Fatalf("rotate answered %v", resp.Data)
+	}
+	c = e.creds("bg")
+	if c["username"] != rotAppUser || c["password"] != e.srv.Password(rotAppUser) || c["password"] == rotAppPassword || c["version"] != 1 {
+		t.Fatalf("after the first rotation creds serve %v %v version %v", c["username"], c["password"] == rotAppPassword, c["version"])
+	}
+	if c["grace_until"] != c["next_vault_rotation"] || c["grace_until"] == "" {
+		t.Errorf("grace_until = %v, want the next rotation %v", c["grace_until"], c["next_vault_rotation"])
+	}
+	if e.srv.Password(rotTrustedUser) != rotTrustedPass {
+		t.Fatal("the rotation changed the active user's password")
+	}
+	first := e.hold("bg")
+	e.assertWorks("the credential served before the rotation", before)
+	e.assertWorks("the new credential", first)
+
+	e.b.rot.wg.Wait()
+	ev, _, _ := hook.last()
+	if ev["event"] != "rotate" || ev["username"] != rotAppUser || ev["active_username"] != rotAppUser || ev["active_user"] != roleSecondary {
+		t.Errorf("rotation event %v, want the rotated and now active user app", ev)
+	}
+
+	resp = e.mustRotate("bg")
+	if resp.Data["rotated_username"] != rotTrustedUser || resp.Data["active_user"] != rolePrimary {
+		t.Fatalf("second rotate answered %v", resp.Data)
+	}
+	second := e.hold("bg")
+	if second.username != rotTrustedUser || e.creds("bg")["version"] != 2 {
+		t.Fatalf("after the second rotation creds serve %s", second.username)
+	}
+	e.assertWorks("the credential served after the first rotation", first)
+	e.assertWorks("the newest credential", second)
+	e.assertDead("the credential read two rotations ago", before)
+
+	acct := e.account("bg")
+	if acct["secondary_username"] != rotAppUser || acct["active_user"] != rolePrimary || acct["secondary_user_id"] == "" {
+		t.Errorf("account read: %v", acct)
+	}
+	raw, _ := json.Marshal(acct)
+	assertNoSecrets(t, "accounts/bg", string(raw), e.srv.Password(rotAppUser), e.srv.Password(rotTrustedUser), rotAppPassword)
+	e.assertNoSecretsLogged(e.srv.Password(rotAppUser), e.srv.Password(rotTrustedUser), rotAppPassword, rotTrustedPass)
+}
+
+// With users that need a security token the switch waits until the
+// rotated user's emailed token is written: until then creds/<name> keeps
+// serving the user that logs in, and no rotation is scheduled.
+func TestDual_TokenBoundSwitchWaitsForTheToken(t *testing.T) {
+	e := newRotEnv(t)
+	e.allowLoopbackWebhooks()
+	hook, url := e.newWebhook(http.StatusOK)
+	e.addIntegrationPair("bg", rotInteg2User, rotInteg2Password, rotInteg2Token, map[string]interface{}{
+		"webhook_url": url, "rotation_period": "24h",
+	})
+	if a := e.account("bg"); a["secondary_security_token_status"] != tokenStatusCurrent || a["security_token_mode"] != tokenModeRequired {
+		t.Fatalf("account: %v", a)
+	}
+	before := e.hold("bg")
+
+	resp := e.mustRotate("bg")
+	if resp.Data["switch_status"] != switchAwaitingToken || resp.Data["active_username"] != rotIntegUser {
+		t.Fatalf("rotate answered %v", resp.Data)
+	}
+	if !strings.Contains(strings.Join(resp.Warnings, " "), "user=secondary") {
+		t.Errorf("warnings %v do not say how to finish the switch", resp.Warnings)
+	}
+	c := e.creds("bg")
+	if c["username"] != rotIntegUser || c["switch_status"] != switchAwaitingToken || c["next_vault_rotation"] != nil {
+		t.Fatalf("creds while the token is awaited: %v", c)
+	}
+	for _, w := range []string{"stale"} {
+		for _, warning := range respWarnings(t, e, "creds/bg") {
+			if strings.Contains(warning, w) {
+				t.Errorf("creds warn of a %s token: %s", w, warning)
+			}
+		}
+	}
+	e.assertWorks("the served credential while the switch waits", before)
+	if a := e.account("bg"); a["rotation_status"] != "awaiting_switch" || a["secondary_security_token_status"] != tokenStatusStale {
+		t.Errorf("account while the switch waits: status %v, secondary token %v", a["rotation_status"], a["secondary_security_token_status"])
+	}
+
+	// Another rotation would make the awaited token useless: refused.
+	resp, err := e.rotate("bg")
+	if statusOf(resp, err) != http.StatusConflict || !strings.Contains(respErr(resp, err).Error(), "security-token") {
+		t.Fatalf("a rotation while the switch waits: %d %v", statusOf(resp, err), respErr(resp, err))
+	}
+	if e.srv.Password(rotIntegUser) != rotIntegPassword {
+		t.Fatal("the refused rotation changed a password")
+	}
+
+	// A wrong token switches nothing.
+	if resp, err := request(t, e.b, e.s, logical.UpdateOperation, "accounts/bg/security-token", map[string]interface{}{
+		"security_token": rotInteg2Token, "user": roleSecondary,
+	}); respErr(resp, err) == nil {
+		t.Fatal("the stale token was accepted")
+	}
+	resp = mustWrite(t, e.b, e.s, "accounts/bg/security-token", map[string]interface{}{
+		"security_token": e.srv.LatestSecurityToken(rotInteg2User), "user": roleSecondary,
+	})
+	if resp.Data["active_username"] != rotInteg2User || resp.Data["username"] != rotInteg2User {
+		t.Fatalf("token write answered %v", resp.Data)
+	}
+	c = e.creds("bg")
+	if c["username"] != rotInteg2User || c["active_user"] != roleSecondary || c["switch_status"] != nil || c["grace_until"] == nil {
+		t.Fatalf("creds after the token: %v", c)
+	}
+	e.assertServedCredentialLogsIn("bg")
+	e.assertWorks("the credential served before the switch", before)
+	if a := e.account("bg"); a["next_vault_rotation"] == "" {
+		t.Error("the account is not scheduled again after the switch")
+	}
+	e.b.rot.wg.Wait()
+	ev, _, _ := hook.last()
+	if ev["event"] != "switch" || ev["active_username"] != rotInteg2User || ev["outcome"] != outcomeSwitched {
+		t.Errorf("switch event %v", ev)
+	}
+}
+
+func respWarnings(t *testing.T, e *rotEnv, path string) []string {
+	t.Helper()
+	resp, err := request(t, e.b, e.s, logical.ReadOperation, path, nil)
+	if respErr(resp, err) != nil {
+		t.Fatal(respErr(resp, err))
+	}
+	return resp.Warnings
+}
+
+// Users whose access differs are never switched: the rotation is refused
+// before anything changes, with a reason naming what differs.
+func TestDual_PermissionMismatchRefusesTheRotation(t *testing.T) {
+	e := newRotEnv(t)
+	e.addIntegrationPair("bg", rotInteg3User, rotInteg3Password, rotInteg3Token, nil)
+	resp, err := e.rotate("bg")
+	msg := respErr(resp, err)
+	if msg == nil {
+		t.Fatal("the rotation of mismatched users succeeded")
+	}
+	for _, want := range []string{"permission set Report_Builder is assigned to integration3@acme.demo but not to integration@acme.demo",
+		"permission set group Integration_Suite is assigned to integration@acme.demo but not to integration3@acme.demo",
+		"creds/bg keeps serving integration@acme.demo"} {
+		if !strings.Contains(msg.Error(), want) {
+			t.Errorf("refusal %q does not say %q", msg, want)
+		}
+	}
+	if statusOf(resp, err) != http.StatusBadRequest {
+		t.Errorf("status %d, want 400", statusOf(resp, err))
+	}
+	if e.srv.Password(rotInteg3User) != rotInteg3Password || e.srv.Password(rotIntegUser) != rotIntegPassword {
+		t.Fatal("a refused rotation changed a password")
+	}
+	if a := e.account("bg"); !strings.Contains(a["last_rotation_error"].(string), "Report_Builder") || a["active_username"] != rotIntegUser {
+		t.Errorf("account after the refusal: %v", a)
+	}
+	e.assertServedCredentialLogsIn("bg")
+
+	// Aligned in Salesforce, the same account rotates.
+	if err := e.srv.UnassignPermissionSet(rotInteg3User, "Report_Builder"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srv.AssignPermissionSet(rotInteg3User, "Integration_Suite"); err != nil {
+		t.Fatal(err)
+	}
+	e.mustRotate("bg")
+}
+
+// A difference that appears while the switch waits for the token keeps
+// the active user, says why, and the switch happens at the next rotation
+// once the users match again.
+func TestDual_MismatchAtSwitchKeepsTheActiveUser(t *testing.T) {
+	e := newRotEnv(t)
+	e.addIntegrationPair("bg", rotInteg2User, rotInteg2Password, rotInteg2Token, nil)
+	e.mustRotate("bg")
+	if err := e.srv.AssignPermissionSet(rotInteg2User, "Report_Builder"); err != nil {
+		t.Fatal(err)
+	}
+	resp := mustWrite(t, e.b, e.s, "accounts/bg/security-token", map[string]interface{}{
+		"security_token": e.srv.LatestSecurityToken(rotInteg2User), "user": rotInteg2User,
+	})
+	if resp.Data["active_username"] != rotIntegUser || resp.Data["switch_status"] != switchBlocked {
+		t.Fatalf("token write with differing profiles answered %v", resp.Data)
+	}
+	if r := e.account("bg")["switch_reason"].(string); !strings.Contains(r, "permission set Report_Builder is assigned to integration2@acme.demo but not to integration@acme.demo") {
+		t.Errorf("switch_reason = %q", r)
+	}
+	if e.creds("bg")["username"] != rotIntegUser {
+		t.Fatal("creds switched to a user whose profile differs")
+	}
+	if err := e.srv.UnassignPermissionSet(rotInteg2User, "Report_Builder"); err != nil {
+		t.Fatal(err)
+	}
+	resp = e.mustRotate("bg")
+	if resp.Data["outcome"] != outcomeSwitched || resp.Data["active_username"] != rotInteg2User {
+		t.Fatalf("the next rotation answered %v, want the switch", resp.Data)
+	}
+	if e.srv.Password(rotIntegUser) != rotIntegPassword {
+		t.Error("the rotation that finished the switch also changed the other user's password")
+	}
+	e.assertServedCredentialLogsIn("bg")
+}
+
+// Scheduled rotation alternates the users, each keeping a full period.
+func TestDual_ScheduledRotation(t *testing.T) {
+	e := newRotEnv(t)
+	e.initialize()
+	e.addTrustedPair("bg", map[string]interface{}{"rotation_period": "1h"})
+	held := e.hold("bg")
+	e.advance(time.Hour + time.Second)
+	e.tick()
+	c := e.creds("bg")
+	if c["username"] != rotAppUser || c["version"] != 1 {
+		t.Fatalf("after the first scheduled rotation: %v", c)
+	}
+	graceUntil, _ := time.Parse(time.RFC3339, c["grace_until"].(string))
+	if d := graceUntil.Sub(e.now()); d < 59*time.Minute || d > time.Hour {
+		t.Errorf("grace_until is %s away, want one period", d)
+	}
+	e.assertWorks("the credential of the previous period", held)
+	e.advance(time.Hour + time.Second)
+	e.tick()
+	if c := e.creds("bg"); c["username"] != rotTrustedUser || c["version"] != 2 {
+		t.Fatalf("after the second scheduled rotation: %v", c)
+	}
+	e.assertDead("the credential of two periods ago", held)
+	e.assertServedCredentialLogsIn("bg")
+}
+
+// The login budget is per Salesforce user: the inactive user's failed
+// logins block its rotation, never the active user's logins.
+func TestDual_LoginBudgetIsPerUser(t *testing.T) {
+	e := newRotEnv(t)
+	e.addTrustedPair("bg", nil)
+	mustWrite(t, e.b, e.s, "roles/bg", map[string]interface{}{"grant_type": "password", "account": "bg"})
+	// app's password changes outside Vault: the check before its rotation fails.
+	e.srv.SetUserState(rotAppUser, func(u *emulator.User) { u.Password = "Changed-Outside-1" })
+	resp, err := e.rotate("bg")
+	if respErr(resp, err) == nil {
+		t.Fatal("rotation with a drifted inactive user succeeded")
+	}
+	a := e.account("bg")
+	if a["secondary_failed_logins"] != 1 || a["failed_logins"] != 0 || a["rotation_blocked"] != "drift" {
+		t.Fatalf("budgets: secondary %v primary %v blocked %v", a["secondary_failed_logins"], a["failed_logins"], a["rotation_blocked"])
+	}
+	// The active user is unaffected: creds and tokens of the account work.
+	e.assertServedCredentialLogsIn("bg")
+	mustRead(t, e.b, e.s, "token/bg")
+	// The operator's fix clears the block.
+	mustWrite(t, e.b, e.s, "accounts/bg", map[string]interface{}{"secondary_password": "Changed-Outside-1"})
+	e.mustRotate("bg")
+	if e.creds("bg")["username"] != rotAppUser {
+		t.Error("no switch after the fix")
+	}
+}
+
+// The write refuses what cannot work, and changes nothing then.
+func TestDual_WriteValidation(t *testing.T) {
+	e := newRotEnv(t)
+	e.addTrusted("single", nil)
+	cases := []struct {
+		name string
+		data map[string]interface{}
+		want string
+	}{
+		{"secondary without strategy", map[string]interface{}{"username": rotAppUser, "password": rotAppPassword, "secondary_username": rotInteg2User},
+			"need rotation_strategy=dual_account"},
+		{"strategy without secondary", map[string]interface{}{"username": rotAppUser, "password": rotAppPassword, "rotation_strategy": strategyDual},
+			"needs secondary_username"},
+		{"same user twice", map[string]interface{}{"username": rotAppUser, "password": rotAppPassword, "rotation_strategy": strategyDual,
+			"secondary_username": rotAppUser, "secondary_password": rotAppPassword}, "another Salesforce user"},
+		{"secondary held by another account", map[string]interface{}{"username": rotAppUser, "password": rotAppPassword, "rotation_strategy": strategyDual,
+			"secondary_username": rotTrustedUser, "secondary_password": rotTrustedPass}, `already managed by account "single"`},
+		{"wrong secondary password", map[string]interface{}{"username": rotIntegUser, "password": rotIntegPassword, "security_token": rotIntegToken,
+			"rotation_strategy": strategyDual, "secondary_username": rotInteg2User, "secondary_password": "Wrong-Pass-1234",
+			"secondary_security_token": rotInteg2Token}, "INVALID_LOGIN"},
+		{"token mode for both", map[string]interface{}{"username": rotIntegUser, "password": rotIntegPassword, "security_token": rotIntegToken,
+			"rotation_strategy": strategyDual, "secondary_username": rotInteg2User, "secondary_password": rotInteg2Password},
+			"security_token_mode=required applies to both users: set secondary_security_token"},
+		{"rotate_after_read", map[string]interface{}{"username": rotAppUser, "password": rotAppPassword, "rotation_strategy": strategyDual,
+			"secondary_username": rotInteg2User, "secondary_password": rotInteg2Password, "secondary_security_token": rotInteg2Token,
+			"rotate_after_read": true, "cooldown": "1h"}, "refused with rotation_strategy=dual_account"},
+	}
+	for _, tc := range cases {
+		resp, err := request(t, e.b, e.s, logical.UpdateOperation, "accounts/new", tc.data)
+		msg := respErr(resp, err)
+		if msg == nil || !strings.Contains(msg.Error(), tc.want) || statusOf(resp, err) != http.StatusBadRequest {
+			t.Errorf("%s: %d %v, want 400 with %q", tc.name, statusOf(resp, err), msg, tc.want)
+			continue
+		}
+		assertNoSecrets(t, tc.name, msg.Error(), "Wrong-Pass-1234", rotInteg2Password, rotIntegPassword)
+		if acct, _ := readAccount(context.Background(), e.s, "new"); acct != nil {
+			t.Fatalf("%s: the refused write stored the account", tc.name)
+		}
+	}
+
+	// Back to single only while the primary user is active.
+	if resp, err := request(t, e.b, e.s, logical.DeleteOperation, "accounts/single", nil); respErr(resp, err) != nil {
+		t.Fatal(respErr(resp, err))
+	}
+	e.addTrustedPair("bg", nil)
+	e.mustRotate("bg")
+	resp, err := request(t, e.b, e.s, logical.UpdateOperation, "accounts/bg", map[string]interface{}{"rotation_strategy": strategySingle})
+	if msg := respErr(resp, err); msg == nil || !strings.Contains(msg.Error(), "serves the secondary user app@acme.demo") {
+		t.Errorf("single while the secondary is active: %v", msg)
+	}
+	e.mustRotate("bg")
+	mustWrite(t, e.b, e.s, "accounts/bg", map[string]interface{}{"rotation_strategy": strategySingle})
+	if a := e.account("bg"); a["rotation_strategy"] != strategySingle || a["secondary_username"] != nil {
+		t.Errorf("after going back to single: %v", a)
+	}
+}
+
+// A crash at every step of a dual rotation loses nothing: after a restart
+// the served credential logs in, the credential served before the crash
+// still does, and the switch is finished (once the token is written, for
+// users that need one).
+func TestDual_CrashAtEveryStep(t *testing.T) {
+	steps := []struct {
+		step        string
+		wantChanged bool
+	}{
+		{stepWALWritten, false},
+		{stepPasswordChanged, true},
+		{stepStored, true},
+		{stepWALDeleted, true},
+		{stepSwitched, true},
+	}
+	pairs := []struct {
+		name      string
+		add       func(e *rotEnv)
+		secondary string
+		token     bool
+	}{
+		{"trusted", func(e *rotEnv) { e.addTrustedPair("bg", nil) }, rotAppUser, false},
+		{"integration", func(e *rotEnv) { e.addIntegrationPair("bg", rotInteg2User, rotInteg2Password, rotInteg2Token, nil) }, rotInteg2User, true},
+	}
+	for _, p := range pairs {
+		for _, st := range steps {
+			if p.token && st.step == stepSwitched {
+				// A token-bound rotation switches only when the token is
+				// written, outside the rotation.
+				continue
+			}
+			t.Run(p.name+"/"+st.step, func(t *testing.T) {
+				e := newRotEnv(t)
+				p.add(e)
+				before := e.hold("bg")
+				secondaryBefore := e.srv.Password(p.secondary)
+				e.crashedRotation("bg", st.step)
+
+				e.advance(e.settleAge())
+				e.restart()
+				if n := e.walCount(); n != 0 {
+					t.Errorf("%d WAL entries left after recovery", n)
+				}
+				e.assertWorks("the credential served before the crash", before)
+				e.assertServedCredentialLogsIn("bg")
+				changed := e.srv.Password(p.secondary) != secondaryBefore
+				if changed != st.wantChanged {
+					t.Fatalf("secondary password changed = %v, want %v", changed, st.wantChanged)
+				}
+				if e.srv.Password(rotIntegUser) != rotIntegPassword && p.token || e.srv.Password(rotTrustedUser) != rotTrustedPass && !p.token {
+					t.Fatal("the crashed rotation changed the active user's password")
+				}
+				a := e.account("bg")
+				if !st.wantChanged {
+					if a["active_user"] != rolePrimary || a["switch_status"] != nil || a["version"] != 0 {
+						t.Errorf("nothing changed, yet the account reads %v", a)
+					}
+				} else if p.token {
+					if a["switch_status"] != switchAwaitingToken || a["active_user"] != rolePrimary || a["version"] != 1 {
+						t.Fatalf("after recovery: switch %v active %v version %v", a["switch_status"], a["active_user"], a["version"])
+					}
+					mustWrite(t, e.b, e.s, "accounts/bg/security-token", map[string]interface{}{
+						"security_token": e.srv.LatestSecurityToken(p.secondary), "user": roleSecondary})
+				}
+				if st.wantChanged {
+					c := e.creds("bg")
+					if c["username"] != p.secondary || c["password"] != e.srv.Password(p.secondary) || c["version"] != 1 {
+						t.Fatalf("after recovery creds serve %v version %v (switch %v)", c["username"], c["version"], c["switch_status"])
+					}
+					e.assertServedCredentialLogsIn("bg")
+					e.assertWorks("the credential served before the crash", before)
+				}
+
+				// And the account rotates normally afterwards.
+				e.mustRotate("bg")
+				c := e.creds("bg")
+				if c["password"] != e.srv.Password(c["username"].(string)) {
+					t.Error("the rotation after recovery is inconsistent")
+				}
+			})
+		}
+	}
+}
+
+// What makes two users not interchangeable, in words.
+func TestDual_AccessDifferences(t *testing.T) {
+	base := func() *sfapi.UserAccess {
+		return &sfapi.UserAccess{IsActive: true, ProfileID: "00e5g000000IntAAAA", ProfileName: "Integration",
+			PermissionSets: []string{"Integration_Base"}, PermissionSetGroups: []string{"Integration_Suite"}}
+	}
+	if d := accessDifferences("a", base(), "b", base()); d != "" {
+		t.Errorf("equal users differ: %s", d)
+	}
+	b := base()
+	b.ProfileID, b.ProfileName, b.IsActive, b.Locked = "00e5g000000StdAAAA", "Standard User", false, true
+	b.PermissionSets = []string{"integration_base", "Report_Builder"}
+	b.PermissionSetGroups = nil
+	want := "b is inactive; b is locked out; their profiles differ (a has Integration, b has Standard User); " +
+		"permission set Report_Builder is assigned to b but not to a; permission set group Integration_Suite is assigned to a but not to b"
+	if d := accessDifferences("a", base(), "b", b); d != want {
+		t.Errorf("differences:\n got %s\nwant %s", d, want)
+	}
+	// The 15- and 18-character forms of an id are one profile.
+	b = base()
+	b.ProfileID = b.ProfileID[:15]
+	if d := accessDifferences("a", base(), "b", b); d != "" {
+		t.Errorf("15/18-character ids differ: %s", d)
+	}
+}
