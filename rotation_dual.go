@@ -409,11 +409,15 @@ func (b *backend) takeUnfinished() []string {
 }
 
 // finishUnfinished is the settling pass's part for accounts with work left
-// after a password change; it returns when a failed one is due again.
-func (b *backend) finishUnfinished(ctx context.Context, s logical.Storage, names []string) (time.Time, error) {
+// after a password change, except those the pass just settled (which
+// finished theirs); it returns when a failed one is due again.
+func (b *backend) finishUnfinished(ctx context.Context, s logical.Storage, settled map[string]bool) (time.Time, error) {
 	var merr error
 	var next time.Time
-	for _, name := range names {
+	for _, name := range b.takeUnfinished() {
+		if settled[name] {
+			continue
+		}
 		if ctx.Err() != nil {
 			b.markUnfinished(name, b.now().Add(walRetryInterval))
 			continue

@@ -360,15 +360,8 @@ func (b *backend) settleAllWALs(ctx context.Context, s logical.Storage) (time.Ti
 			retryAt(err)
 		}
 	}
-	// Work left after a password change (a crash, an outage).
-	var unfinished []string
-	for _, name := range b.takeUnfinished() {
-		if !accounts[name] {
-			unfinished = append(unfinished, name)
-		}
-	}
-	at, err := b.finishUnfinished(ctx, s, unfinished)
-	if err != nil {
+	// Work left after a password change (rotation_dual.go).
+	if at, err := b.finishUnfinished(ctx, s, accounts); err != nil {
 		merr = errors.Join(merr, err)
 		if next.IsZero() || at.Before(next) {
 			next = at
