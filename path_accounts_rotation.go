@@ -258,7 +258,8 @@ func (b *backend) applyAccountRotation(ctx context.Context, req *logical.Request
 			"no password needed), add Vault's address to the trusted IP ranges and set security_token_mode=not_required, or use "+
 			"rotation_strategy=dual_account; or opt in with allow_scheduled_rotation_with_token=true", name)
 	}
-	if acct.method() == rotationMethodSelf && acct.scheduled() && rcfg.MinPasswordLifetime {
+	// (A rotation a read armed is checked with rotate_after_read's cooldown.)
+	if acct.method() == rotationMethodSelf && acct.scheduled() && acct.HasNonzeroRotationValues() && rcfg.MinPasswordLifetime {
 		if gap := shortestRotationGap(acct, now); gap < 24*time.Hour {
 			return nil, fmt.Errorf("rotation_method=self with the org's one-day minimum password lifetime needs at least 24h between rotations (this setting allows %s); "+
 				"use rotation_method=admin, a longer period, or set min_password_lifetime=false in config/rotation if the org does not enforce it", gap)

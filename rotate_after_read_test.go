@@ -130,7 +130,7 @@ func TestRotateAfterRead_RefusedWhereThePolicyForbidsIt(t *testing.T) {
 		"cooldown at least 5s":      {"rotate_after_read": true, "cooldown": "1s"},
 	}
 	wants := map[string]string{
-		"minimum password lifetime": "minimum password lifetime",
+		"minimum password lifetime": "rotate_after_read with cooldown 1h0m0s is refused: the org's minimum password lifetime",
 		"needs cooldown":            "rotate_after_read needs cooldown",
 		"needs rotate_after_read":   "cooldown needs rotate_after_read=true",
 		"cooldown at least 5s":      "cooldown must be at least 5s",
@@ -145,8 +145,16 @@ func TestRotateAfterRead_RefusedWhereThePolicyForbidsIt(t *testing.T) {
 			t.Errorf("%s: %v, want a refusal saying %q", name, msg, wants[name])
 		}
 	}
+	// Also once a read armed the rotation.
+	mustWrite(t, e.b, e.s, "accounts/armed", map[string]interface{}{"username": rotAppUser, "password": rotAppPassword,
+		"rotate_after_read": true, "cooldown": "1h"})
+	e.creds("armed")
+	resp, err := request(t, e.b, e.s, logical.UpdateOperation, "accounts/armed", map[string]interface{}{"rotation_method": "self"})
+	if msg := respErr(resp, err); msg == nil || !strings.Contains(msg.Error(), wants["minimum password lifetime"]) {
+		t.Errorf("self after an armed read: %v", msg)
+	}
 	// Token-bound users need the same opt-in as scheduled rotation.
-	resp, err := request(t, e.b, e.s, logical.UpdateOperation, "accounts/etl", map[string]interface{}{
+	resp, err = request(t, e.b, e.s, logical.UpdateOperation, "accounts/etl", map[string]interface{}{
 		"username": rotIntegUser, "password": rotIntegPassword, "security_token": rotIntegToken, "rotate_after_read": true, "cooldown": "1h"})
 	if msg := respErr(resp, err); msg == nil || !strings.Contains(msg.Error(), "rotate_after_read") {
 		t.Errorf("token-bound rotate_after_read: %v", msg)

@@ -229,7 +229,6 @@ func (b *backend) holdSwitch(ctx context.Context, r *rotationRun, status, reason
 	if err := r.txn.put(ctx, a); err != nil {
 		return err
 	}
-	r.warn("%s", reason)
 	b.logger.Info("dual account switch waits", "account", r.name, "status", status)
 	return nil
 }
