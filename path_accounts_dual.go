@@ -154,6 +154,13 @@ func (b *backend) applyAccountDual(ctx context.Context, req *logical.Request, d 
 		}
 		acct.RotationStrategy = strategyDual
 		acct.Secondary = &sec
+		if d.Get("reset_failed_logins").(bool) {
+			// Both users: the operator checked them in Salesforce. Before
+			// this write's own login, as for the primary.
+			if err := b.resetFailedLogins(ctx, req.Storage, accountUser(name, acct.viewOf(sec.Username))); err != nil {
+				return nil, nil, err
+			}
+		}
 		if changed {
 			sec.SecurityTokenStatus = tokenStatusCurrent
 			sec.UnverifiedCandidateAt = time.Time{}
@@ -162,11 +169,6 @@ func (b *backend) applyAccountDual(ctx context.Context, req *logical.Request, d 
 			acct.RotationBlocked, acct.ConsecutiveFailures = "", 0
 			acct.LastUpdated = now
 			view := acct.viewOf(sec.Username)
-			if d.Get("reset_failed_logins").(bool) {
-				if err := b.resetFailedLogins(ctx, req.Storage, accountUser(name, view)); err != nil {
-					return nil, nil, err
-				}
-			}
 			if verifyRequested(d) {
 				if cfg == nil {
 					return logical.ErrorResponse("%s; or write the account with verify=false to store it unchecked", errConfigMissing), nil, nil

@@ -354,9 +354,17 @@ func TestDual_LoginBudgetIsPerUser(t *testing.T) {
 	if a["secondary_failed_logins"] != 1 || a["failed_logins"] != 0 || a["rotation_blocked"] != "drift" {
 		t.Fatalf("budgets: secondary %v primary %v blocked %v", a["secondary_failed_logins"], a["failed_logins"], a["rotation_blocked"])
 	}
+	if msg := a["last_rotation_error"].(string); !strings.Contains(msg, "secondary_password") || !strings.Contains(msg, "user=secondary") {
+		t.Errorf("the drift of the secondary user does not say how to fix it: %s", msg)
+	}
 	// The active user is unaffected: creds and tokens of the account work.
 	e.assertServedCredentialLogsIn("bg")
 	mustRead(t, e.b, e.s, "token/bg")
+	// The operator's reset covers both users.
+	mustWrite(t, e.b, e.s, "accounts/bg", map[string]interface{}{"reset_failed_logins": true})
+	if n := e.account("bg")["secondary_failed_logins"]; n != 0 {
+		t.Errorf("secondary_failed_logins after reset_failed_logins = %v", n)
+	}
 	// The operator's fix clears the block.
 	mustWrite(t, e.b, e.s, "accounts/bg", map[string]interface{}{"secondary_password": "Changed-Outside-1"})
 	e.mustRotate("bg")

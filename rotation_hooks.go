@@ -277,9 +277,14 @@ func (b *backend) explainRejectedLogin(ctx context.Context, r *rotationRun, caus
 		return &rotationError{code: "user_locked", blocked: true, err: cause,
 			msg: fmt.Sprintf("the Salesforce user %q is locked out (too many failed logins); unlock it or wait for the lockout to end, then rotate", r.acct.Username)}
 	}
+	where, diagnose := "accounts/"+r.name, "accounts/"+r.name+"/diagnose"
+	if r.acct.dual() && r.acct.roleOf(r.acct.Username) == roleSecondary {
+		where = fmt.Sprintf("accounts/%s (secondary_password, secondary_security_token) for %s", r.name, r.acct.Username)
+		diagnose += " with user=secondary"
+	}
 	return &rotationError{code: "drift", blocked: true, err: cause,
 		msg: fmt.Sprintf("the stored credential of account %q no longer logs in (%v); the password or security token may have been changed outside Vault. "+
-			"Not overwriting it: write the current credential to accounts/%s, or read accounts/%s/diagnose", r.name, cause, r.name, r.name)}
+			"Not overwriting it: write the current credential to %s, or read %s", r.name, cause, where, diagnose)}
 }
 
 // webhookGateHook asks the account's pre_rotation_webhook whether now is a

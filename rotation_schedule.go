@@ -119,7 +119,8 @@ func (b *backend) initializeRotation(ctx context.Context, req *logical.Initializ
 			_ = q.Push(&queue.Item{Key: name, Priority: acct.NextVaultRotation.Unix()})
 		}
 		if acct.unfinishedWork() {
-			b.markUnfinished(name, time.Time{})
+			// Finished by the settling pass started below.
+			b.markUnfinished(name, b.now())
 		}
 	}
 	tickCtx, cancel := context.WithCancel(b.rot.bgCtx)
