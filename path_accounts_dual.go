@@ -188,6 +188,13 @@ func (b *backend) applyAccountDual(ctx context.Context, req *logical.Request, d 
 
 	if v, ok := d.GetOk("end_sessions_on_rotation"); ok {
 		acct.EndSessionsOnRotation = v.(bool)
+		if !acct.EndSessionsOnRotation {
+			// Nothing left pending for the users either.
+			acct.EndSessionsPendingSince = time.Time{}
+			if acct.Secondary != nil {
+				acct.Secondary.EndSessionsPendingSince = time.Time{}
+			}
+		}
 	}
 	if v, ok := d.GetOk("rotate_after_read"); ok {
 		acct.RotateAfterRead = v.(bool)

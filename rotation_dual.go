@@ -295,7 +295,10 @@ func (b *backend) finishPending(ctx context.Context, txn *accountTxn, trigger st
 			return out, err
 		}
 		if _, err := b.endOldSessions(ctx, run); err != nil {
-			return out, err
+			// Not a reason to hold back a rotation or a switch: kept
+			// pending and retried (rotation_sessions.go).
+			out.warnings = append(out.warnings, fmt.Sprintf("the sessions of %s's old password are not all ended yet: %v", u, err))
+			b.retryEndingSessions(txn.name, err)
 		}
 	}
 	txn.asUser("")

@@ -45,10 +45,22 @@ func (endSessionsHook) applies(r *rotationRun) bool {
 func (endSessionsHook) run(ctx context.Context, r *rotationRun) error {
 	_, err := r.b.endOldSessions(ctx, r)
 	if err != nil {
-		// Kept pending: the settling pass tries again.
-		r.b.markUnfinished(r.name, r.b.now().Add(walRetryInterval))
+		r.b.retryEndingSessions(r.name, err)
 	}
 	return err
+}
+
+// retryEndingSessions makes the settling pass try a failed ending again
+// in a minute. A refusal for lack of permission is not retried on its
+// own (the admin needs Manage Users and Customize Application): the next
+// rotation or restart tries again, and turning end_sessions_on_rotation
+// off drops it.
+func (b *backend) retryEndingSessions(name string, err error) {
+	if sfapi.KindOf(err) == sfapi.KindPermission {
+		b.logger.Warn("the admin may not end the sessions of the old credential; it is tried again at the next rotation", "account", name, "code", sfapi.ErrorCode(err))
+		return
+	}
+	b.markUnfinished(name, b.now().Add(walRetryInterval))
 }
 
 // endOldSessions ends the sessions and revokes the OAuth grants of the

@@ -160,3 +160,31 @@ func TestEndSessions_DualEndsTheRotatedUsersSessions(t *testing.T) {
 		t.Error("the other user's session was ended")
 	}
 }
+
+// An admin that may not end sessions never holds rotations back: each
+// rotation warns, the ending stays pending, and turning the option off
+// drops it.
+func TestEndSessions_PermissionRefusalNeverBlocksRotation(t *testing.T) {
+	e := newRotEnv(t)
+	e.addTrusted("trusted", map[string]interface{}{"end_sessions_on_rotation": true})
+	e.appSession(rotTrustedUser, rotTrustedPass)
+	e.srv.InjectFault("rest.sobject", emulator.Fault{Status: http.StatusForbidden,
+		Body: `[{"errorCode":"INSUFFICIENT_ACCESS","message":"insufficient access rights on object id"}]`})
+	for v := 1; v <= 2; v++ {
+		resp := e.mustRotate("trusted")
+		if resp.Data["version"] != v || len(resp.Warnings) == 0 {
+			t.Fatalf("rotation %d: %v, warnings %v", v, resp.Data, resp.Warnings)
+		}
+	}
+	e.b.rot.mu.Lock()
+	_, marked := e.b.rot.unfinished["trusted"]
+	e.b.rot.mu.Unlock()
+	if marked {
+		t.Error("a permission refusal is retried every minute")
+	}
+	mustWrite(t, e.b, e.s, "accounts/trusted", map[string]interface{}{"end_sessions_on_rotation": false})
+	acct, _ := readAccount(context.Background(), e.s, "trusted")
+	if !acct.EndSessionsPendingSince.IsZero() || acct.unfinishedWork() {
+		t.Error("turning end_sessions_on_rotation off left the ending pending")
+	}
+}
