@@ -262,7 +262,6 @@ type finished struct {
 	// it is done now; else the account's switch_reason says why it waits.
 	switchWasPending bool
 	switched         bool
-	view             *account
 	warnings         []string
 }
 
@@ -316,7 +315,7 @@ func (b *backend) finishPending(ctx context.Context, txn *accountTxn, trigger st
 		return out, err
 	}
 	res, err := b.completeSwitch(ctx, run)
-	out.view, out.warnings = view, run.warnings
+	out.warnings = append(out.warnings, run.warnings...)
 	if err != nil {
 		return out, err
 	}
@@ -332,10 +331,10 @@ func (b *backend) finishPending(ctx context.Context, txn *accountTxn, trigger st
 // that finished (or could not finish) a pending switch stops there, with
 // done set: the previous user keeps its grace period. Otherwise the
 // transaction is set to the user the rotation changes.
-func (b *backend) finishBeforeRotating(ctx context.Context, txn *accountTxn, trigger string) (res *rotationResult, err error, done bool) {
+func (b *backend) finishBeforeRotating(ctx context.Context, txn *accountTxn, trigger string) (res *rotationResult, done bool, err error) {
 	stored, err := txn.get(ctx)
 	if err != nil || stored == nil {
-		return nil, err, err != nil
+		return nil, err != nil, err
 	}
 	if stored.unfinishedWork() || !stored.SwitchPendingSince.IsZero() {
 		f, ferr := b.finishPending(ctx, txn, trigger)
@@ -345,29 +344,29 @@ func (b *backend) finishBeforeRotating(ctx context.Context, txn *accountTxn, tri
 			if rcfg, cerr := readRotationConfig(ctx, txn.s); cerr == nil {
 				b.recordFailure(ctx, txn, rcfg, trigger, re)
 			}
-			return &rotationResult{Account: txn.name, Outcome: outcomeOf(re), Version: stored.Version}, re, true
+			return &rotationResult{Account: txn.name, Outcome: outcomeOf(re), Version: stored.Version}, true, re
 		}
 		if f.switchWasPending {
 			if stored, err = txn.get(ctx); err != nil || stored == nil {
-				return nil, err, true
+				return nil, true, err
 			}
 			res := dualResult(txn.name, stored)
 			res.Warnings = f.warnings
 			if f.switched {
 				res.Outcome = outcomeSwitched
-				return res, nil, true
+				return res, true, nil
 			}
-			return res, &rotationError{code: "switch_waiting", postponed: true,
-				msg: fmt.Sprintf("not rotating again: the switch of the previous rotation waits (%s)", stored.SwitchReason)}, true
+			return res, true, &rotationError{code: "switch_waiting", postponed: true,
+				msg: fmt.Sprintf("not rotating again: the switch of the previous rotation waits (%s)", stored.SwitchReason)}
 		}
 		if stored, err = txn.get(ctx); err != nil || stored == nil {
-			return nil, err, err != nil
+			return nil, err != nil, err
 		}
 	}
 	if stored.dual() {
 		txn.asUser(stored.inactiveUsername())
 	}
-	return nil, nil, false
+	return nil, false, nil
 }
 
 // dualResult is a rotation result that says who is active.

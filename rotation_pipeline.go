@@ -118,7 +118,7 @@ func (b *backend) rotateAccount(ctx context.Context, s logical.Storage, name, tr
 	}
 	// Finish what earlier rotations left after their password change, and
 	// aim a dual account's rotation at its inactive user.
-	if res, err, done := b.finishBeforeRotating(ctx, txn, trigger); done {
+	if res, done, err := b.finishBeforeRotating(ctx, txn, trigger); done {
 		return res, err
 	}
 
