@@ -30,6 +30,18 @@ func init() {
 	noteSecret(demoInteg3Password, demoInteg3Token)
 }
 
+// zdDemoUser puts a demo user in its seed state now and again when the
+// test ends: the org is shared by the suite, and earlier tests may have
+// rotated the user without putting it back.
+func zdDemoUser(t *testing.T, username, password, token string) {
+	t.Helper()
+	emulatorServer(t).SetUserState(username, func(u *emulator.User) {
+		u.Password, u.SecurityToken = password, token
+		u.PasswordExpired, u.IsPasswordLocked, u.FailedLoginAttempts = false, false, 0
+	})
+	rotRestoreDemoUser(t, username, password, token)
+}
+
 // appClient is how the test's applications log in to the org: a Salesforce
 // client of their own, outside Vault.
 func appClient(t *testing.T) *sfapi.Client {
@@ -68,8 +80,8 @@ func TestDualAccountNoFailedLoginAcrossRotations(t *testing.T) {
 	mount := mountPlugin(t, versionNew)
 	configureEmulatorAdmin(t, mount)
 	emu := emulatorServer(t)
-	rotRestoreDemoUser(t, demoIntegUser, demoIntegPassword, demoIntegToken)
-	rotRestoreDemoUser(t, demoInteg2User, demoInteg2Password, demoInteg2Token)
+	zdDemoUser(t, demoIntegUser, demoIntegPassword, demoIntegToken)
+	zdDemoUser(t, demoInteg2User, demoInteg2Password, demoInteg2Token)
 	vaultWriteJSON(t, mount+"/config/rotation", map[string]any{"login_budget_per_hour": 60})
 	vaultWriteJSON(t, mount+"/accounts/bg", map[string]any{
 		"username": demoIntegUser, "password": demoIntegPassword, "security_token": demoIntegToken,
@@ -244,8 +256,8 @@ func TestDualAccountPermissionMismatchBlocksTheSwitch(t *testing.T) {
 	mount := mountPlugin(t, versionNew)
 	configureEmulatorAdmin(t, mount)
 	emu := emulatorServer(t)
-	rotRestoreDemoUser(t, demoIntegUser, demoIntegPassword, demoIntegToken)
-	rotRestoreDemoUser(t, demoInteg3User, demoInteg3Password, demoInteg3Token)
+	zdDemoUser(t, demoIntegUser, demoIntegPassword, demoIntegToken)
+	zdDemoUser(t, demoInteg3User, demoInteg3Password, demoInteg3Token)
 	vaultWriteJSON(t, mount+"/accounts/mismatch", map[string]any{
 		"username": demoIntegUser, "password": demoIntegPassword, "security_token": demoIntegToken,
 		"rotation_strategy": "dual_account", "secondary_username": demoInteg3User,
@@ -278,7 +290,7 @@ func TestDualAccountPermissionMismatchBlocksTheSwitch(t *testing.T) {
 func TestRotateAfterReadInVault(t *testing.T) {
 	mount := mountPlugin(t, versionNew)
 	configureEmulatorAdmin(t, mount)
-	rotRestoreDemoUser(t, demoTrustedUser, demoTrustedPasswd, "")
+	zdDemoUser(t, demoTrustedUser, demoTrustedPasswd, "TRUSTTOKEN000000000000000")
 	vaultWriteJSON(t, mount+"/accounts/glass", map[string]any{
 		"username": demoTrustedUser, "password": demoTrustedPasswd, "rotate_after_read": true, "cooldown": "5s",
 	})
@@ -335,7 +347,7 @@ func TestEndSessionsOnRotationInVault(t *testing.T) {
 	mount := mountPlugin(t, versionNew)
 	configureEmulatorAdmin(t, mount)
 	emu := emulatorServer(t)
-	rotRestoreDemoUser(t, demoTrustedUser, demoTrustedPasswd, "")
+	zdDemoUser(t, demoTrustedUser, demoTrustedPasswd, "TRUSTTOKEN000000000000000")
 	vaultWriteJSON(t, mount+"/accounts/ended", map[string]any{
 		"username": demoTrustedUser, "password": demoTrustedPasswd, "end_sessions_on_rotation": true,
 	})
