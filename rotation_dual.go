@@ -147,8 +147,8 @@ const (
 
 // completeSwitch makes the rotated (inactive) user of r's dual account,
 // which is in r.acct's flat fields, the active one once that is safe: its
-// new password verified, its security token current or not needed, and
-// the two users interchangeable. Otherwise the account says why it waits.
+// new password verified, its security token current or not needed, its
+// validation_query passing, and the two users interchangeable. Otherwise the account says why it waits.
 // An error (outage, login budget) keeps the switch pending for a later try.
 func (b *backend) completeSwitch(ctx context.Context, r *rotationRun) (switchResult, error) {
 	a := r.acct
@@ -174,7 +174,21 @@ func (b *backend) completeSwitch(ctx context.Context, r *rotationRun) (switchRes
 				"the new password of %s does not log in (%v); creds/%s keeps serving %s. Check the user in Salesforce (accounts/%s/diagnose), then rotate again",
 				a.Username, res.cause, r.name, a.ActiveUsername, r.name))
 		}
+		r.own(res.session)
 		r.verified = true
+	}
+	if a.ValidationQuery != "" && !r.validated {
+		// The integration's own query, as the user about to serve it.
+		err := errors.New("no session with the new credential")
+		if r.ownSession != nil {
+			err = runValidationQuery(ctx, r.client, r.ownSession, a.ValidationQuery)
+		}
+		if err != nil {
+			return switchWaiting, b.holdSwitch(ctx, r, switchBlocked, fmt.Sprintf(
+				"not switching to %s: its validation_query fails (%v); creds/%s keeps serving %s. Fix the user's access in Salesforce; "+
+					"the switch is tried again at the next rotation", a.Username, err, r.name, a.ActiveUsername))
+		}
+		r.validated = true
 	}
 	if !r.parityOK {
 		diffs, err := b.userDifferences(ctx, r)

@@ -98,7 +98,7 @@ func TestDual_RotationSwitchesUsersAndKeepsTheOldCredential(t *testing.T) {
 	e := newRotEnv(t)
 	e.allowLoopbackWebhooks()
 	hook, url := e.newWebhook(http.StatusOK)
-	e.addTrustedPair("bg", map[string]interface{}{"webhook_url": url, "rotation_period": "24h"})
+	e.addTrustedPair("bg", map[string]interface{}{"webhook_url": url, "rotation_period": "24h", "validation_query": "SELECT Id FROM User LIMIT 1"})
 
 	c := e.creds("bg")
 	if c["username"] != rotTrustedUser || c["active_user"] != rolePrimary || c["rotation_strategy"] != strategyDual || c["active_since"] == "" {
@@ -109,6 +109,9 @@ func TestDual_RotationSwitchesUsersAndKeepsTheOldCredential(t *testing.T) {
 	resp := e.mustRotate("bg")
 	if resp.Data["rotated_username"] != rotAppUser || resp.Data["active_user"] != roleSecondary || resp.Data["active_username"] != rotAppUser {
 		t.Fatalf("rotate answered %v", resp.Data)
+	}
+	if len(resp.Warnings) != 0 {
+		t.Errorf("warnings: %v", resp.Warnings)
 	}
 	c = e.creds("bg")
 	if c["username"] != rotAppUser || c["password"] != e.srv.Password(rotAppUser) || c["password"] == rotAppPassword || c["version"] != 1 {
@@ -467,4 +470,27 @@ func (w *rotWebhookRecorder) find(event string) map[string]interface{} {
 		}
 	}
 	return nil
+}
+
+// The validation_query runs as the rotated user before it serves: when it
+// fails, the active user keeps serving.
+func TestDual_FailingValidationQueryKeepsTheActiveUser(t *testing.T) {
+	e := newRotEnv(t)
+	e.addTrustedPair("bg", map[string]interface{}{"validation_query": "SELECT Id FROM NoSuchObject__c"})
+	resp := e.mustRotate("bg")
+	if resp.Data["active_username"] != rotTrustedUser || resp.Data["switch_status"] != switchBlocked {
+		t.Fatalf("rotate answered %v", resp.Data)
+	}
+	if r, _ := resp.Data["switch_reason"].(string); !strings.Contains(r, "validation_query fails") {
+		t.Errorf("switch_reason = %q", r)
+	}
+	if e.creds("bg")["username"] != rotTrustedUser {
+		t.Fatal("creds switched to a user whose validation query fails")
+	}
+	e.assertServedCredentialLogsIn("bg")
+	// Fixed, the next rotation finishes the switch (checking again).
+	mustWrite(t, e.b, e.s, "accounts/bg", map[string]interface{}{"validation_query": "SELECT Id FROM User LIMIT 1"})
+	if resp := e.mustRotate("bg"); resp.Data["outcome"] != outcomeSwitched || resp.Data["active_username"] != rotAppUser {
+		t.Fatalf("the next rotation answered %v", resp.Data)
+	}
 }

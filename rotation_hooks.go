@@ -72,8 +72,10 @@ type rotationRun struct {
 	// verified: a login proved the new password (newLoginHook).
 	verified bool
 	// parityOK: dualParityHook found the two users of a dual account
-	// interchangeable during this run.
-	parityOK bool
+	// interchangeable during this run; validated: the validation_query
+	// passed with the new credential.
+	parityOK  bool
+	validated bool
 	// held are the sessions of the user this run opened; end_sessions
 	// never ends them (rotation_sessions.go).
 	held []*sfapi.Session
@@ -400,7 +402,9 @@ func (validationQueryHook) run(ctx context.Context, r *rotationRun) error {
 		}
 		return fmt.Errorf("skipped: no session with the new credential")
 	}
-	return runValidationQuery(ctx, r.client, r.ownSession, r.acct.ValidationQuery)
+	err := runValidationQuery(ctx, r.client, r.ownSession, r.acct.ValidationQuery)
+	r.validated = err == nil
+	return err
 }
 
 func runValidationQuery(ctx context.Context, c Client, s *sfapi.Session, soql string) error {
