@@ -253,8 +253,11 @@ func (b *backend) checkAccountModes(ctx context.Context, req *logical.Request, d
 
 // addAccountDualStatus adds the zero-downtime settings and state to an
 // accounts/<name> read; never a password or token.
+// Like the other optional settings, each shows only where it is used.
 func (b *backend) addAccountDualStatus(ctx context.Context, s logical.Storage, name string, acct *account, data map[string]interface{}) error {
-	data["end_sessions_on_rotation"] = acct.EndSessionsOnRotation
+	if acct.EndSessionsOnRotation {
+		data["end_sessions_on_rotation"] = true
+	}
 	if e := acct.LastSessionsEnded; e != nil {
 		data["last_sessions_ended_at"] = formatTime(e.At)
 		data["last_sessions_ended_username"] = e.Username
@@ -267,7 +270,6 @@ func (b *backend) addAccountDualStatus(ctx context.Context, s logical.Storage, n
 		setIfNotEmpty(data, "read_rotation_at", formatTime(acct.ReadRotationAt))
 	}
 	if !acct.dual() {
-		data["rotation_strategy"] = strategySingle
 		return nil
 	}
 	sec := acct.Secondary

@@ -428,7 +428,7 @@ func TestDual_WriteValidation(t *testing.T) {
 	}
 	e.mustRotate("bg")
 	mustWrite(t, e.b, e.s, "accounts/bg", map[string]interface{}{"rotation_strategy": strategySingle})
-	if a := e.account("bg"); a["rotation_strategy"] != strategySingle || a["secondary_username"] != nil {
+	if a := e.account("bg"); a["rotation_strategy"] != nil || a["secondary_username"] != nil || a["active_user"] != nil {
 		t.Errorf("after going back to single: %v", a)
 	}
 }
