@@ -79,9 +79,9 @@ type account struct {
 	// the served credential sets it, through noteCredentialChange or, for a
 	// rotation (always a new password), adoptPassword; today the account and
 	// security-token writes, rotation and the roll-forward of an interrupted
-	// rotation (rotation_settle.go). A new writer follows the same rule, and
-	// a new credential field (a second user's password) joins
-	// servedCredential.
+	// rotation (rotation_settle.go), and the switch of a dual account,
+	// whose servedCredential is the active user's (rotation_dual.go). A new
+	// writer follows the same rule.
 	LastUpdated time.Time `json:"last_updated"`
 
 	accountRotation
@@ -201,9 +201,11 @@ func (a *account) passwordWithToken() string {
 	return a.Password + a.SecurityToken
 }
 
-// servedCredential is what creds/<name> serves as the credential.
-func (a *account) servedCredential() [3]string {
-	return [3]string{a.Password, a.SecurityToken, a.passwordWithToken()}
+// servedCredential is what creds/<name> serves as the credential: of a
+// dual account, the active user's (of any view of it).
+func (a *account) servedCredential() [4]string {
+	s := a.activeView()
+	return [4]string{s.Username, s.Password, s.SecurityToken, s.passwordWithToken()}
 }
 
 // noteCredentialChange sets after.LastUpdated to now when the credential
@@ -444,7 +446,7 @@ func passwordRoleBlocked(name string, acct *account) string {
 }
 
 // adoptPassword records a password Salesforce now has: a new credential,
-// so it moves LastUpdated.
+// so it moves LastUpdated when creds/<name> serves it.
 func adoptPassword(acct *account, password string, now time.Time) {
 	acct.Password = password
 	acct.Version++
@@ -477,5 +479,9 @@ func adoptPassword(acct *account, password string, now time.Time) {
 	acct.MissedRotationAt = time.Time{}
 	acct.WindowEnd = time.Time{}
 	acct.NextVaultRotation = nextRotation(acct, now)
-	acct.LastUpdated = now.UTC()
+	if acct.flatIsActive() {
+		// The inactive user of a dual account is not served until the
+		// switch, which moves LastUpdated then.
+		acct.LastUpdated = now.UTC()
+	}
 }

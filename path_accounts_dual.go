@@ -126,9 +126,12 @@ func (b *backend) applyAccountDual(ctx context.Context, req *logical.Request, d 
 			}
 		}
 		if passwordSet {
-			pw := secPassword.(string)
-			if pw == "" || strings.ContainsFunc(pw, isControl) {
-				return logical.ErrorResponse("secondary_password must not be empty or contain control characters such as newlines"), nil, nil
+			pw, err := secretInput("secondary_password", secPassword.(string), true)
+			if err != nil {
+				return logical.ErrorResponse(err.Error()), nil, nil
+			}
+			if pw == "" {
+				return logical.ErrorResponse("secondary_password must not be empty"), nil, nil
 			}
 			changed = changed || pw != sec.Password
 			sec.Password = pw
@@ -137,8 +140,11 @@ func (b *backend) applyAccountDual(ctx context.Context, req *logical.Request, d 
 			return logical.ErrorResponse("secondary_password is required with secondary_username %s", sec.Username), nil, nil
 		}
 		if tokenSet {
-			tok := strings.TrimSpace(secToken.(string))
-			if err := validateSecurityToken("secondary_security_token", tok); err != nil {
+			tok, err := secretInput("secondary_security_token", secToken.(string), false)
+			if err == nil {
+				err = validateSecurityToken("secondary_security_token", tok)
+			}
+			if err != nil {
 				return logical.ErrorResponse(err.Error()), nil, nil
 			}
 			changed = changed || tok != sec.SecurityToken
@@ -167,7 +173,6 @@ func (b *backend) applyAccountDual(ctx context.Context, req *logical.Request, d 
 			// Whatever blocked the rotation of the inactive user is the
 			// operator's fixed, as for a write of the primary credential.
 			acct.RotationBlocked, acct.ConsecutiveFailures = "", 0
-			acct.LastUpdated = now
 			view := acct.viewOf(sec.Username)
 			if verifyRequested(d) {
 				if cfg == nil {

@@ -494,3 +494,56 @@ func TestDual_FailingValidationQueryKeepsTheActiveUser(t *testing.T) {
 		t.Fatalf("the next rotation answered %v", resp.Data)
 	}
 }
+
+// last_updated of a dual account follows the credential creds/<name>
+// serves: a new password or token of the inactive user, and the rotation
+// that changes it while the switch awaits its token, leave it; the switch
+// moves it, and so does a new password of the active user.
+func TestDual_LastUpdatedMovesAtTheSwitch(t *testing.T) {
+	e := newRotEnv(t)
+	e.addIntegrationPair("bg", rotInteg2User, rotInteg2Password, rotInteg2Token, map[string]interface{}{"rotation_period": "24h"})
+	write := func(data map[string]interface{}) func() {
+		return func() { mustWrite(t, e.b, e.s, "accounts/bg", data) }
+	}
+	e.srv.SetUserState(rotInteg2User, func(u *emulator.User) { u.Password = "Integ2-Pass-5678" })
+	e.assertLastUpdated("bg", "a new password of the inactive secondary", false, write(map[string]interface{}{"secondary_password": "Integ2-Pass-5678"}))
+	e.assertLastUpdated("bg", "the rotation of the inactive user, awaiting its token", false, func() {
+		if resp := e.mustRotate("bg"); resp.Data["switch_status"] != switchAwaitingToken {
+			t.Fatalf("rotate answered %v", resp.Data)
+		}
+	})
+	e.assertLastUpdated("bg", "the token write that switches", true, func() {
+		resp := mustWrite(t, e.b, e.s, "accounts/bg/security-token", map[string]interface{}{
+			"security_token": e.srv.LatestSecurityToken(rotInteg2User), "user": roleSecondary,
+		})
+		if resp.Data["active_username"] != rotInteg2User {
+			t.Fatalf("token write answered %v", resp.Data)
+		}
+	})
+	e.srv.SetUserState(rotIntegUser, func(u *emulator.User) { u.Password = "Integ-Pass-5678" })
+	e.assertLastUpdated("bg", "a new password of the now inactive primary", false, write(map[string]interface{}{"password": "Integ-Pass-5678"}))
+	e.srv.SetUserState(rotInteg2User, func(u *emulator.User) { u.Password = "Integ2-Pass-9012" })
+	e.assertLastUpdated("bg", "a new password of the active secondary", true, write(map[string]interface{}{"secondary_password": "Integ2-Pass-9012"}))
+}
+
+// The secondary user's secret fields follow the rule of the primary's:
+// one trailing newline removed, other control characters refused with a
+// reason that names the field and never the value.
+func TestDual_SecondarySecretInput(t *testing.T) {
+	e := newRotEnv(t)
+	// The write logs in as each user: it passes only with the newline gone.
+	e.addIntegrationPair("bg", rotInteg2User, rotInteg2Password+"\n", rotInteg2Token+"\n", nil)
+	if a := e.account("bg"); a["secondary_security_token_status"] != tokenStatusCurrent || a["secondary_user_id"] == "" {
+		t.Fatalf("account: %v", a)
+	}
+	for field, value := range map[string]string{
+		"secondary_password":       "Integ2\tPass-1234",
+		"secondary_security_token": "INTEG2TOKEN 000000000000000",
+	} {
+		resp, err := request(t, e.b, e.s, logical.UpdateOperation, "accounts/bg", map[string]interface{}{field: value})
+		got := respErr(resp, err)
+		if statusOf(resp, err) != http.StatusBadRequest || got == nil || !strings.Contains(got.Error(), field) || strings.Contains(got.Error(), value) {
+			t.Errorf("%s with a control character or space: %d %v", field, statusOf(resp, err), got)
+		}
+	}
+}
