@@ -119,8 +119,17 @@ func (b *backend) pathSecurityTokenWrite(ctx context.Context, req *logical.Reque
 	if acct.RotationBlocked == "token_stale" || acct.RotationBlocked == "drift" {
 		acct.RotationBlocked = ""
 	}
+	if acct.dual() && !acct.flatIsActive() && acct.SwitchStatus == switchAwaitingToken {
+		// The token the switch waited for: stored with it, the switch is
+		// merely unfinished, so a crash before it is made (below) leaves
+		// work the restart finishes, not a switch that waits forever.
+		acct.SwitchStatus, acct.SwitchReason = "", ""
+	}
 	noteCredentialChange(&before, acct, b.now())
 	if err := txn.put(ctx, acct); err != nil {
+		return nil, err
+	}
+	if err := b.step(stepTokenStored); err != nil {
 		return nil, err
 	}
 	b.invalidateTokensForAccount(name)

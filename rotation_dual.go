@@ -40,6 +40,10 @@ const outcomeSwitched = "switched"
 // stepSwitched: the rotated user of a dual account was made active.
 const stepSwitched = "switched"
 
+// stepTokenStored: a security-token write stored the token, before the
+// switch of a dual account it allows.
+const stepTokenStored = "token-stored"
+
 // dualParityHook refuses, before any change, a rotation whose switch would
 // be refused: the two users must be interchangeable.
 type dualParityHook struct{}

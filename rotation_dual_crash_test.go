@@ -1,6 +1,10 @@
 package salesforce
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
 
 // A crash at every step of a dual rotation loses nothing: after a restart
 // the served credential logs in, the credential served before the crash
@@ -84,4 +88,34 @@ func TestDual_CrashAtEveryStep(t *testing.T) {
 			})
 		}
 	}
+}
+
+// A crash after the awaited security token is stored and before the
+// switch it allows loses no switch: the restart finishes it.
+func TestDual_CrashBetweenTokenWriteAndSwitch(t *testing.T) {
+	e := newRotEnv(t)
+	e.addIntegrationPair("bg", rotInteg2User, rotInteg2Password, rotInteg2Token, map[string]interface{}{"rotation_period": "24h"})
+	before := e.hold("bg")
+	if resp := e.mustRotate("bg"); resp.Data["switch_status"] != switchAwaitingToken {
+		t.Fatalf("rotate answered %v", resp.Data)
+	}
+	e.crashAt(stepTokenStored)
+	resp, err := request(t, e.b, e.s, logical.UpdateOperation, "accounts/bg/security-token", map[string]interface{}{
+		"security_token": e.srv.LatestSecurityToken(rotInteg2User), "user": roleSecondary,
+	})
+	if respErr(resp, err) == nil {
+		t.Fatal("the crashed token write was reported as success")
+	}
+	e.b.rot.testStep = nil
+	if c := e.creds("bg"); c["username"] != rotIntegUser {
+		t.Fatalf("before the restart creds serve %v", c["username"])
+	}
+
+	e.restart()
+	c := e.creds("bg")
+	if c["username"] != rotInteg2User || c["switch_status"] != nil || c["next_vault_rotation"] == nil {
+		t.Fatalf("after the restart creds serve %v (switch %v, next rotation %v)", c["username"], c["switch_status"], c["next_vault_rotation"])
+	}
+	e.assertServedCredentialLogsIn("bg")
+	e.assertWorks("the credential served before the switch", before)
 }
