@@ -177,7 +177,9 @@ func TestDual_TokenBoundSwitchWaitsForTheToken(t *testing.T) {
 		t.Errorf("switch_reason %q does not say how to finish the switch", r)
 	}
 	c := e.creds("bg")
-	if c["username"] != rotIntegUser || c["switch_status"] != switchAwaitingToken || c["next_vault_rotation"] != nil {
+	// Nothing scheduled, no ttl or rotation_period: Vault Agent keeps
+	// reading on its interval and picks up the switch.
+	if c["username"] != rotIntegUser || c["switch_status"] != switchAwaitingToken || c["next_vault_rotation"] != nil || c["ttl"] != nil || c["rotation_period"] != nil {
 		t.Fatalf("creds while the token is awaited: %v", c)
 	}
 	for _, w := range []string{"stale"} {
@@ -214,7 +216,8 @@ func TestDual_TokenBoundSwitchWaitsForTheToken(t *testing.T) {
 		t.Fatalf("token write answered %v", resp.Data)
 	}
 	c = e.creds("bg")
-	if c["username"] != rotInteg2User || c["active_user"] != roleSecondary || c["switch_status"] != nil || c["grace_until"] == nil {
+	if c["username"] != rotInteg2User || c["active_user"] != roleSecondary || c["switch_status"] != nil || c["grace_until"] == nil ||
+		c["rotation_period"] != int64(86400) {
 		t.Fatalf("creds after the token: %v", c)
 	}
 	e.assertServedCredentialLogsIn("bg")
