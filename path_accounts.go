@@ -522,9 +522,10 @@ which accounts are stale or blocked:
   vault list -detailed salesforce/accounts
   vault list -detailed salesforce/accounts/team-a
 
-  username               the Salesforce username
-  rotation_status        manual, scheduled, failing, blocked, missed_window or
-                         pending_reconciliation (as accounts/<name> reads)
+  username               the Salesforce username (of a dual_account pair, the primary)
+  rotation_status        manual, scheduled, failing, blocked, missed_window,
+                         awaiting_switch, after_read or pending_reconciliation
+                         (as accounts/<name> reads)
   security_token_status  current or stale; n/a for an account without a token
   next_vault_rotation    the next scheduled rotation; n/a when none is scheduled
   rotation_blocked       why rotation waits for an operator (drift, token_stale,
@@ -532,6 +533,9 @@ which accounts are stale or blocked:
   last_rotation_error    the last failure, shortened to one line (read the account for all of it)
   failed_logins          logins as the user Salesforce rejected since the last success
   pending_since          when an interrupted rotation that is not settled yet started
+  active_username        rotation_strategy=dual_account only: the user creds/<name> serves
+  switch_status          dual_account only, while a switch waits (awaiting_security_token,
+                         blocked, pending)
 
 Folders get no key_info: their row shows only the name. Never a password or token.
 

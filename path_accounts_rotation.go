@@ -569,6 +569,11 @@ func (sum accountSummary) keyInfo(acct *account) map[string]interface{} {
 	if sum.pending != nil {
 		info["pending_since"] = formatTime(sum.pending.since)
 	}
+	if acct.dual() {
+		// Which of the pair creds/<name> serves, and a switch that waits.
+		info["active_username"] = acct.ActiveUsername
+		setIfNotEmpty(info, "switch_status", acct.switchStatus())
+	}
 	return info
 }
 

@@ -550,3 +550,30 @@ func TestDual_SecondarySecretInput(t *testing.T) {
 		}
 	}
 }
+
+// vault list -detailed accounts/ says which user of a pair is served and
+// that a switch waits, as the account's read does.
+func TestDual_ListKeyInfo(t *testing.T) {
+	e := newRotEnv(t)
+	e.addIntegrationPair("bg", rotInteg2User, rotInteg2Password, rotInteg2Token, map[string]interface{}{"rotation_period": "24h"})
+	e.addTrusted("single", nil)
+	e.mustRotate("bg")
+	_, info, resp := listAccounts(t, e.b, e.s, "")
+	bg, a := info["bg"], e.account("bg")
+	if bg["username"] != rotIntegUser || bg["active_username"] != rotIntegUser || bg["switch_status"] != switchAwaitingToken ||
+		bg["rotation_status"] != "awaiting_switch" || bg["rotation_status"] != a["rotation_status"] {
+		t.Errorf("key_info of the pair awaiting its token: %v (read: %v)", bg, a["rotation_status"])
+	}
+	if _, ok := info["single"]["active_username"]; ok {
+		t.Errorf("key_info of a single-user account: %v", info["single"])
+	}
+	mustWrite(t, e.b, e.s, "accounts/bg/security-token", map[string]interface{}{
+		"security_token": e.srv.LatestSecurityToken(rotInteg2User), "user": roleSecondary,
+	})
+	_, info, _ = listAccounts(t, e.b, e.s, "")
+	if bg := info["bg"]; bg["active_username"] != rotInteg2User || bg["switch_status"] != nil || bg["rotation_status"] != "scheduled" {
+		t.Errorf("key_info after the switch: %v", bg)
+	}
+	raw, _ := json.Marshal(resp.Data)
+	assertNoSecrets(t, "accounts list", string(raw), e.srv.Password(rotInteg2User), rotIntegPassword, rotInteg2Token, rotIntegToken)
+}
