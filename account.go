@@ -80,12 +80,13 @@ type account struct {
 	// the served credential sets it, through noteCredentialChange or, for a
 	// rotation (always a new password), adoptPassword; today the account and
 	// security-token writes, rotation and the roll-forward of an interrupted
-	// rotation (rotation_settle.go). A new writer follows the same rule, and
-	// a new credential field (a second user's password) joins
-	// servedCredential.
+	// rotation (rotation_settle.go), and the switch of a dual account,
+	// whose servedCredential is the active user's (rotation_dual.go). A new
+	// writer follows the same rule.
 	LastUpdated time.Time `json:"last_updated"`
 
 	accountRotation
+	accountDual
 }
 
 // Rotation method values.
@@ -154,6 +155,21 @@ type accountRotation struct {
 	// entries kept the failed-login count. It is read once, to seed the
 	// budget entry of the user (login_budget.go), and never written.
 	LegacyFailedLogins int `json:"failed_logins,omitempty"`
+
+	// EndSessionsOnRotation ends the user's other sessions and revokes its
+	// OAuth grants after each rotation (rotation_sessions.go);
+	// EndSessionsPendingSince is set with the new password until that is
+	// done, so a crash does not skip it.
+	EndSessionsOnRotation   bool         `json:"end_sessions_on_rotation,omitempty"`
+	EndSessionsPendingSince time.Time    `json:"end_sessions_pending_since,omitempty"`
+	LastSessionsEnded       *endedReport `json:"last_sessions_ended,omitempty"`
+
+	// RotateAfterRead rotates the password Cooldown after the first
+	// creds/<name> read since the last rotation (rotate_after_read.go);
+	// ReadRotationAt is when that rotation is due (zero: not armed).
+	RotateAfterRead bool          `json:"rotate_after_read,omitempty"`
+	Cooldown        time.Duration `json:"cooldown,omitempty"`
+	ReadRotationAt  time.Time     `json:"read_rotation_at,omitempty"`
 }
 
 // needsToken reports whether logins must carry the security token.
@@ -169,9 +185,10 @@ func (a *account) method() string {
 	return a.RotationMethod
 }
 
-// scheduled reports whether the account has automated rotation.
+// scheduled reports whether the account has automated rotation: a period
+// or schedule, or a rotation a read armed (rotate_after_read).
 func (a *account) scheduled() bool {
-	return !a.DisableAutomatedRotation && a.HasNonzeroRotationValues()
+	return !a.DisableAutomatedRotation && (a.HasNonzeroRotationValues() || !a.ReadRotationAt.IsZero())
 }
 
 // passwordWithToken is the exact string SOAP login() and the OAuth
@@ -185,9 +202,11 @@ func (a *account) passwordWithToken() string {
 	return a.Password + a.SecurityToken
 }
 
-// servedCredential is what creds/<name> serves as the credential.
-func (a *account) servedCredential() [3]string {
-	return [3]string{a.Password, a.SecurityToken, a.passwordWithToken()}
+// servedCredential is what creds/<name> serves as the credential: of a
+// dual account, the active user's (of any view of it).
+func (a *account) servedCredential() [4]string {
+	s := a.activeView()
+	return [4]string{s.Username, s.Password, s.SecurityToken, s.passwordWithToken()}
 }
 
 // noteCredentialChange sets after.LastUpdated to now when the credential
@@ -223,10 +242,14 @@ func rotationStatus(acct *account) string {
 		return "blocked"
 	case acct.ConsecutiveFailures > 0:
 		return "failing"
+	case !acct.SwitchPendingSince.IsZero():
+		return "awaiting_switch"
 	case !acct.MissedRotationAt.IsZero():
 		return "missed_window"
 	case acct.scheduled():
 		return "scheduled"
+	case acct.RotateAfterRead && !acct.DisableAutomatedRotation:
+		return "after_read"
 	default:
 		return "manual"
 	}
@@ -246,6 +269,23 @@ func readAccount(ctx context.Context, s logical.Storage, name string) (*account,
 		return nil, fmt.Errorf("decoding account %q: %w", name, err)
 	}
 	return &a, nil
+}
+
+// clone returns a copy that shares nothing a holder may change: the
+// decoded accounts in memory and a transaction's prev are clones.
+func (a *account) clone() *account {
+	cp := *a
+	if a.Secondary != nil {
+		sec := *a.Secondary
+		cp.Secondary = &sec
+	}
+	if a.LastSessionsEnded != nil {
+		ended := *a.LastSessionsEnded
+		cp.LastSessionsEnded = &ended
+	}
+	// What this run ended is the run's, never stored.
+	cp.endedNow = nil
+	return &cp
 }
 
 // readAccountCached is readAccount through the backend's decoded
@@ -272,11 +312,14 @@ type accountTxn struct {
 	// wrote it (nil: none stored); loaded says whether it was read.
 	prev   *account
 	loaded bool
-	// userLock is the lock of the username this transaction claims or
+	// userLocks are the locks of the usernames this transaction claims or
 	// releases (account_index.go); held until unlock.
-	userLock *locksutil.LockEntry
+	userLocks []*locksutil.LockEntry
 	// later is closed when the last step given to afterward has run.
 	later chan struct{}
+	// user, when set, names the user of a dual account that get puts in
+	// the flat fields (account_dual.go); put stores any view swapped back.
+	user string
 }
 
 // lockAccount takes the account's lock and returns the transaction that
@@ -289,30 +332,41 @@ func (b *backend) lockAccount(s logical.Storage, name string) *accountTxn {
 // later puts fail.
 func (t *accountTxn) unlock() {
 	t.waitLater()
-	if t.userLock != nil {
-		t.userLock.Unlock()
-		t.userLock = nil
+	for _, l := range t.userLocks {
+		l.Unlock()
 	}
+	t.userLocks = nil
 	if t.held {
 		t.held = false
 		t.b.accountLocks.unlock(t.name, t.lock)
 	}
 }
 
-// get reads the account as stored now (nil when none is stored). Under the
-// lock the decoded copy in memory is what storage holds: only this
-// transaction's put and delete change either.
+// get reads the account as stored now (nil when none is stored), as the
+// view of t.user when set. Under the lock the decoded copy in memory is what
+// storage holds: only this transaction's put and delete change either.
 func (t *accountTxn) get(ctx context.Context) (*account, error) {
 	a, err := t.b.readAccountCached(ctx, t.s, t.name)
 	if err != nil {
 		return nil, err
 	}
 	t.prev, t.loaded = nil, true
-	if a != nil {
-		cp := *a
-		t.prev = &cp
+	if a == nil {
+		return nil, nil
 	}
-	return a, nil
+	t.prev = a.clone()
+	if t.user == "" {
+		return a, nil
+	}
+	return a.viewOf(t.user), nil
+}
+
+// asUser makes later gets return the view of username ("" for the account
+// as stored) and returns the previous setting.
+func (t *accountTxn) asUser(username string) string {
+	prev := t.user
+	t.user = username
+	return prev
 }
 
 // put stores a, which the caller read with get under this transaction.
@@ -325,6 +379,7 @@ func (t *accountTxn) put(ctx context.Context, a *account) error {
 			return err
 		}
 	}
+	a = a.stored()
 	entry, err := logical.StorageEntryJSON(accountStoragePrefix+t.name, a)
 	if err != nil {
 		return fmt.Errorf("encoding account %q: %w", t.name, err)
@@ -347,8 +402,7 @@ func (t *accountTxn) put(ctx context.Context, a *account) error {
 	if after != nil {
 		t.afterward(ctx, after)
 	}
-	cp := *a
-	t.prev = &cp
+	t.prev = a.clone()
 	return nil
 }
 
@@ -460,14 +514,21 @@ func nextRotation(acct *account, from time.Time) time.Time {
 	if !acct.scheduled() {
 		return time.Time{}
 	}
-	if acct.RotationSchedule != "" {
+	var next time.Time
+	switch {
+	case acct.RotationSchedule != "":
 		sched, err := rotation.DefaultScheduler.Parse(acct.RotationSchedule)
-		if err != nil {
-			return time.Time{}
+		if err == nil {
+			next = sched.Next(from).UTC()
 		}
-		return sched.Next(from).UTC()
+	case acct.RotationPeriod > 0:
+		next = from.Add(acct.RotationPeriod).UTC()
 	}
-	return from.Add(acct.RotationPeriod).UTC()
+	// A rotation a read armed comes first if it is earlier.
+	if at := acct.ReadRotationAt; !at.IsZero() && (next.IsZero() || at.Before(next)) {
+		next = at.UTC()
+	}
+	return next
 }
 
 // passwordRoleBlocked says why the account of a password role must not be
@@ -478,6 +539,10 @@ func passwordRoleBlocked(name string, acct *account) string {
 		return fmt.Sprintf("account %q has a stale security token: its password was changed (rotated) and Salesforce emailed a new "+
 			"security token to the user, so a login would fail and count toward the user's lockout; "+
 			"write the new token to accounts/%s/security-token", name, name)
+	case acct.dual():
+		// A dual account's rotations change its inactive user: whatever
+		// blocked one does not concern the active user, which logs in.
+		return ""
 	case acct.RotationBlocked == "token_stale":
 		return fmt.Sprintf("account %q is blocked because its security token is stale; write the new token to accounts/%s/security-token", name, name)
 	case acct.RotationBlocked == "drift":
@@ -498,7 +563,7 @@ func passwordRoleBlocked(name string, acct *account) string {
 }
 
 // adoptPassword records a password Salesforce now has: a new credential,
-// so it moves LastUpdated.
+// so it moves LastUpdated when creds/<name> serves it.
 func adoptPassword(acct *account, password string, now time.Time) {
 	acct.Password = password
 	acct.Version++
@@ -510,6 +575,20 @@ func adoptPassword(acct *account, password string, now time.Time) {
 		acct.SecurityTokenStatus = tokenStatusStale
 	}
 	acct.UnverifiedCandidateAt = time.Time{}
+	if acct.EndSessionsOnRotation {
+		// Stored with the password: a crash before they end does not
+		// leave the old credential's sessions alive (rotation_sessions.go).
+		acct.EndSessionsPendingSince = now.UTC()
+	}
+	if acct.dual() && !acct.flatIsActive() {
+		// The inactive user of a dual account got it: it becomes active
+		// once verified (rotation_dual.go); stored with the password, so a
+		// crash in between loses no switch.
+		acct.SwitchPendingSince = now.UTC()
+		acct.SwitchStatus, acct.SwitchReason = "", ""
+	}
+	// The rotation a read armed is done.
+	acct.ReadRotationAt = time.Time{}
 	acct.LastRotationError = ""
 	acct.LastRotationErrorAt = time.Time{}
 	acct.ConsecutiveFailures = 0
@@ -517,5 +596,9 @@ func adoptPassword(acct *account, password string, now time.Time) {
 	acct.MissedRotationAt = time.Time{}
 	acct.WindowEnd = time.Time{}
 	acct.NextVaultRotation = nextRotation(acct, now)
-	acct.LastUpdated = now.UTC()
+	if acct.flatIsActive() {
+		// The inactive user of a dual account is not served until the
+		// switch, which moves LastUpdated then.
+		acct.LastUpdated = now.UTC()
+	}
 }

@@ -24,14 +24,21 @@ import (
 //	schedule/<name>:<unix>      an account's next scheduled rotation, in
 //	                            the key itself: the rotation queue is
 //	                            rebuilt from one listing, whatever N
+//	unfinished/<name>           an account with work left after a password
+//	                            change (a dual account's switch, ending
+//	                            old sessions), finished after a start
 //
 // Both are written only by the account transaction (account.go), under the
 // account's lock, in an order that keeps them safe across a crash at any
 // step:
 //
-//   - a username entry is written before the account it names and deleted
-//     after it; an entry whose account is gone or manages another user is
-//     stale and ignored (and overwritten by the next claim);
+//   - a username entry (one per user of a dual account) is written before
+//     the account names the user and deleted after it no longer does; an
+//     entry whose account is gone or manages other users is stale and
+//     ignored (and overwritten by the next claim);
+//   - an unfinished entry is written before the account that has the work
+//     and deleted after it; a stale one only has a start look for work
+//     that is done;
 //   - a schedule key never says later than the account: a new or earlier
 //     time is written before the account, a later one after it, and the old
 //     key is deleted last. A key earlier than the account's time only wakes
@@ -46,8 +53,11 @@ import (
 const (
 	usernameIndexPrefix = "usernames/"
 	scheduleIndexPrefix = "schedule/"
-	indexMetaPath       = "index-meta"
-	indexVersion        = 1
+	// unfinished/<name>: the account has work left after a password
+	// change (account_dual.go's unfinishedWork), to finish after a start.
+	unfinishedIndexPrefix = "unfinished/"
+	indexMetaPath         = "index-meta"
+	indexVersion          = 1
 )
 
 // maxIndexWait bounds how long an account create waits for the indexes
@@ -112,13 +122,48 @@ func parseScheduleKey(key string) (string, int64, bool) {
 	return key[:i], at, true
 }
 
-// lockUsername takes the lock of username for the rest of the transaction.
-func (t *accountTxn) lockUsername(username string) {
-	if t.userLock != nil {
-		return
+// usernamesOf returns the Salesforce users whose credentials a stores:
+// its username and, for a dual account, the secondary's.
+func usernamesOf(a *account) []string {
+	if a == nil {
+		return nil
 	}
-	t.userLock = locksutil.LockForKey(t.b.idx.locks, strings.ToLower(username))
-	t.userLock.Lock()
+	names := []string{a.Username}
+	if a.Secondary != nil && a.Secondary.Username != "" {
+		names = append(names, a.Secondary.Username)
+	}
+	return names
+}
+
+// maxUsernameLockWait bounds how long a transaction that holds a username
+// lock already waits for another one.
+const maxUsernameLockWait = 10 * time.Second
+
+// lockUsername takes the lock of username for the rest of the transaction.
+// A transaction holding one already (a dual account's second user) only
+// tries for the next one for a while, so two writes taking the locks of two
+// users in opposite orders never wait for each other forever.
+func (t *accountTxn) lockUsername(ctx context.Context, username string) error {
+	l := locksutil.LockForKey(t.b.idx.locks, strings.ToLower(username))
+	for _, held := range t.userLocks {
+		if held == l {
+			return nil
+		}
+	}
+	if len(t.userLocks) > 0 {
+		deadline := time.Now().Add(maxUsernameLockWait)
+		for !l.TryLock() {
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				return logical.CodedError(http.StatusServiceUnavailable,
+					"another write is claiming a username of this account at the same time; try again")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	} else {
+		l.Lock()
+	}
+	t.userLocks = append(t.userLocks, l)
+	return nil
 }
 
 // claimUsername returns the name of another stored account that manages
@@ -131,7 +176,9 @@ func (t *accountTxn) claimUsername(ctx context.Context, username string) (string
 	if err != nil {
 		return "", err
 	}
-	t.lockUsername(username)
+	if err := t.lockUsername(ctx, username); err != nil {
+		return "", err
+	}
 	return t.b.lookupUsername(ctx, t.s, username, t.name, built)
 }
 
@@ -168,9 +215,9 @@ func (b *backend) lookupUsername(ctx context.Context, s logical.Storage, usernam
 	if err != nil {
 		return "", err
 	}
-	if other == nil || !strings.EqualFold(other.Username, username) {
-		// Stale: the account was deleted (or never stored) after its
-		// entry was written.
+	if other == nil || !other.holdsUsername(username) {
+		// Stale: the account was deleted (or never stored), or let the
+		// user go, after its entry was written.
 		return "", nil
 	}
 	return ue.Account, nil
@@ -192,7 +239,7 @@ func scanForUsername(ctx context.Context, s logical.Storage, username, except st
 		if err != nil {
 			return "", err
 		}
-		if acct != nil && strings.EqualFold(acct.Username, username) {
+		if acct != nil && acct.holdsUsername(username) {
 			return name, nil
 		}
 	}
@@ -277,9 +324,15 @@ func writeIndexMeta(ctx context.Context, s logical.Storage, now time.Time) error
 // indexBeforePut writes the index entries that must be stored before a
 // (the account about to be stored) and returns what to do after it.
 func (t *accountTxn) indexBeforePut(ctx context.Context, a *account) (func(context.Context), error) {
-	if t.prev == nil {
-		t.lockUsername(a.Username)
-		entry, err := logical.StorageEntryJSON(usernameKey(a.Username), usernameEntry{Account: t.name})
+	var steps []func(context.Context)
+	for _, u := range usernamesOf(a) {
+		if t.prev != nil && t.prev.holdsUsername(u) {
+			continue
+		}
+		if err := t.lockUsername(ctx, u); err != nil {
+			return nil, err
+		}
+		entry, err := logical.StorageEntryJSON(usernameKey(u), usernameEntry{Account: t.name})
 		if err != nil {
 			return nil, err
 		}
@@ -287,6 +340,42 @@ func (t *accountTxn) indexBeforePut(ctx context.Context, a *account) (func(conte
 			return nil, fmt.Errorf("writing the username index: %w", err)
 		}
 	}
+	for _, u := range usernamesOf(t.prev) {
+		if !a.holdsUsername(u) {
+			// A secondary user let go: its entry goes after the account
+			// no longer names it.
+			steps = append(steps, func(ctx context.Context) { t.releaseUsername(ctx, u) })
+		}
+	}
+	wasUnfinished := t.prev != nil && t.prev.unfinishedWork()
+	switch {
+	case a.unfinishedWork() && !wasUnfinished:
+		if err := t.s.Put(ctx, &logical.StorageEntry{Key: unfinishedIndexPrefix + t.name, Value: []byte("{}")}); err != nil {
+			return nil, fmt.Errorf("writing the unfinished-work index: %w", err)
+		}
+	case wasUnfinished && !a.unfinishedWork():
+		steps = append(steps, t.deleteUnfinishedKey)
+	}
+	step, err := t.scheduleBeforePut(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	if step != nil {
+		steps = append(steps, step)
+	}
+	if len(steps) == 0 {
+		return nil, nil
+	}
+	return func(ctx context.Context) {
+		for _, step := range steps {
+			step(ctx)
+		}
+	}, nil
+}
+
+// scheduleBeforePut writes the schedule key that must be stored before a
+// and returns the step that follows it.
+func (t *accountTxn) scheduleBeforePut(ctx context.Context, a *account) (func(context.Context), error) {
 	old, next := schedTime(t.prev), schedTime(a)
 	if old == next {
 		return nil, nil
@@ -317,20 +406,41 @@ func (t *accountTxn) indexAfterDelete(ctx context.Context) {
 		return
 	}
 	t.deleteScheduleKey(ctx, schedTime(prev))
-	t.lockUsername(prev.Username)
-	key := usernameKey(prev.Username)
+	if prev.unfinishedWork() {
+		t.deleteUnfinishedKey(ctx)
+	}
+	for _, u := range usernamesOf(prev) {
+		t.releaseUsername(ctx, u)
+	}
+}
+
+// releaseUsername removes username's entry unless another account claimed
+// the user since.
+func (t *accountTxn) releaseUsername(ctx context.Context, username string) {
+	if err := t.lockUsername(ctx, username); err != nil {
+		// A stale entry is ignored by the next claim.
+		return
+	}
+	key := usernameKey(username)
 	entry, err := t.s.Get(ctx, key)
 	if err == nil && entry != nil {
 		var ue usernameEntry
 		if entry.DecodeJSON(&ue) == nil && ue.Account != t.name {
-			// Another account claimed the username since.
 			return
 		}
 		err = t.s.Delete(ctx, key)
 	}
 	if err != nil {
 		// A stale entry is ignored by the next claim.
-		t.b.logger.Warn("could not remove the account's username index entry", "account", t.name, "error", err)
+		t.b.logger.Warn("could not remove a username index entry", "account", t.name, "error", err)
+	}
+}
+
+// deleteUnfinishedKey removes the account's unfinished-work entry: a stale
+// one only makes a start try to finish what is done.
+func (t *accountTxn) deleteUnfinishedKey(ctx context.Context) {
+	if err := t.s.Delete(ctx, unfinishedIndexPrefix+t.name); err != nil {
+		t.b.logger.Warn("could not remove the account's unfinished-work index entry", "account", t.name, "error", err)
 	}
 }
 
@@ -428,6 +538,9 @@ func (b *backend) buildIndexes(ctx context.Context, s logical.Storage, done chan
 			scheduled++
 		}
 		b.scheduleAccount(name, acct)
+		if acct != nil && acct.unfinishedWork() {
+			b.markUnfinished(name, b.now())
+		}
 	}
 	if err := writeIndexMeta(ctx, s, b.now()); err != nil {
 		b.logger.Error("building the account indexes: could not store that they are built; retried at the next start", "error", err)
@@ -449,36 +562,13 @@ func (b *backend) indexAccount(ctx context.Context, txn *accountTxn) (*account, 
 	if err != nil || acct == nil {
 		return nil, err
 	}
-	txn.lockUsername(acct.Username)
-	key := usernameKey(acct.Username)
-	entry, err := txn.s.Get(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	claim := entry == nil
-	if entry != nil {
-		var ue usernameEntry
-		if entry.DecodeJSON(&ue) != nil || ue.Account == "" {
-			claim = true
-		} else if ue.Account != txn.name {
-			other, err := b.readAccountCached(ctx, txn.s, ue.Account)
-			if err != nil {
-				return nil, err
-			}
-			if other == nil || !strings.EqualFold(other.Username, acct.Username) {
-				claim = true
-			} else {
-				b.logger.Warn("two accounts manage the same Salesforce user (stored before the username check); the index names the first",
-					"account", txn.name, "index_names", ue.Account)
-			}
-		}
-	}
-	if claim {
-		ue, err := logical.StorageEntryJSON(key, usernameEntry{Account: txn.name})
-		if err != nil {
+	for _, u := range usernamesOf(acct) {
+		if err := b.indexUsername(ctx, txn, u); err != nil {
 			return nil, err
 		}
-		if err := txn.s.Put(ctx, ue); err != nil {
+	}
+	if acct.unfinishedWork() {
+		if err := txn.s.Put(ctx, &logical.StorageEntry{Key: unfinishedIndexPrefix + txn.name, Value: []byte("{}")}); err != nil {
 			return nil, err
 		}
 	}
@@ -488,6 +578,45 @@ func (b *backend) indexAccount(ctx context.Context, txn *accountTxn) (*account, 
 		}
 	}
 	return acct, nil
+}
+
+// indexUsername writes username's entry for the account txn holds, unless
+// another stored account manages the user too (stored before the check).
+func (b *backend) indexUsername(ctx context.Context, txn *accountTxn, username string) error {
+	if err := txn.lockUsername(ctx, username); err != nil {
+		return err
+	}
+	key := usernameKey(username)
+	entry, err := txn.s.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	claim := entry == nil
+	if entry != nil {
+		var ue usernameEntry
+		if entry.DecodeJSON(&ue) != nil || ue.Account == "" {
+			claim = true
+		} else if ue.Account != txn.name {
+			other, err := b.readAccountCached(ctx, txn.s, ue.Account)
+			if err != nil {
+				return err
+			}
+			if other == nil || !other.holdsUsername(username) {
+				claim = true
+			} else {
+				b.logger.Warn("two accounts manage the same Salesforce user (stored before the username check); the index names the first",
+					"account", txn.name, "index_names", ue.Account)
+			}
+		}
+	}
+	if !claim {
+		return nil
+	}
+	ue, err := logical.StorageEntryJSON(key, usernameEntry{Account: txn.name})
+	if err != nil {
+		return err
+	}
+	return txn.s.Put(ctx, ue)
 }
 
 // dropScheduleKeys removes, in the background, the schedule keys a start

@@ -383,3 +383,41 @@ func TestAccountLocksAreAccountsOwn(t *testing.T) {
 		t.Errorf("%d account locks kept after every transaction ended", left)
 	}
 }
+
+// Both users of a dual account are in the username index: neither can be
+// stored again, and a secondary user let go is free again.
+func TestUsernameIndexCoversSecondaryUsers(t *testing.T) {
+	b, s := indexedBackend(t)
+	dual := func(secondary string) map[string]interface{} {
+		return map[string]interface{}{"rotation_strategy": strategyDual, "secondary_username": secondary, "secondary_password": "Second-Pass-123"}
+	}
+	writeUnverified(t, b, s, "pair", "blue@fake.test", dual("green@fake.test"))
+	if got := storedKeys(t, s, usernameIndexPrefix); fmt.Sprint(got) != "[usernames/blue@fake.test usernames/green@fake.test]" {
+		t.Fatalf("username index = %v", got)
+	}
+	refused := func(what string, data map[string]interface{}) {
+		t.Helper()
+		resp, err := request(t, b, s, logical.CreateOperation, "accounts/copy", data)
+		if statusOf(resp, err) != 400 || !strings.Contains(respErr(resp, err).Error(), `already managed by account "pair"`) {
+			t.Errorf("%s: %d %v", what, statusOf(resp, err), respErr(resp, err))
+		}
+	}
+	refused("the secondary user as username", map[string]interface{}{"username": "Green@Fake.Test", "password": "x-Pass-1234", "verify": false})
+	other := dual("blue@fake.test")
+	other["username"], other["password"], other["verify"] = "other@fake.test", "x-Pass-1234", false
+	refused("the primary user as another's secondary", other)
+
+	// A new secondary user: the old one is free, the new one taken.
+	mustWrite(t, b, s, "accounts/pair", map[string]interface{}{"secondary_username": "teal@fake.test", "secondary_password": "Teal-Pass-123", "verify": false})
+	waitFor(t, func() bool {
+		return fmt.Sprint(storedKeys(t, s, usernameIndexPrefix)) == "[usernames/blue@fake.test usernames/teal@fake.test]"
+	})
+	writeUnverified(t, b, s, "green", "green@fake.test", nil)
+
+	// Back to one user: the secondary's entry goes.
+	mustWrite(t, b, s, "accounts/pair", map[string]interface{}{"rotation_strategy": strategySingle, "verify": false})
+	waitFor(t, func() bool {
+		return fmt.Sprint(storedKeys(t, s, usernameIndexPrefix)) == "[usernames/blue@fake.test usernames/green@fake.test]"
+	})
+	writeUnverified(t, b, s, "teal", "teal@fake.test", nil)
+}

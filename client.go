@@ -53,6 +53,21 @@ type Client interface {
 	UnlockLogin(ctx context.Context, admin *sfapi.Session, userLoginID string) error
 	// Query runs a SOQL query and returns the number of records.
 	Query(ctx context.Context, s *sfapi.Session, soql string) (totalSize int, err error)
+
+	// UsersAccess reads profile, permission sets and groups (not the
+	// profile's own set), active and locked state of users, keyed by the
+	// 15-character id (dual-account parity checks).
+	UsersAccess(ctx context.Context, admin *sfapi.Session, userIDs ...string) (map[string]*sfapi.UserAccess, error)
+	// UserSessions lists a user's AuthSessions outside the caller's own
+	// session family (IsCurrent = false).
+	UserSessions(ctx context.Context, admin *sfapi.Session, userID string) ([]sfapi.AuthSession, error)
+	// CurrentSessionIDs lists the AuthSession ids of s's own family.
+	CurrentSessionIDs(ctx context.Context, s *sfapi.Session) ([]string, error)
+	// EndSession deletes an AuthSession; one already gone is no error.
+	EndSession(ctx context.Context, admin *sfapi.Session, sessionID string) error
+	// UserOAuthGrants lists the apps' OAuth grants (OauthToken rows) of a
+	// user; Revoke ends one with its DeleteToken.
+	UserOAuthGrants(ctx context.Context, admin *sfapi.Session, userID string) ([]sfapi.OAuthGrant, error)
 }
 
 var _ Client = (*sfapi.Client)(nil)

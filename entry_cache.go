@@ -162,7 +162,7 @@ type entryCaches struct {
 
 func newEntryCaches() *entryCaches {
 	return &entryCaches{
-		accounts: newEntryCache[account](accountCacheSize, false, nil),
+		accounts: newEntryCache(accountCacheSize, false, (*account).clone),
 		config:   newEntryCache[salesforceConfig](1, true, nil),
 		rotation: newEntryCache(1, true, func(r *rotationConfig) *rotationConfig {
 			cp := *r

@@ -246,7 +246,12 @@ func TestCacheHandsOutCopies(t *testing.T) {
 // in entry_cache.go, which this test reminds of.
 func TestCacheCopiesAreDeep(t *testing.T) {
 	// The fields that newEntryCaches' clone functions copy deeply.
-	cloned := map[string]bool{"rotationConfig.WebhookAllowedNetworks": true}
+	cloned := map[string]bool{
+		"rotationConfig.WebhookAllowedNetworks":     true,
+		"account.accountDual.Secondary":             true,
+		"account.accountRotation.LastSessionsEnded": true,
+		"account.accountDual.endedNow":              true,
+	}
 	for _, v := range []interface{}{account{}, salesforceConfig{}, rotationConfig{}} {
 		checkNoReferences(t, reflect.TypeOf(v), reflect.TypeOf(v).Name(), cloned)
 	}

@@ -203,3 +203,19 @@ func (f *fakeClient) UserIDs(ctx context.Context, s *sfapi.Session, usernames []
 	}
 	return ids, nil
 }
+
+func (f *fakeClient) UsersAccess(ctx context.Context, admin *sfapi.Session, userIDs ...string) (map[string]*sfapi.UserAccess, error) {
+	return nil, errFakeNotImplemented
+}
+func (f *fakeClient) UserSessions(ctx context.Context, admin *sfapi.Session, userID string) ([]sfapi.AuthSession, error) {
+	return nil, errFakeNotImplemented
+}
+func (f *fakeClient) CurrentSessionIDs(ctx context.Context, s *sfapi.Session) ([]string, error) {
+	return nil, errFakeNotImplemented
+}
+func (f *fakeClient) EndSession(ctx context.Context, admin *sfapi.Session, sessionID string) error {
+	return errFakeNotImplemented
+}
+func (f *fakeClient) UserOAuthGrants(ctx context.Context, admin *sfapi.Session, userID string) ([]sfapi.OAuthGrant, error) {
+	return nil, errFakeNotImplemented
+}

@@ -75,6 +75,11 @@ func pathAccounts(b *backend) []*framework.Path {
 			fields[k] = v
 		}
 	}
+	for k, v := range accountDualFields() {
+		if _, taken := fields[k]; !taken {
+			fields[k] = v
+		}
+	}
 
 	return []*framework.Path{
 		{
@@ -251,6 +256,9 @@ func (b *backend) pathAccountRead(ctx context.Context, req *logical.Request, d *
 		return nil, err
 	}
 	b.addAccountRotationStatus(acct, st, data)
+	if err := b.addAccountDualStatus(ctx, req.Storage, name, acct, data); err != nil {
+		return nil, err
+	}
 	// The rotation hook must not put a secret into a read of this path.
 	delete(data, "password")
 	delete(data, "security_token")
@@ -374,11 +382,22 @@ func (b *backend) pathAccountWrite(ctx context.Context, req *logical.Request, d 
 		warnings = append(warnings, "the credential was stored without checking it against Salesforce (verify=false)")
 	}
 
+	// The strategy first: the rotation fields' checks depend on it.
+	resp, dualWarnings, err := b.applyAccountDual(ctx, req, d, txn, acct, cfg)
+	if resp != nil || err != nil {
+		return resp, err
+	}
+	warnings = append(warnings, dualWarnings...)
 	rotationWarnings, err := b.applyAccountRotation(ctx, req, d, name, acct, isCreate)
 	if err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
 	warnings = append(warnings, rotationWarnings...)
+	modeWarnings, err := b.checkAccountModes(ctx, req, d, name, acct)
+	if err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	warnings = append(warnings, modeWarnings...)
 
 	now := b.now().UTC()
 	if isCreate {
@@ -528,9 +547,10 @@ which accounts are stale or blocked:
   vault list -detailed salesforce/accounts
   vault list -detailed salesforce/accounts/team-a
 
-  username               the Salesforce username
-  rotation_status        manual, scheduled, failing, blocked, missed_window or
-                         pending_reconciliation (as accounts/<name> reads)
+  username               the Salesforce username (of a dual_account pair, the primary)
+  rotation_status        manual, scheduled, failing, blocked, missed_window,
+                         awaiting_switch, after_read or pending_reconciliation
+                         (as accounts/<name> reads)
   security_token_status  current or stale; n/a for an account without a token
   next_vault_rotation    the next scheduled rotation; n/a when none is scheduled
   rotation_blocked       why rotation waits for an operator (drift, token_stale,
@@ -538,6 +558,9 @@ which accounts are stale or blocked:
   last_rotation_error    the last failure, shortened to one line (read the account for all of it)
   failed_logins          logins as the user Salesforce rejected since the last success
   pending_since          when an interrupted rotation that is not settled yet started
+  active_username        rotation_strategy=dual_account only: the user creds/<name> serves
+  switch_status          dual_account only, while a switch waits (awaiting_security_token,
+                         blocked, pending)
 
 Folders get no key_info: their row shows only the name. Never a password or token.
 

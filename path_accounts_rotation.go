@@ -248,22 +248,25 @@ func (b *backend) applyAccountRotation(ctx context.Context, req *logical.Request
 		}
 	}
 
-	if acct.scheduled() && acct.SecurityTokenMode == tokenModeRequired && !acct.AllowScheduledRotationWithToken {
-		return nil, fmt.Errorf("scheduled rotation of an account with security_token_mode=required is refused: "+
+	// A dual account serves the other user until the emailed token is
+	// written, so its rotations never hand out a stale token.
+	if (acct.scheduled() || acct.RotateAfterRead) && acct.SecurityTokenMode == tokenModeRequired && !acct.AllowScheduledRotationWithToken && !acct.dual() {
+		return nil, fmt.Errorf("scheduled rotation (or rotate_after_read) of an account with security_token_mode=required is refused: "+
 			"every password change makes Salesforce email a new security token that no API returns, so after each "+
 			"scheduled rotation the stored token is stale and integrations using password+token fail until someone writes "+
 			"the emailed token to accounts/%s/security-token. Prefer an OAuth role (JWT bearer or client credentials, "+
-			"no password needed) or add Vault's address to the trusted IP ranges and set security_token_mode=not_required; "+
-			"or opt in with allow_scheduled_rotation_with_token=true", name)
+			"no password needed), add Vault's address to the trusted IP ranges and set security_token_mode=not_required, or use "+
+			"rotation_strategy=dual_account; or opt in with allow_scheduled_rotation_with_token=true", name)
 	}
-	if acct.method() == rotationMethodSelf && acct.scheduled() && rcfg.MinPasswordLifetime {
+	// (A rotation a read armed is checked with rotate_after_read's cooldown.)
+	if acct.method() == rotationMethodSelf && acct.scheduled() && acct.HasNonzeroRotationValues() && rcfg.MinPasswordLifetime {
 		if gap := shortestRotationGap(acct, now); gap < 24*time.Hour {
 			return nil, fmt.Errorf("rotation_method=self with the org's one-day minimum password lifetime needs at least 24h between rotations (this setting allows %s); "+
 				"use rotation_method=admin, a longer period, or set min_password_lifetime=false in config/rotation if the org does not enforce it", gap)
 		}
 	}
 
-	if acct.scheduled() && acct.SecurityTokenMode == tokenModeRequired {
+	if acct.scheduled() && acct.SecurityTokenMode == tokenModeRequired && !acct.dual() {
 		warnings = append(warnings, "each scheduled rotation leaves the security token stale until the emailed token is written to accounts/"+name+"/security-token")
 	}
 	if acct.scheduled() && acct.RotationPeriod > 0 && acct.RotationPeriod < time.Hour {
@@ -565,6 +568,11 @@ func (sum accountSummary) keyInfo(acct *account) map[string]interface{} {
 	setIfNotEmpty(info, "last_rotation_error", shortenForList(sum.lastRotationError, maxListedErrorLength))
 	if sum.pending != nil {
 		info["pending_since"] = formatTime(sum.pending.since)
+	}
+	if acct.dual() {
+		// Which of the pair creds/<name> serves, and a switch that waits.
+		info["active_username"] = acct.ActiveUsername
+		setIfNotEmpty(info, "switch_status", acct.switchStatus())
 	}
 	return info
 }

@@ -102,6 +102,16 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 	if acct == nil {
 		return nil, accountNotFound(name)
 	}
+	// rotate_after_read: the first read since the last rotation arms it.
+	if acct, err = b.armReadRotation(ctx, req.Storage, name, acct); err != nil || acct == nil {
+		if err == nil {
+			err = accountNotFound(name)
+		}
+		return nil, err
+	}
+	stored := acct
+	// A dual account serves its active user.
+	acct = acct.activeView()
 	loginURL := configDefaultLoginURL
 	cfg, err := b.readConfigCached(ctx, req.Storage)
 	if err != nil {
@@ -121,11 +131,23 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 			"last_updated":        formatTime(acct.LastUpdated),
 		},
 	}
-	pending, err := b.pendingRotation(ctx, req.Storage, name, acct)
+	pending, err := b.pendingRotation(ctx, req.Storage, name, stored)
 	if err != nil {
 		return nil, err
 	}
+	if pending != nil && !strings.EqualFold(pending.username, acct.Username) {
+		// An unsettled rotation of a dual account's inactive user does
+		// not touch the credential served here.
+		pending = nil
+	}
 	b.addCredsRotationStatus(name, acct, pending, resp.Data, resp)
+	if acct.dual() {
+		resp.Data["rotation_strategy"] = strategyDual
+		addDualState(acct, resp.Data)
+	}
+	if acct.RotateAfterRead && !acct.ReadRotationAt.IsZero() {
+		resp.Data["read_rotation_at"] = formatTime(acct.ReadRotationAt)
+	}
 	return resp, nil
 }
 
@@ -143,6 +165,14 @@ Returns what an application needs to log in as the account's Salesforce user:
   user_id              the Salesforce user id
   last_updated         when the credential served here last changed: a new password or token
                        written, or a rotation (not description, settings or status changes)
+
+With rotation_strategy=dual_account the credential is the active user's, and the read says
+which user is active (active_user, active_username), since when (active_since) and until
+when the other user's credential stays valid (grace_until: its password changes at the
+next rotation). Re-read at least once per rotation period and nothing ever fails a login.
+
+With rotate_after_read the first read since the last rotation arms a rotation cooldown
+later (read_rotation_at, ttl).
 
 The response is not a lease: the credential stays valid until it is rotated or changed.
 

@@ -24,6 +24,10 @@ func pathDiagnose(b *backend) []*framework.Path {
 				Description: "Name of the account.",
 				Required:    true,
 			},
+			"user": {
+				Type:        framework.TypeString,
+				Description: "For rotation_strategy=dual_account: which user to diagnose, primary (default) or secondary, or its username.",
+			},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
@@ -57,6 +61,11 @@ func (b *backend) pathDiagnoseRead(ctx context.Context, req *logical.Request, d 
 	if acct == nil {
 		return nil, accountNotFound(name)
 	}
+	username, msg := tokenUser(name, acct, d.Get("user").(string))
+	if msg != "" {
+		return logical.ErrorResponse(msg), nil
+	}
+	acct = acct.viewOf(username)
 	rcfg, err := readRotationConfig(ctx, req.Storage)
 	if err != nil {
 		return nil, err

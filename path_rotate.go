@@ -86,11 +86,12 @@ func (b *backend) pathRotateWrite(ctx context.Context, req *logical.Request, d *
 	if res.TokenStatus != "" {
 		data["security_token_status"] = res.TokenStatus
 	}
+	addRotateResultDetails(res, data)
 	resp := &logical.Response{Data: data}
 	for _, w := range res.Warnings {
 		resp.AddWarning(w)
 	}
-	if res.TokenStatus == tokenStatusStale {
+	if res.TokenStatus == tokenStatusStale && res.ActiveUsername == "" {
 		resp.AddWarning(fmt.Sprintf("Salesforce emailed a new security token to the user; the stored one is stale until it is written to accounts/%s/security-token", name))
 	}
 	return resp, nil

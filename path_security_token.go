@@ -2,6 +2,7 @@ package salesforce
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -31,6 +32,11 @@ func pathSecurityToken(b *backend) []*framework.Path {
 				DisplayAttrs: &framework.DisplayAttributes{
 					Sensitive: true,
 				},
+			},
+			"user": {
+				Type: framework.TypeString,
+				Description: "Whose token it is, for rotation_strategy=dual_account: primary (default) or secondary, or the user's username. " +
+					"The token of the user a rotation changed makes that user active.",
 			},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
@@ -73,6 +79,16 @@ func (b *backend) pathSecurityTokenWrite(ctx context.Context, req *logical.Reque
 	if acct == nil {
 		return nil, accountNotFound(name)
 	}
+	// The user whose token it is: a dual account's secondary is stored in
+	// a view (account_dual.go).
+	username, msg := tokenUser(name, acct, d.Get("user").(string))
+	if msg != "" {
+		return logical.ErrorResponse(msg), nil
+	}
+	txn.asUser(username)
+	if acct, err = txn.get(ctx); err != nil {
+		return nil, err
+	}
 	client, cfg, err := b.getClient(ctx, req.Storage)
 	if err != nil {
 		return nil, err
@@ -103,8 +119,17 @@ func (b *backend) pathSecurityTokenWrite(ctx context.Context, req *logical.Reque
 	if acct.RotationBlocked == "token_stale" || acct.RotationBlocked == "drift" {
 		acct.RotationBlocked = ""
 	}
+	if acct.dual() && !acct.flatIsActive() && acct.SwitchStatus == switchAwaitingToken {
+		// The token the switch waited for: stored with it, the switch is
+		// merely unfinished, so a crash before it is made (below) leaves
+		// work the restart finishes, not a switch that waits forever.
+		acct.SwitchStatus, acct.SwitchReason = "", ""
+	}
 	noteCredentialChange(&before, acct, b.now())
 	if err := txn.put(ctx, acct); err != nil {
+		return nil, err
+	}
+	if err := b.step(stepTokenStored); err != nil {
 		return nil, err
 	}
 	b.invalidateTokensForAccount(name)
@@ -114,6 +139,29 @@ func (b *backend) pathSecurityTokenWrite(ctx context.Context, req *logical.Reque
 		"security_token_status": tokenStatusCurrent,
 		"version":               acct.Version,
 	}}
+	if acct.dual() {
+		resp.Data["user"] = acct.roleOf(acct.Username)
+		resp.Data["username"] = acct.Username
+		// The token of the user a rotation changed: the switch it waited for.
+		run := &rotationRun{b: b, storage: req.Storage, txn: txn, name: name, acct: acct, cfg: cfg, client: client,
+			trigger: triggerManual, verified: res.verdict == loginOK, ownSession: res.session}
+		if run.rcfg, err = readRotationConfig(ctx, req.Storage); err != nil {
+			return nil, err
+		}
+		switched, err := b.completeSwitch(ctx, run)
+		if err != nil {
+			resp.AddWarning(fmt.Sprintf("the token is stored; the switch to %s could not be made yet and is tried again: %v", acct.Username, err))
+			b.markUnfinished(name, b.now().Add(walRetryInterval))
+		}
+		for _, w := range run.warnings {
+			resp.AddWarning(w)
+		}
+		if switched == switchDone {
+			b.notify(ctx, name, acct, run.rcfg, outcomeSwitched, nil)
+			b.requeueStored(ctx, req.Storage, name)
+		}
+		addDualState(acct, resp.Data)
+	}
 	if acct.ValidationQuery != "" && res.session != nil && res.verdict == loginOK {
 		if err := runValidationQuery(ctx, client, res.session, acct.ValidationQuery); err != nil {
 			resp.AddWarning(err.Error())
@@ -125,4 +173,22 @@ func (b *backend) pathSecurityTokenWrite(ctx context.Context, req *logical.Reque
 		resp.AddWarning("the password has expired: rotate the account to repair it")
 	}
 	return resp, nil
+}
+
+// tokenUser resolves the user field of a security-token write: primary
+// (default), secondary, or a username the account holds. A message says
+// why not.
+func tokenUser(name string, acct *account, user string) (string, string) {
+	switch {
+	case user == "" || user == rolePrimary:
+		return acct.Username, ""
+	case user == roleSecondary:
+		if !acct.dual() {
+			return "", fmt.Sprintf("account %q has no secondary user (rotation_strategy=dual_account)", name)
+		}
+		return acct.Secondary.Username, ""
+	case acct.holdsUsername(user):
+		return user, ""
+	}
+	return "", fmt.Sprintf("user must be primary, secondary or a username of account %q", name)
 }

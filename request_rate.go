@@ -286,3 +286,38 @@ func (c *rateLimitedECA) DeleteStagedCredential(ctx context.Context, s *sfapi.Se
 	}
 	return c.inner.DeleteStagedCredential(ctx, s, appID, consumerID, stagedID)
 }
+
+func (c *rateLimitedClient) UsersAccess(ctx context.Context, admin *sfapi.Session, userIDs ...string) (map[string]*sfapi.UserAccess, error) {
+	if err := c.wait(ctx); err != nil {
+		return nil, err
+	}
+	return c.inner.UsersAccess(ctx, admin, userIDs...)
+}
+
+func (c *rateLimitedClient) UserSessions(ctx context.Context, admin *sfapi.Session, userID string) ([]sfapi.AuthSession, error) {
+	if err := c.wait(ctx); err != nil {
+		return nil, err
+	}
+	return c.inner.UserSessions(ctx, admin, userID)
+}
+
+func (c *rateLimitedClient) CurrentSessionIDs(ctx context.Context, s *sfapi.Session) ([]string, error) {
+	if err := c.wait(ctx); err != nil {
+		return nil, err
+	}
+	return c.inner.CurrentSessionIDs(ctx, s)
+}
+
+func (c *rateLimitedClient) EndSession(ctx context.Context, admin *sfapi.Session, sessionID string) error {
+	if err := c.wait(ctx); err != nil {
+		return err
+	}
+	return c.inner.EndSession(ctx, admin, sessionID)
+}
+
+func (c *rateLimitedClient) UserOAuthGrants(ctx context.Context, admin *sfapi.Session, userID string) ([]sfapi.OAuthGrant, error) {
+	if err := c.wait(ctx); err != nil {
+		return nil, err
+	}
+	return c.inner.UserOAuthGrants(ctx, admin, userID)
+}

@@ -33,6 +33,9 @@ type rotationHook interface {
 
 // rotationHooks in execution order within each phase.
 var rotationHooks = []rotationHook{
+	// dual accounts: the two users must be interchangeable before anything
+	// changes (rotation_dual.go).
+	dualParityHook{},
 	loginCheckHook{},
 	webhookGateHook{},
 	// unlock first so the new login is not refused by a lock.
@@ -40,6 +43,8 @@ var rotationHooks = []rotationHook{
 	newLoginHook{},
 	validationQueryHook{},
 	validationWebhookHook{},
+	// last: its own session is the new login's (rotation_sessions.go).
+	endSessionsHook{},
 }
 
 // rotationRun is the state one rotation shares between its steps and hooks,
@@ -63,6 +68,21 @@ type rotationRun struct {
 	ownSession *sfapi.Session
 	// adminSess caches the admin session for this rotation.
 	adminSess *sfapi.Session
+
+	// verified: a login proved the new password (newLoginHook).
+	verified bool
+	// parityOK: dualParityHook found the two users of a dual account
+	// interchangeable during this run; validated: the validation_query
+	// passed with the new credential.
+	parityOK  bool
+	validated bool
+	// held are the sessions of the user this run opened; end_sessions
+	// never ends them (rotation_sessions.go).
+	held []*sfapi.Session
+	// ended reports the sessions and OAuth grants this run ended.
+	ended *endedReport
+	// switched: this run made the rotated user of a dual account active.
+	switched bool
 
 	warnings []string
 }
@@ -95,6 +115,15 @@ func (r *rotationRun) userID(ctx context.Context) (string, error) {
 	}
 	r.acct.UserID = u.ID
 	return u.ID, nil
+}
+
+// own makes s the run's session of the user, and remembers it as the
+// engine's own.
+func (r *rotationRun) own(s *sfapi.Session) {
+	r.ownSession = s
+	if s != nil {
+		r.held = append(r.held, s)
+	}
 }
 
 func (r *rotationRun) warn(format string, args ...interface{}) {
@@ -198,9 +227,9 @@ func (loginCheckHook) run(ctx context.Context, r *rotationRun) error {
 	}
 	switch res.verdict {
 	case loginOK:
-		r.ownSession = res.session
+		r.own(res.session)
 	case loginExpired:
-		r.ownSession = res.session
+		r.own(res.session)
 		r.warn("the password had expired; this rotation repairs it")
 	case loginPasswordOnly:
 		if !r.acct.needsToken() {
@@ -254,9 +283,14 @@ func (b *backend) explainRejectedLogin(ctx context.Context, r *rotationRun, caus
 		return &rotationError{code: "user_locked", blocked: true, err: cause,
 			msg: fmt.Sprintf("the Salesforce user %q is locked out (too many failed logins); unlock it or wait for the lockout to end, then rotate", r.acct.Username)}
 	}
+	where, diagnose := "accounts/"+r.name, "accounts/"+r.name+"/diagnose"
+	if r.acct.dual() && r.acct.roleOf(r.acct.Username) == roleSecondary {
+		where = fmt.Sprintf("accounts/%s (secondary_password, secondary_security_token) for %s", r.name, r.acct.Username)
+		diagnose += " with user=secondary"
+	}
 	return &rotationError{code: "drift", blocked: true, err: cause,
 		msg: fmt.Sprintf("the stored credential of account %q no longer logs in (%v); the password or security token may have been changed outside Vault. "+
-			"Not overwriting it: write the current credential to accounts/%s, or read accounts/%s/diagnose", r.name, cause, r.name, r.name)}
+			"Not overwriting it: write the current credential to %s, or read %s", r.name, cause, where, diagnose)}
 }
 
 // webhookGateHook asks the account's pre_rotation_webhook whether now is a
@@ -336,10 +370,14 @@ func (newLoginHook) run(ctx context.Context, r *rotationRun) error {
 	}
 	switch res.verdict {
 	case loginOK:
-		r.ownSession = res.session
+		r.own(res.session)
+		r.verified = true
 		return nil
 	case loginPasswordOnly:
 		if r.acct.needsToken() {
+			// Salesforce accepted the password and asks for the token it
+			// just emailed: proven.
+			r.verified = true
 			return nil
 		}
 		return fmt.Errorf("the new password is accepted but Salesforce asks for a security token; check the trusted IP ranges")
@@ -368,7 +406,9 @@ func (validationQueryHook) run(ctx context.Context, r *rotationRun) error {
 		}
 		return fmt.Errorf("skipped: no session with the new credential")
 	}
-	return runValidationQuery(ctx, r.client, r.ownSession, r.acct.ValidationQuery)
+	err := runValidationQuery(ctx, r.client, r.ownSession, r.acct.ValidationQuery)
+	r.validated = err == nil
+	return err
 }
 
 func runValidationQuery(ctx context.Context, c Client, s *sfapi.Session, soql string) error {

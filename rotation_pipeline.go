@@ -70,6 +70,16 @@ type rotationResult struct {
 	Version     int
 	TokenStatus string
 	Warnings    []string
+
+	// Dual accounts (rotation_dual.go): whose password changed, who is
+	// active now, and why a switch waits.
+	RotatedUsername string
+	ActiveUsername  string
+	ActiveUser      string
+	SwitchStatus    string
+	SwitchReason    string
+	// Ended is what end_sessions_on_rotation ended (rotation_sessions.go).
+	Ended *endedReport
 }
 
 // rotateAccount rotates the password of one account now. It returns an
@@ -105,6 +115,11 @@ func (b *backend) rotateAccount(ctx context.Context, s logical.Storage, name, tr
 			b.recordFailure(ctx, txn, rcfg, trigger, re)
 		}
 		return &rotationResult{Account: name, Outcome: outcomeOf(re)}, re
+	}
+	// Finish what earlier rotations left after their password change, and
+	// aim a dual account's rotation at its inactive user.
+	if res, done, err := b.finishBeforeRotating(ctx, txn, trigger); done {
+		return res, err
 	}
 
 	acct, err := txn.get(ctx)
@@ -266,16 +281,28 @@ func (b *backend) rotate(ctx context.Context, r *rotationRun) (*rotationResult, 
 			return nil, re
 		}
 	}
-	// Verify (failures are warnings: the new password is stored), notify.
+	// Verify (failures are warnings: the new password is stored), switch a
+	// dual account's users, notify.
 	_ = r.runHooks(ctx, afterRotation)
+	if _, err := b.completeSwitch(ctx, r); err != nil {
+		if errors.Is(err, errSimulatedCrash) {
+			return nil, err
+		}
+		r.warn("the switch to %s waits: %v", r.acct.Username, err)
+		b.markUnfinished(r.name, b.now().Add(walRetryInterval))
+	}
 	b.notifyRotated(ctx, r.name, r.acct, r.rcfg)
-	return &rotationResult{
-		Account:     r.name,
-		Outcome:     outcomeRotated,
-		Version:     r.acct.Version,
-		TokenStatus: tokenStatusOf(r.acct),
-		Warnings:    r.warnings,
-	}, nil
+	res := &rotationResult{
+		Account:         r.name,
+		Outcome:         outcomeRotated,
+		Version:         r.acct.Version,
+		TokenStatus:     tokenStatusOf(r.acct),
+		Warnings:        r.warnings,
+		RotatedUsername: r.acct.Username,
+		Ended:           r.ended,
+	}
+	addDualResult(res, r.acct)
+	return res, nil
 }
 
 // changePassword asks Salesforce to set the new password.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,6 +54,9 @@ type rotationState struct {
 	settled    chan struct{}
 	// settleErrs holds why the last pass kept each account's entries.
 	settleErrs map[string]settleAttempt
+	// unfinished are accounts with work left after a password change
+	// (rotation_dual.go): ending old sessions, a dual account's switch.
+	unfinished map[string]bool
 
 	// webhookRootCAs and webhookResolver, when set (tests), replace the
 	// system roots and resolver of webhook deliveries (webhook.go).
@@ -126,6 +130,17 @@ func (b *backend) initializeRotation(ctx context.Context, req *logical.Initializ
 	}
 	for name, at := range due {
 		_ = q.Push(&queue.Item{Key: name, Priority: at})
+	}
+	if built {
+		// Work left after a password change (a dual account's switch,
+		// ending old sessions) is finished by the settling pass below.
+		unfinished, err := listKeysBelow(ctx, req.Storage, unfinishedIndexPrefix)
+		if err != nil {
+			return err
+		}
+		for _, key := range unfinished {
+			b.markUnfinished(strings.TrimPrefix(key, unfinishedIndexPrefix), b.now())
+		}
 	}
 	tickCtx, cancel := context.WithCancel(b.rot.bgCtx)
 	b.rot.mu.Lock()

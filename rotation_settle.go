@@ -111,6 +111,8 @@ func byCandidate(pending []pendingRotation) [][]pendingRotation {
 func (b *backend) settleCandidate(ctx context.Context, txn *accountTxn, group []pendingRotation) ([]string, error) {
 	var ids []string
 	w := group[0].w
+	// A dual account's entry is its user's: settled on the view of it.
+	defer txn.asUser(txn.asUser(w.Username))
 	for _, p := range group {
 		ids = append(ids, p.id)
 		if p.w.RejectedAt.After(w.RejectedAt) {
@@ -346,6 +348,10 @@ func (b *backend) settleAllWALs(ctx context.Context, s logical.Storage) (time.Ti
 		}
 		txn := b.lockAccount(s, name)
 		err := b.settleAccountWALs(ctx, txn)
+		if err == nil {
+			// A rolled-forward rotation's sessions and switch.
+			_, err = b.finishPending(ctx, txn, triggerScheduled)
+		}
 		txn.unlock()
 		b.noteSettleAttempt(name, err)
 		// A rolled-forward rotation moved the account's next rotation.
@@ -353,6 +359,13 @@ func (b *backend) settleAllWALs(ctx context.Context, s logical.Storage) (time.Ti
 		if err != nil {
 			merr = errors.Join(merr, fmt.Errorf("account %q: %w", name, err))
 			retryAt(err)
+		}
+	}
+	// Work left after a password change (rotation_dual.go).
+	if at, err := b.finishUnfinished(ctx, s, accounts); err != nil {
+		merr = errors.Join(merr, err)
+		if next.IsZero() || at.Before(next) {
+			next = at
 		}
 	}
 	return next, merr
@@ -375,9 +388,22 @@ func (b *backend) startSettling(ctx context.Context, s logical.Storage) {
 	b.rot.settled = done
 	b.rot.mu.Unlock()
 	b.rot.wg.Add(1)
+	b.idx.mu.Lock()
+	building := b.idx.building
+	b.idx.mu.Unlock()
 	go func() {
 		defer b.rot.wg.Done()
 		defer close(done)
+		if building != nil {
+			// After an upgrade the index build is what finds the accounts
+			// with work left after a password change: the first pass
+			// finishes theirs too.
+			select {
+			case <-building:
+			case <-ctx.Done():
+				return
+			}
+		}
 		b.settlePass(ctx, s)
 	}()
 }
@@ -441,6 +467,8 @@ func (b *backend) noteSettleAttempt(name string, err error) {
 type pendingStatus struct {
 	since  time.Time
 	reason string
+	// username is whose password the rotation changes.
+	username string
 }
 
 // pendingRotation reports an unsettled rotation of the stored acct, from
@@ -455,14 +483,15 @@ func (b *backend) pendingRotation(ctx context.Context, s logical.Storage, name s
 	if err != nil {
 		return nil, err
 	}
-	stored := sha256.Sum256([]byte(acct.Password))
 	var p *pendingStatus
 	for _, e := range entries {
-		if e.username != acct.Username || e.candidate == stored {
+		// A dual account's entries are of either user.
+		u := acct.viewOf(e.username)
+		if u.Username != e.username || e.candidate == sha256.Sum256([]byte(u.Password)) {
 			continue
 		}
 		if p == nil || e.createdAt.Before(p.since) {
-			p = &pendingStatus{since: e.createdAt}
+			p = &pendingStatus{since: e.createdAt, username: e.username}
 		}
 	}
 	if p == nil {

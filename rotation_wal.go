@@ -102,6 +102,9 @@ func (b *backend) rollbackRotationWAL(ctx context.Context, s logical.Storage, da
 	// candidate are one), and deleted as they are settled.
 	txn := b.lockAccount(s, w.Account)
 	err = b.settleAccountWALs(ctx, txn)
+	if err == nil {
+		_, err = b.finishPending(ctx, txn, triggerScheduled)
+	}
 	txn.unlock()
 	b.requeueStored(ctx, s, w.Account)
 	return err

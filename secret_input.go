@@ -6,7 +6,8 @@ import (
 )
 
 // One rule for the write-only secret fields: password and security_token
-// (accounts/<name>, accounts/<name>/security-token, config), client_secret
+// (accounts/<name>, accounts/<name>/security-token, config; and
+// secondary_password, secondary_security_token of a dual account), client_secret
 // (config), refresh_token (roles/<name>) and webhook_secret
 // (config/rotation). A value is taken as given, except that one trailing
 // newline, which echo, a heredoc or an editor adds to a file passed as
@@ -18,10 +19,10 @@ import (
 // (security_token, client_secret, refresh_token).
 
 // secretInputHelp states the rule in path-help.
-const secretInputHelp = `Secret fields (password, security_token, client_secret, refresh_token, webhook_secret) are
-taken as given, except that one trailing newline (as echo or a file passed with @file adds)
-is removed. Any other control character is refused, and so are spaces in security_token,
-client_secret and refresh_token.`
+const secretInputHelp = `Secret fields (password, security_token, secondary_password, secondary_security_token,
+client_secret, refresh_token, webhook_secret) are taken as given, except that one trailing
+newline (as echo or a file passed with @file adds) is removed. Any other control character
+is refused, and so are spaces in the security tokens, client_secret and refresh_token.`
 
 // secretInput applies the rule to the value written to field; spaces says
 // whether the field's values may contain spaces.

@@ -321,6 +321,8 @@ func (b *backend) grantSession(ctx context.Context, s logical.Storage, client Cl
 		if acct == nil {
 			return nil, &roleSetupError{msg: fmt.Sprintf("account %q does not exist", r.Account)}
 		}
+		// A dual account's active user, as creds/<name> serves it.
+		acct = acct.activeView()
 		if msg := passwordRoleBlocked(r.Account, acct); msg != "" {
 			return nil, &roleSetupError{msg: msg}
 		}

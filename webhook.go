@@ -30,6 +30,15 @@ type rotationEvent struct {
 	Time     time.Time `json:"time"`
 	Outcome  string    `json:"outcome,omitempty"`
 	Error    string    `json:"error,omitempty"`
+
+	// Dual accounts: the user creds/<name> serves after this event (which
+	// became active, on a switch) and why a switch waits.
+	ActiveUser     string `json:"active_user,omitempty"`
+	ActiveUsername string `json:"active_username,omitempty"`
+	SwitchStatus   string `json:"switch_status,omitempty"`
+	// What end_sessions_on_rotation ended after this rotation.
+	SessionsEnded      *int `json:"sessions_ended,omitempty"`
+	OAuthTokensRevoked *int `json:"oauth_tokens_revoked,omitempty"`
 }
 
 const (
@@ -38,7 +47,7 @@ const (
 )
 
 func (b *backend) newEvent(event, name string, acct *account, outcome string) *rotationEvent {
-	return &rotationEvent{
+	ev := &rotationEvent{
 		Event:    event,
 		Account:  name,
 		Username: acct.Username,
@@ -46,6 +55,15 @@ func (b *backend) newEvent(event, name string, acct *account, outcome string) *r
 		Time:     b.now().UTC().Truncate(time.Second),
 		Outcome:  outcome,
 	}
+	if acct.dual() {
+		ev.ActiveUsername = acct.ActiveUsername
+		ev.ActiveUser = acct.roleOf(acct.ActiveUsername)
+		ev.SwitchStatus = acct.switchStatus()
+	}
+	if e := acct.endedNow; e != nil {
+		ev.SessionsEnded, ev.OAuthTokensRevoked = &e.Sessions, &e.OAuthGrants
+	}
+	return ev
 }
 
 // signBody returns the hex HMAC-SHA256 of body keyed with secret.
@@ -116,14 +134,18 @@ func (b *backend) notify(ctx context.Context, name string, acct *account, rcfg *
 		eventType = "salesforce/rotate-fail"
 	}
 	if b.eventsSupported(ctx) {
-		err := logical.SendEvent(ctx, b, eventType,
-			logical.EventMetadataPath, "rotate/"+name,
-			logical.EventMetadataDataPath, "creds/"+name,
+		metadata := []string{
+			logical.EventMetadataPath, "rotate/" + name,
+			logical.EventMetadataDataPath, "creds/" + name,
 			logical.EventMetadataModified, strconv.FormatBool(failure == nil),
 			"account", name,
 			"version", strconv.Itoa(acct.Version),
 			"outcome", outcome,
-		)
+		}
+		if acct.dual() {
+			metadata = append(metadata, "active_username", acct.ActiveUsername)
+		}
+		err := logical.SendEvent(ctx, b, eventType, metadata...)
 		if err != nil {
 			b.logger.Debug("vault event not sent", "error", err)
 		}
@@ -137,6 +159,9 @@ func (b *backend) notify(ctx context.Context, name string, acct *account, rcfg *
 		return
 	}
 	ev := b.newEvent("rotate", name, acct, outcome)
+	if outcome == outcomeSwitched {
+		ev.Event = "switch"
+	}
 	if failure != nil {
 		ev.Event = "rotate-fail"
 		ev.Error = failure.Error()
