@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,9 +12,7 @@ import (
 
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
-)
-
-// Two indexes kept beside the accounts, so that neither an account write
+) // Two indexes kept beside the accounts, so that neither an account write
 // nor a mount start reads every stored account:
 //
 //	usernames/<username>        the account that manages a Salesforce user
@@ -70,11 +67,6 @@ type indexMeta struct {
 	BuiltAt time.Time `json:"built_at"`
 }
 
-// usernameEntry is stored at usernames/<username>.
-type usernameEntry struct {
-	Account string `json:"account"`
-}
-
 // accountIndexes is the backend's view of the indexes.
 type accountIndexes struct {
 	// built: index-meta was seen (it is never removed).
@@ -89,10 +81,6 @@ type accountIndexes struct {
 
 func newAccountIndexes() *accountIndexes {
 	return &accountIndexes{locks: locksutil.CreateLocks()}
-}
-
-func usernameKey(username string) string {
-	return usernameIndexPrefix + url.PathEscape(strings.ToLower(username))
 }
 
 // schedTime is the time the schedule index holds for a (unix seconds; 0
@@ -120,130 +108,6 @@ func parseScheduleKey(key string) (string, int64, bool) {
 		return "", 0, false
 	}
 	return key[:i], at, true
-}
-
-// usernamesOf returns the Salesforce users whose credentials a stores:
-// its username and, for a dual account, the secondary's.
-func usernamesOf(a *account) []string {
-	if a == nil {
-		return nil
-	}
-	names := []string{a.Username}
-	if a.Secondary != nil && a.Secondary.Username != "" {
-		names = append(names, a.Secondary.Username)
-	}
-	return names
-}
-
-// maxUsernameLockWait bounds how long a transaction that holds a username
-// lock already waits for another one.
-const maxUsernameLockWait = 10 * time.Second
-
-// lockUsername takes the lock of username for the rest of the transaction.
-// A transaction holding one already (a dual account's second user) only
-// tries for the next one for a while, so two writes taking the locks of two
-// users in opposite orders never wait for each other forever.
-func (t *accountTxn) lockUsername(ctx context.Context, username string) error {
-	l := locksutil.LockForKey(t.b.idx.locks, strings.ToLower(username))
-	for _, held := range t.userLocks {
-		if held == l {
-			return nil
-		}
-	}
-	if len(t.userLocks) > 0 {
-		deadline := time.Now().Add(maxUsernameLockWait)
-		for !l.TryLock() {
-			if time.Now().After(deadline) || ctx.Err() != nil {
-				return logical.CodedError(http.StatusServiceUnavailable,
-					"another write is claiming a username of this account at the same time; try again")
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	} else {
-		l.Lock()
-	}
-	t.userLocks = append(t.userLocks, l)
-	return nil
-}
-
-// claimUsername returns the name of another stored account that manages
-// username (compared case-insensitively, as Salesforce does), or "". The
-// username stays locked until the transaction ends, so no other account
-// can claim it meanwhile; put then writes its entry.
-func (t *accountTxn) claimUsername(ctx context.Context, username string) (string, error) {
-	// A build of the indexes takes username locks: wait for it first.
-	built, err := t.b.indexesBuilt(ctx, t.s)
-	if err != nil {
-		return "", err
-	}
-	if err := t.lockUsername(ctx, username); err != nil {
-		return "", err
-	}
-	return t.b.lookupUsername(ctx, t.s, username, t.name, built)
-}
-
-// accountWithUsername returns the name of the stored account other than
-// except that manages username (compared case-insensitively, as Salesforce
-// does), or "": one index read where the indexes are built.
-func (b *backend) accountWithUsername(ctx context.Context, s logical.Storage, username, except string) (string, error) {
-	built, err := b.indexesBuilt(ctx, s)
-	if err != nil {
-		return "", err
-	}
-	return b.lookupUsername(ctx, s, username, except, built)
-}
-
-func (b *backend) lookupUsername(ctx context.Context, s logical.Storage, username, except string, built bool) (string, error) {
-	if !built {
-		return scanForUsername(ctx, s, username, except)
-	}
-	entry, err := s.Get(ctx, usernameKey(username))
-	if err != nil {
-		return "", fmt.Errorf("reading the username index: %w", err)
-	}
-	if entry == nil {
-		return "", nil
-	}
-	var ue usernameEntry
-	if err := entry.DecodeJSON(&ue); err != nil {
-		return "", fmt.Errorf("decoding the username index: %w", err)
-	}
-	if ue.Account == "" || ue.Account == except {
-		return "", nil
-	}
-	other, err := b.readAccountCached(ctx, s, ue.Account)
-	if err != nil {
-		return "", err
-	}
-	if other == nil || !other.holdsUsername(username) {
-		// Stale: the account was deleted (or never stored), or let the
-		// user go, after its entry was written.
-		return "", nil
-	}
-	return ue.Account, nil
-}
-
-// scanForUsername reads every stored account: the check of a create on a
-// mount whose indexes are not built (a test backend never initialized).
-func scanForUsername(ctx context.Context, s logical.Storage, username, except string) (string, error) {
-	keys, err := listKeysBelow(ctx, s, accountStoragePrefix)
-	if err != nil {
-		return "", fmt.Errorf("listing accounts: %w", err)
-	}
-	for _, key := range keys {
-		name := strings.TrimPrefix(key, accountStoragePrefix)
-		if name == except {
-			continue
-		}
-		acct, err := readAccount(ctx, s, name)
-		if err != nil {
-			return "", err
-		}
-		if acct != nil && acct.holdsUsername(username) {
-			return name, nil
-		}
-	}
-	return "", nil
 }
 
 // indexesBuilt reports whether every stored account has its index
@@ -414,28 +278,6 @@ func (t *accountTxn) indexAfterDelete(ctx context.Context) {
 	}
 }
 
-// releaseUsername removes username's entry unless another account claimed
-// the user since.
-func (t *accountTxn) releaseUsername(ctx context.Context, username string) {
-	if err := t.lockUsername(ctx, username); err != nil {
-		// A stale entry is ignored by the next claim.
-		return
-	}
-	key := usernameKey(username)
-	entry, err := t.s.Get(ctx, key)
-	if err == nil && entry != nil {
-		var ue usernameEntry
-		if entry.DecodeJSON(&ue) == nil && ue.Account != t.name {
-			return
-		}
-		err = t.s.Delete(ctx, key)
-	}
-	if err != nil {
-		// A stale entry is ignored by the next claim.
-		t.b.logger.Warn("could not remove a username index entry", "account", t.name, "error", err)
-	}
-}
-
 // deleteUnfinishedKey removes the account's unfinished-work entry: a stale
 // one only makes a start try to finish what is done.
 func (t *accountTxn) deleteUnfinishedKey(ctx context.Context) {
@@ -502,152 +344,6 @@ func loadScheduleIndex(ctx context.Context, s logical.Storage) (map[string]int64
 		due[name] = at
 	}
 	return due, extra, nil
-}
-
-// buildIndexes gives every stored account its index entries and queues
-// the scheduled ones: once per mount, in the background after a start
-// that found no index-meta. Each account is read under its own
-// transaction, so writes meanwhile are never undone.
-func (b *backend) buildIndexes(ctx context.Context, s logical.Storage, done chan struct{}) {
-	defer close(done)
-	defer func() {
-		b.idx.mu.Lock()
-		b.idx.building = nil
-		b.idx.mu.Unlock()
-	}()
-	start := time.Now()
-	keys, err := listKeysBelow(ctx, s, accountStoragePrefix)
-	if err != nil {
-		b.logger.Error("building the account indexes: listing accounts failed; retried at the next start", "error", err)
-		return
-	}
-	scheduled := 0
-	for _, key := range keys {
-		if ctx.Err() != nil {
-			return
-		}
-		name := strings.TrimPrefix(key, accountStoragePrefix)
-		txn := b.lockAccount(s, name)
-		acct, err := b.indexAccount(ctx, txn)
-		txn.unlock()
-		if err != nil {
-			b.logger.Error("building the account indexes failed; retried at the next start", "account", name, "error", err)
-			return
-		}
-		if schedTime(acct) != 0 {
-			scheduled++
-		}
-		b.scheduleAccount(name, acct)
-		if acct != nil && acct.unfinishedWork() {
-			b.markUnfinished(name, b.now())
-		}
-	}
-	if err := writeIndexMeta(ctx, s, b.now()); err != nil {
-		b.logger.Error("building the account indexes: could not store that they are built; retried at the next start", "error", err)
-		return
-	}
-	b.idx.built.Store(true)
-	if len(keys) == 0 {
-		b.logger.Info("rotation queue initialized", "scheduled_accounts", 0)
-		return
-	}
-	b.logger.Info("rotation queue initialized", "scheduled_accounts", scheduled, "accounts", len(keys),
-		"note", "account indexes built once for this mount", "took", time.Since(start).Round(time.Millisecond).String())
-}
-
-// indexAccount writes the index entries of the account txn holds and
-// returns it.
-func (b *backend) indexAccount(ctx context.Context, txn *accountTxn) (*account, error) {
-	acct, err := txn.get(ctx)
-	if err != nil || acct == nil {
-		return nil, err
-	}
-	for _, u := range usernamesOf(acct) {
-		if err := b.indexUsername(ctx, txn, u); err != nil {
-			return nil, err
-		}
-	}
-	if acct.unfinishedWork() {
-		if err := txn.s.Put(ctx, &logical.StorageEntry{Key: unfinishedIndexPrefix + txn.name, Value: []byte("{}")}); err != nil {
-			return nil, err
-		}
-	}
-	if at := schedTime(acct); at != 0 {
-		if err := txn.putScheduleKey(ctx, at); err != nil {
-			return nil, err
-		}
-	}
-	return acct, nil
-}
-
-// indexUsername writes username's entry for the account txn holds, unless
-// another stored account manages the user too (stored before the check).
-func (b *backend) indexUsername(ctx context.Context, txn *accountTxn, username string) error {
-	if err := txn.lockUsername(ctx, username); err != nil {
-		return err
-	}
-	key := usernameKey(username)
-	entry, err := txn.s.Get(ctx, key)
-	if err != nil {
-		return err
-	}
-	claim := entry == nil
-	if entry != nil {
-		var ue usernameEntry
-		if entry.DecodeJSON(&ue) != nil || ue.Account == "" {
-			claim = true
-		} else if ue.Account != txn.name {
-			other, err := b.readAccountCached(ctx, txn.s, ue.Account)
-			if err != nil {
-				return err
-			}
-			if other == nil || !other.holdsUsername(username) {
-				claim = true
-			} else {
-				b.logger.Warn("two accounts manage the same Salesforce user (stored before the username check); the index names the first",
-					"account", txn.name, "index_names", ue.Account)
-			}
-		}
-	}
-	if !claim {
-		return nil
-	}
-	ue, err := logical.StorageEntryJSON(key, usernameEntry{Account: txn.name})
-	if err != nil {
-		return err
-	}
-	return txn.s.Put(ctx, ue)
-}
-
-// dropScheduleKeys removes, in the background, the schedule keys a start
-// found beside an account's earliest one (left by a crash between two
-// steps of an index update). Each is checked against the account under its
-// transaction: the key of the account's own time stays.
-func (b *backend) dropScheduleKeys(ctx context.Context, s logical.Storage, keys []string) {
-	if len(keys) == 0 {
-		return
-	}
-	b.rot.wg.Add(1)
-	go func() {
-		defer b.rot.wg.Done()
-		for _, key := range keys {
-			if ctx.Err() != nil {
-				return
-			}
-			name, at, ok := parseScheduleKey(strings.TrimPrefix(key, scheduleIndexPrefix))
-			if !ok {
-				if err := s.Delete(ctx, key); err != nil {
-					b.logger.Warn("could not remove an unreadable schedule index key", "key", key, "error", err)
-				}
-				continue
-			}
-			txn := b.lockAccount(s, name)
-			if acct, err := txn.get(ctx); err == nil && schedTime(acct) != at {
-				txn.deleteScheduleKey(ctx, at)
-			}
-			txn.unlock()
-		}
-	}()
 }
 
 // listKeysBelow lists every key below prefix, folders included, as full
