@@ -143,3 +143,56 @@ func (b *backend) addAppReadData(ctx context.Context, s logical.Storage, cfg *sa
 	data["app_developer_name"] = cfg.AppDeveloperName
 	return b.addClientSecretReadData(ctx, s, cfg, data)
 }
+
+// addClientSecretReadData adds what config's read shows of consumer key
+// rotation: the active key's age, the previous key, its state and dates,
+// an unfinished rotation's staged key, the schedule. Never a secret.
+func (b *backend) addClientSecretReadData(ctx context.Context, s logical.Storage, cfg *salesforceConfig, data map[string]interface{}) error {
+	st, err := readClientSecretState(ctx, s)
+	if err != nil {
+		return err
+	}
+	if st.ActiveKey == cfg.ClientID && !st.ActiveSince.IsZero() {
+		data["client_id_since"] = formatTime(st.ActiveSince)
+	}
+	set := func(k, v string) {
+		if v != "" {
+			data[k] = v
+		}
+	}
+	set("last_client_secret_rotation", formatTime(st.LastRotation))
+	set("next_client_secret_rotation", formatTime(st.NextRotation))
+	set("client_secret_rotation_error", st.LastError)
+	set("missed_client_secret_rotation", formatTime(st.MissedRotationAt))
+	if p := st.Previous; p != nil {
+		data["previous_client_id"] = p.Key
+		set("previous_client_id_replaced", formatTime(p.SwitchedAt))
+		set("previous_client_id_expires", formatTime(p.ExpiresAt))
+		if p.pending() {
+			held, err := b.holdersOf(ctx, s, p.Key, b.now())
+			if err != nil {
+				return err
+			}
+			data["previous_client_id_state"] = "Rotated: still valid, deleted when no token minted with it is held (now: " + held.String() + ")"
+			set("previous_client_id_retire_error", p.RetireError)
+		} else {
+			data["previous_client_id_state"] = "deleted: " + p.DeleteReason
+			set("previous_client_id_deleted", formatTime(p.DeletedAt))
+		}
+	}
+	ids, err := framework.ListWAL(ctx, s)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		entry, err := framework.GetWAL(ctx, s, id)
+		if err != nil || entry == nil || entry.Kind != clientSecretWALKind {
+			continue
+		}
+		if w, err := decodeClientSecretWAL(entry.Data); err == nil {
+			data["staged_client_id"] = w.NewKey
+			data["staged_client_id_state"] = "a rotation that started at " + formatTime(w.CreatedAt) + " is unfinished; the engine settles it"
+		}
+	}
+	return nil
+}
