@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"bytes"
 	"net/http"
 	"strings"
 	"sync"
@@ -12,8 +13,15 @@ type Fault struct {
 	// Status, when non-zero, is sent with Body instead of the real answer.
 	Status int
 	Body   string
-	// Latency delays the call (the real answer or the fault).
+	// Latency delays the call (the real answer or the fault) before it
+	// is handled: a change it asks for is not applied yet.
 	Latency time.Duration
+	// LatencyAfter lets the call take effect (a password is set, a failed
+	// login is counted) and then holds its answer back for this long, so
+	// the caller does not know yet what happened. A caller that gives up
+	// meanwhile never gets the answer; the change stays. It applies only
+	// to calls handled for real (not with Status or Drop).
+	LatencyAfter time.Duration
 	// Drop closes the connection without an answer.
 	Drop bool
 	// Times limits the fault to the next N calls; 0 means until cleared.
@@ -24,6 +32,8 @@ type faultSet struct {
 	mu     sync.Mutex
 	faults map[string]*Fault
 	calls  map[string]int
+	// held counts the answers held back by LatencyAfter, per endpoint.
+	held map[string]int
 }
 
 func (f *faultSet) count(endpoint string) {
@@ -85,7 +95,66 @@ func (f *faultSet) apply(endpoint string, w *recorder, r *http.Request) bool {
 		_, _ = w.Write([]byte(ft.Body))
 		return true
 	}
+	if ft.LatencyAfter > 0 {
+		// The handler writes into a buffer (some handlers write while
+		// holding the org lock, which must not be held for the delay);
+		// deliver sends it once the delay is over.
+		w.ResponseWriter = &heldAnswer{dst: w.ResponseWriter, endpoint: endpoint, delay: ft.LatencyAfter}
+	}
 	return false
+}
+
+// heldAnswer buffers a handler's answer for LatencyAfter.
+type heldAnswer struct {
+	dst      http.ResponseWriter
+	endpoint string
+	delay    time.Duration
+	status   int
+	body     bytes.Buffer
+}
+
+// Header is the real header map: it is sent with the held answer.
+func (h *heldAnswer) Header() http.Header { return h.dst.Header() }
+
+func (h *heldAnswer) WriteHeader(code int) {
+	if h.status == 0 {
+		h.status = code
+	}
+}
+
+func (h *heldAnswer) Write(b []byte) (int, error) {
+	if h.status == 0 {
+		h.status = http.StatusOK
+	}
+	return h.body.Write(b)
+}
+
+// deliver runs after the handler: an answer held by LatencyAfter is sent
+// once its delay is over, or never if the caller has gone.
+func (f *faultSet) deliver(w *recorder, r *http.Request) {
+	h, ok := w.ResponseWriter.(*heldAnswer)
+	if !ok {
+		return
+	}
+	w.ResponseWriter = h.dst
+	f.mu.Lock()
+	if f.held == nil {
+		f.held = map[string]int{}
+	}
+	f.held[h.endpoint]++
+	f.mu.Unlock()
+	t := time.NewTimer(h.delay)
+	select {
+	case <-t.C:
+	case <-r.Context().Done():
+		t.Stop()
+		return
+	}
+	if h.status == 0 {
+		h.status = http.StatusOK
+	}
+	h.dst.WriteHeader(h.status)
+	_, _ = h.dst.Write(h.body.Bytes())
 }
 
 func sniffContentType(body string) string {
@@ -129,9 +198,19 @@ func (s *Server) Calls(endpoint string) int {
 	return s.faults.calls[endpoint]
 }
 
+// HeldAnswers returns how many calls to endpoint took effect and then had
+// their answer held back by Fault.LatencyAfter (counted when the hold
+// starts).
+func (s *Server) HeldAnswers(endpoint string) int {
+	s.faults.mu.Lock()
+	defer s.faults.mu.Unlock()
+	return s.faults.held[endpoint]
+}
+
 // ResetCalls zeroes every counter.
 func (s *Server) ResetCalls() {
 	s.faults.mu.Lock()
 	defer s.faults.mu.Unlock()
 	s.faults.calls = nil
+	s.faults.held = nil
 }

@@ -124,3 +124,98 @@ func TestCallHookNeverLogsSecrets(t *testing.T) {
 		}
 	}
 }
+
+// LatencyAfter applies the change, then holds the answer: a password
+// set through REST is in force while its caller still waits, and the
+// org stays usable meanwhile (the REST handler's org lock is not held).
+func TestFaultLatencyAfterAppliesBeforeAnswering(t *testing.T) {
+	s := NewTestServer(t, nil)
+	tok := mustPasswordGrant(t, s, adminUser, adminPass+adminTok)
+	const newPass = "Integ-Pass-After-1"
+	s.InjectFault("rest.password", Fault{LatencyAfter: time.Second, Times: 1})
+	done := make(chan int, 1)
+	start := time.Now()
+	req, err := http.NewRequest(http.MethodPost, s.MyDomainURL()+"/services/data/v64.0/sobjects/User/"+s.UserID(integUser)+"/password",
+		strings.NewReader(`{"NewPassword":"`+newPass+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.HeldAnswers("rest.password") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the answer was never held")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Applied, not yet answered; other users can log in meanwhile.
+	if got := s.Password(integUser); got != newPass {
+		t.Fatal("the change is not applied while its answer is held")
+	}
+	mustSOAPLogin(t, s, trustUser, trustPass)
+	select {
+	case status := <-done:
+		t.Fatalf("answered (%d) before LatencyAfter was over", status)
+	default:
+	}
+	if status := <-done; status != http.StatusNoContent {
+		t.Fatalf("held answer status = %d, want 204", status)
+	}
+	if waited := time.Since(start); waited < time.Second {
+		t.Fatalf("answer came after %s, want at least the 1s LatencyAfter", waited)
+	}
+}
+
+// A caller that gives up while its answer is held never gets it, and the
+// change stays applied; Latency (before) is the opposite: nothing applied.
+func TestFaultLatencyBeforeAndAfterWhenCallerGivesUp(t *testing.T) {
+	s := NewTestServer(t, nil)
+	sid := mustSOAPLogin(t, s, integUser, integPass+integTok)
+	change := func(newPass string) error {
+		c := &http.Client{Timeout: 300 * time.Millisecond}
+		body := envelope(`<urn:SessionHeader><urn:sessionId>`+sid+`</urn:sessionId></urn:SessionHeader>`,
+			`<urn:changeOwnPassword><urn:oldPassword>`+xmlText(s.Password(integUser))+`</urn:oldPassword><urn:newPassword>`+xmlText(newPass)+`</urn:newPassword></urn:changeOwnPassword>`)
+		resp, err := c.Post(s.MyDomainURL()+"/services/Soap/u/64.0/"+id15(s.OrgID()), "text/xml; charset=utf-8", strings.NewReader(body))
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+
+	s.InjectFault("soap.changeOwnPassword", Fault{Latency: time.Hour, Times: 1})
+	if err := change("Integ-Pass-Before-1"); err == nil {
+		t.Fatal("an hour of latency before the call did not time the client out")
+	}
+	if s.Password(integUser) != integPass {
+		t.Fatal("a call abandoned before it was handled changed the password")
+	}
+
+	s.InjectFault("soap.changeOwnPassword", Fault{LatencyAfter: time.Hour, Times: 1})
+	if err := change("Integ-Pass-After-1"); err == nil {
+		t.Fatal("an hour of latency after the call did not time the client out")
+	}
+	if s.Password(integUser) != "Integ-Pass-After-1" {
+		t.Fatal("a call abandoned while its answer was held did not keep its change")
+	}
+	if got := s.HeldAnswers("soap.changeOwnPassword"); got != 1 {
+		t.Fatalf("HeldAnswers = %d, want 1", got)
+	}
+	// A fault answer replaces the handler, so nothing is held.
+	s.InjectFault("soap.login", Fault{Status: 500, Body: "<oops/>", LatencyAfter: time.Hour, Times: 1})
+	if status, _ := soapLogin(t, s, "64.0", integUser, "x"); status != 500 {
+		t.Fatalf("status %d, want the injected 500 at once", status)
+	}
+	if got := s.HeldAnswers("soap.login"); got != 0 {
+		t.Fatalf("HeldAnswers(soap.login) = %d for a fault answer", got)
+	}
+}

@@ -435,6 +435,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	handler(rec, r, body)
+	s.faults.deliver(rec, r)
 }
 
 type handlerFunc func(w *recorder, r *http.Request, body []byte)
