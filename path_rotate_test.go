@@ -188,6 +188,7 @@ func TestRotateRoot_CrashSafety(t *testing.T) {
 	}{
 		{stepRootWALWritten, false},
 		{stepRootPasswordChanged, true},
+		{stepRootStored, true},
 	} {
 		t.Run(tc.step, func(t *testing.T) {
 			e := newRotEnv(t)

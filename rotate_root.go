@@ -18,6 +18,7 @@ import (
 const (
 	stepRootWALWritten      = "root-wal-written"
 	stepRootPasswordChanged = "root-password-changed"
+	stepRootStored          = "root-stored"
 )
 
 // rootRotationRefused is a rotate-root refused before or by Salesforce
@@ -132,6 +133,9 @@ func (b *backend) rotateRoot(ctx context.Context, req *logical.Request) error {
 		if err := writeConfig(ctx, req.Storage, cfg); err != nil {
 			b.logger.Error("rotate-root: Salesforce has the new admin password but storing it failed; the WAL keeps it", "error", err)
 			return fmt.Errorf("rotate-root changed the admin password but could not store it (it is kept in the WAL and stored on recovery): %w", err)
+		}
+		if err := b.step(stepRootStored); err != nil {
+			return err
 		}
 		b.deleteWAL(ctx, req.Storage, walID)
 		b.resetClient()

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -250,9 +251,16 @@ func decodeWALData(data interface{}, into interface{}) error {
 // way a crash would: nothing more is written.
 var errSimulatedCrash = errors.New("simulated crash")
 
+// stepPause, set only in chaos builds (chaos_pause.go), holds a rotation
+// at a step so the acceptance suite can kill Vault there.
+var stepPause func(logger hclog.Logger, step string)
+
 // step marks a point between the writes of a rotation where tests can
 // simulate a crash.
 func (b *backend) step(name string) error {
+	if stepPause != nil {
+		stepPause(b.logger, name)
+	}
 	if b.rot.testStep == nil {
 		return nil
 	}
