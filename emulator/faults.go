@@ -14,8 +14,14 @@ type Fault struct {
 	Status int
 	Body   string
 	// Latency delays the call (the real answer or the fault) before it
-	// is handled: a change it asks for is not applied yet.
+	// is handled: a change it asks for is not applied yet. A caller that
+	// gives up meanwhile cancels the call, unless IgnoreCancel is set.
 	Latency time.Duration
+	// IgnoreCancel runs the call to the end of its Latency and handles it
+	// even when the caller has gone, as Salesforce completes a request it
+	// has fully received: the change lands late and the answer goes
+	// nowhere.
+	IgnoreCancel bool
 	// LatencyAfter lets the call take effect (a password is set, a failed
 	// login is counted) and then holds its answer back for this long, so
 	// the caller does not know yet what happened. A caller that gives up
@@ -71,9 +77,13 @@ func (f *faultSet) apply(endpoint string, w *recorder, r *http.Request) bool {
 	}
 	if ft.Latency > 0 {
 		t := time.NewTimer(ft.Latency)
+		done := r.Context().Done()
+		if ft.IgnoreCancel {
+			done = nil
+		}
 		select {
 		case <-t.C:
-		case <-r.Context().Done():
+		case <-done:
 			t.Stop()
 			return true
 		}

@@ -177,7 +177,8 @@ func TestFaultLatencyAfterAppliesBeforeAnswering(t *testing.T) {
 }
 
 // A caller that gives up while its answer is held never gets it, and the
-// change stays applied; Latency (before) is the opposite: nothing applied.
+// change stays applied; Latency (before) is the opposite: nothing applied,
+// unless IgnoreCancel makes the change land late.
 func TestFaultLatencyBeforeAndAfterWhenCallerGivesUp(t *testing.T) {
 	s := NewTestServer(t, nil)
 	sid := mustSOAPLogin(t, s, integUser, integPass+integTok)
@@ -198,6 +199,21 @@ func TestFaultLatencyBeforeAndAfterWhenCallerGivesUp(t *testing.T) {
 	}
 	if s.Password(integUser) != integPass {
 		t.Fatal("a call abandoned before it was handled changed the password")
+	}
+
+	s.InjectFault("soap.changeOwnPassword", Fault{Latency: 500 * time.Millisecond, IgnoreCancel: true, Times: 1})
+	if err := change("Integ-Pass-Late-1"); err == nil {
+		t.Fatal("the latency did not time the client out")
+	}
+	if s.Password(integUser) != integPass {
+		t.Fatal("a call held before handling was applied early")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Password(integUser) != "Integ-Pass-Late-1" {
+		if time.Now().After(deadline) {
+			t.Fatal("with IgnoreCancel the abandoned call was never applied")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 
 	s.InjectFault("soap.changeOwnPassword", Fault{LatencyAfter: time.Hour, Times: 1})
