@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -76,11 +77,17 @@ func (f *faultSet) apply(endpoint string, w *recorder, r *http.Request) bool {
 		return false
 	}
 	if ft.Latency > 0 {
-		t := time.NewTimer(ft.Latency)
 		done := r.Context().Done()
 		if ft.IgnoreCancel {
 			done = nil
+		} else if r.Body != nil {
+			// net/http notices a caller that hangs up only once the
+			// request body is consumed: read it now, so a REST call is
+			// cancelled like a SOAP one (whose body routing has read).
+			body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+			r.Body = io.NopCloser(bytes.NewReader(body))
 		}
+		t := time.NewTimer(ft.Latency)
 		select {
 		case <-t.C:
 		case <-done:

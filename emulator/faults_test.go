@@ -235,3 +235,27 @@ func TestFaultLatencyBeforeAndAfterWhenCallerGivesUp(t *testing.T) {
 		t.Fatalf("HeldAnswers(soap.login) = %d for a fault answer", got)
 	}
 }
+
+// A REST call abandoned during Latency is cancelled like a SOAP one,
+// although its body was not read when the caller hung up.
+func TestFaultLatencyCancelsAbandonedRESTCall(t *testing.T) {
+	s := NewTestServer(t, nil)
+	tok := mustPasswordGrant(t, s, adminUser, adminPass+adminTok)
+	s.InjectFault("rest.password", Fault{Latency: 300 * time.Millisecond, Times: 1})
+	req, err := http.NewRequest(http.MethodPost, s.MyDomainURL()+"/services/data/v64.0/sobjects/User/"+s.UserID(integUser)+"/password",
+		strings.NewReader(`{"NewPassword":"Integ-Pass-Never-1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	c := &http.Client{Timeout: 100 * time.Millisecond}
+	if resp, err := c.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatal("the latency did not time the client out")
+	}
+	time.Sleep(600 * time.Millisecond)
+	if s.Password(integUser) != integPass {
+		t.Fatal("a REST call abandoned during Latency was applied")
+	}
+}
