@@ -13,7 +13,13 @@
 //
 // Helpers for tests: vaultCLI, vaultCLIFails, vaultCLIStdin, vaultJSON,
 // vaultJSONAs, apiClient, registerPlugin, mountPlugin, configureEmulatorAdmin,
-// pluginProcesses, emulatorServer, noteSecret.
+// pluginProcesses, emulatorServer, noteSecret. A non-dev Vault on
+// integrated storage (one node or a cluster) is in raft_test.go; an org of
+// a test's own in emuorg_test.go.
+//
+// The dev server logs at trace level and has a file audit device; at the
+// end every Vault log and audit log of the run is searched for every
+// secret the suite used (leakscan_test.go).
 package acceptance
 
 import (
@@ -140,16 +146,16 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "acceptance: teardown:", err)
 		code = 1
 	}
-	if leaks, err := h.secretsInVaultLog(); err != nil {
-		fmt.Fprintln(os.Stderr, "acceptance: FAIL: cannot search Vault's log for secrets:", err)
+	rep, err := scanForLeaks()
+	fmt.Fprintf(os.Stderr, "acceptance: leak scan: %d secret values searched in %d files (%d bytes: Vault server logs at trace level with the plugin's lines, audit logs)\n",
+		rep.Secrets, rep.Files, rep.Bytes)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "acceptance: FAIL: leak scan:", err)
 		code = 1
-	} else if len(leaks) > 0 {
+	}
+	for file, lengths := range rep.Hits {
 		// Lengths only: the report must not leak what it found.
-		lengths := make([]int, len(leaks))
-		for i, l := range leaks {
-			lengths[i] = len(l)
-		}
-		fmt.Fprintf(os.Stderr, "acceptance: FAIL: Vault's log contains %d secret value(s) written by the tests (lengths %v)\n", len(leaks), lengths)
+		fmt.Fprintf(os.Stderr, "acceptance: FAIL: %s contains %d secret value(s) (lengths %v)\n", file, len(lengths), lengths)
 		code = 1
 	}
 	if code == 0 {
@@ -268,7 +274,8 @@ func (hs *harness) startEmulator() error {
 	hs.emuURL = fmt.Sprintf("http://127.0.0.1:%d", port)
 	emu.SetBaseURL(hs.emuURL, fmt.Sprintf("http://localhost:%d", port))
 	hs.emu = emu
-	hs.emuHTTP = &http.Server{Handler: emu, ReadHeaderTimeout: 10 * time.Second}
+	noteOrg(emu, []string{demoAdminUser, demoIntegUser, demoTrustedUser})
+	hs.emuHTTP = &http.Server{Handler: tapSecrets(emu), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = hs.emuHTTP.Serve(ln) }()
 	return nil
 }
@@ -284,6 +291,7 @@ func (hs *harness) startVault() error {
 		return err
 	}
 	hs.vaultLog = filepath.Join(hs.dir, "vault.log")
+	noteScanFile(hs.vaultLog, "dev server log (trace)")
 	logFile, err := os.Create(hs.vaultLog)
 	if err != nil {
 		return err
@@ -326,13 +334,24 @@ func (hs *harness) startVault() error {
 		}
 		health, err := client.Sys().Health()
 		if err == nil && health.Initialized && !health.Sealed {
-			return nil
+			return hs.enableAudit(client)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("vault not ready at %s (last error: %v):\n%s", hs.vaultAddr, err, hs.vaultLogTail(40))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// enableAudit adds a file audit device, searched by the leak scan.
+func (hs *harness) enableAudit(client *api.Client) error {
+	path := filepath.Join(hs.dir, "audit.log")
+	noteScanFile(path, "dev server audit log")
+	err := client.Sys().EnableAuditWithOptions("file", &api.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": path}})
+	if err != nil {
+		return fmt.Errorf("enabling the file audit device: %w", err)
+	}
+	return nil
 }
 
 func freePort() (int, error) {
@@ -381,23 +400,6 @@ func (hs *harness) vaultLogTail(lines int) string {
 		all = all[len(all)-lines:]
 	}
 	return strings.Join(all, "\n")
-}
-
-func (hs *harness) secretsInVaultLog() ([]string, error) {
-	data, err := os.ReadFile(hs.vaultLog)
-	if err != nil {
-		return nil, err
-	}
-	secretsMu.Lock()
-	defer secretsMu.Unlock()
-	var found []string
-	for s := range secrets {
-		if bytes.Contains(data, []byte(s)) {
-			found = append(found, s)
-		}
-	}
-	sort.Strings(found)
-	return found, nil
 }
 
 // baseEnv is the environment of every vault process: the caller's minus any
@@ -636,6 +638,13 @@ const (
 
 func init() {
 	noteSecret(demoClientSecret, demoAdminPassword, demoAdminToken, demoIntegPassword, demoIntegToken, demoTrustedPasswd)
+	// Private-key lines: the demo connected app's key is written to
+	// config/jwt-key by the tests.
+	for line := range strings.SplitSeq(emulator.DemoPrivateKeyPEM, "\n") {
+		if line = strings.TrimSpace(line); len(line) >= 16 && !strings.HasPrefix(line, "-----") {
+			noteSecret(line)
+		}
+	}
 }
 
 // configureEmulatorAdmin writes the mount's config: the emulator's demo org,
@@ -715,6 +724,12 @@ func waitNoPluginProcesses(dir string, limit time.Duration) []int {
 // returns the HTTP status and whether a session id came back.
 func soapLogin(t testing.TB, username, passwordWithToken string) (status int, ok bool, body string) {
 	t.Helper()
+	return soapLoginAt(t, emulatorURL(t), username, passwordWithToken)
+}
+
+// soapLoginAt is soapLogin against the org at baseURL.
+func soapLoginAt(t testing.TB, baseURL, username, passwordWithToken string) (status int, ok bool, body string) {
+	t.Helper()
 	var u, p bytes.Buffer
 	_ = xml.EscapeText(&u, []byte(username))
 	_ = xml.EscapeText(&p, []byte(passwordWithToken))
@@ -723,7 +738,7 @@ func soapLogin(t testing.TB, username, passwordWithToken string) (status int, ok
 		`<env:Body><n1:login xmlns:n1="urn:partner.soap.sforce.com">` +
 		`<n1:username>` + u.String() + `</n1:username><n1:password>` + p.String() + `</n1:password>` +
 		`</n1:login></env:Body></env:Envelope>`
-	req, err := http.NewRequest(http.MethodPost, emulatorURL(t)+"/services/Soap/u/"+demoSOAPAPIVersion, strings.NewReader(envelope))
+	req, err := http.NewRequest(http.MethodPost, baseURL+"/services/Soap/u/"+demoSOAPAPIVersion, strings.NewReader(envelope))
 	if err != nil {
 		t.Fatal(err)
 	}
