@@ -3,7 +3,7 @@ VERSION ?= $(shell cat VERSION 2>/dev/null || echo v0.1.0)
 PLUGIN := vault-plugin-secrets-salesforce
 LDFLAGS := -X github.com/vault-salesforce/vault-plugin-secrets-salesforce.Version=$(VERSION)
 
-.PHONY: build emulator vault test test-unit fmt fmtcheck vet dev bench fuzz
+.PHONY: build emulator vault test test-unit chaos fmt fmtcheck vet dev bench fuzz
 
 # bin/vault-plugin-secrets-salesforce, static, reporting $(VERSION) to Vault.
 build:
@@ -24,6 +24,10 @@ test:
 # Unit tests only: everything but the acceptance suite, which -short skips; needs no Vault.
 test-unit:
 	go test -short ./...
+
+# The long crash and HA tests: every rotation step x crash mode x kind, two failovers.
+chaos:
+	@scripts/chaos.sh
 
 fmt:
 	gofmt -w $$(find . -name '*.go' -not -path './bin/*' -not -path './tools/*')

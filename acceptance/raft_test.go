@@ -204,7 +204,7 @@ log_level            = "trace"
 		if err := n.unseal(); err != nil {
 			t.Fatal(err)
 		}
-		if err := n.waitHealth(http.StatusTooManyRequests, 2*time.Minute); err != nil {
+		if err := n.waitStandby(2 * time.Minute); err != nil {
 			t.Fatalf("%s did not join as a standby: %v\n%s", n.id, err, n.logTail(30))
 		}
 	}
@@ -403,6 +403,25 @@ func (n *raftNode) waitHealth(code int, limit time.Duration) error {
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s: sys/health %d (%v), want %d", n.id, got, err, code)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitStandby waits until the node is a standby that knows the active
+// node (so it can forward requests).
+func (n *raftNode) waitStandby(limit time.Duration) error {
+	if err := n.waitHealth(http.StatusTooManyRequests, limit); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(limit)
+	for {
+		l, err := n.client("").Sys().Leader()
+		if err == nil && l.LeaderAddress != "" && !l.IsSelf {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s does not know the active node: %v", n.id, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -10,6 +10,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/gofmtcheck.sh
 echo "go vet ./..."
 go vet ./...
+# The crash tests' plugin build (chaos_pause.go) is vetted and unit-tested too.
+echo "go vet -tags chaos ./... && go test -tags chaos -run TestParseChaosPauses ."
+go vet -tags chaos ./...
+go test -count=1 -tags chaos -run TestParseChaosPauses .
 
 start=$SECONDS
 VAULT_BIN="$(scripts/build-vault.sh)"
