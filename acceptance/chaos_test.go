@@ -310,12 +310,9 @@ func runCrashCase(t *testing.T, cc chaosCase) (row chaosRow) {
 		return pw, true
 	}
 	settled := waitUntil(settleLimit, func() bool {
+		pw, ok := stored() // first: it is also traffic on the mount
 		keys, err := c.rawKeys(uuid, "wal/")
-		if err != nil || len(keys) > 0 {
-			return false
-		}
-		pw, ok := stored()
-		return ok && pw == org.emu.Password(target)
+		return err == nil && len(keys) == 0 && ok && pw == org.emu.Password(target)
 	})
 	row.Settle = time.Since(settleFrom)
 	if !settled {
@@ -326,15 +323,14 @@ func runCrashCase(t *testing.T, cc chaosCase) (row chaosRow) {
 	} else {
 		t.Logf("settled %s after the restart", row.Settle.Round(10*time.Millisecond))
 	}
-	row.Changed = changedWord(org.emu.Password(target) != oldPassword)
-
 	// A request held at the emulator by a process that should be gone
 	// would land now: look again once every injected latency is over.
 	if wait := time.Until(killedAt.Add(chaosLatency + time.Second)); wait > 0 {
 		time.Sleep(wait)
 	}
+	row.Changed = changedWord(org.emu.Password(target) != oldPassword)
 	if pw, ok := stored(); !ok || pw != org.emu.Password(target) {
-		t.Errorf("after every held call was over, the stored password is not Salesforce's (readable: %v)", ok)
+		t.Errorf("after every held call was over, the stored password is not Salesforce's (readable: %v; Salesforce has the %s one)", ok, row.Changed)
 	}
 	for _, u := range []string{target, demoAdminUser} {
 		if st := org.state(u); st.Locked {
