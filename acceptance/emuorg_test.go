@@ -32,6 +32,7 @@ const orgLockoutThreshold = 3
 
 func newPrivateOrg(t *testing.T, extraUsers int) *privateOrg {
 	t.Helper()
+	need(t)
 	seed := emulator.DefaultSeed()
 	seed.Org.TrustedIPRanges = []string{"127.0.0.0/8"}
 	seed.Org.PasswordPolicy.MaxLoginAttempts = orgLockoutThreshold
