@@ -67,7 +67,7 @@ func newPrivateOrg(t *testing.T, extraUsers int) *privateOrg {
 		o.gate.open()
 		_ = srv.Close()
 	})
-	noteOrg(emu, append([]string{demoAdminUser, demoIntegUser, demoTrustedUser}, o.users...))
+	noteOrg(emu, seedUsernames(seed))
 	for _, u := range o.users {
 		noteSecret(emu.Password(u))
 	}

@@ -262,7 +262,8 @@ func fileSHA256(path string) (string, error) {
 // startEmulator serves the demo org on a real loopback port, because the
 // plugin runs in another process (started by Vault) and must reach it.
 func (hs *harness) startEmulator() error {
-	emu, err := emulator.New(emulator.DefaultSeed())
+	seed := emulator.DefaultSeed()
+	emu, err := emulator.New(seed)
 	if err != nil {
 		return fmt.Errorf("emulator: %w", err)
 	}
@@ -274,7 +275,7 @@ func (hs *harness) startEmulator() error {
 	hs.emuURL = fmt.Sprintf("http://127.0.0.1:%d", port)
 	emu.SetBaseURL(hs.emuURL, fmt.Sprintf("http://localhost:%d", port))
 	hs.emu = emu
-	noteOrg(emu, []string{demoAdminUser, demoIntegUser, demoTrustedUser})
+	noteOrg(emu, seedUsernames(seed))
 	hs.emuHTTP = &http.Server{Handler: tapSecrets(emu), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = hs.emuHTTP.Serve(ln) }()
 	return nil

@@ -65,6 +65,15 @@ func noteOrg(emu *emulator.Server, users []string) {
 	scanReg.orgs = append(scanReg.orgs, scanOrg{emu: emu, users: users})
 }
 
+// seedUsernames lists the users of a seed, whose secrets sweepOrgs notes.
+func seedUsernames(seed *emulator.Seed) []string {
+	var out []string
+	for _, u := range seed.Users {
+		out = append(out, u.Username)
+	}
+	return out
+}
+
 // sweepOrgs notes what the orgs hold now: passwords (current and previous,
 // so every rotated-away one), security tokens, emailed passwords and
 // tokens.
