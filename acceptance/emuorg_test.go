@@ -117,6 +117,8 @@ type emuGate struct {
 	mu     sync.Mutex
 	closed bool
 	reopen chan struct{}
+	// stopped counts the requests that met the closed gate.
+	stopped atomic.Int64
 }
 
 func (g *emuGate) close() {
@@ -142,6 +144,7 @@ func (g *emuGate) wrap(next http.Handler) http.Handler {
 		closed, reopen := g.closed, g.reopen
 		g.mu.Unlock()
 		if closed && !strings.HasPrefix(r.URL.Path, emulator.ControlPrefix) {
+			g.stopped.Add(1)
 			select {
 			case <-r.Context().Done():
 			case <-reopen:
