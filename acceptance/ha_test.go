@@ -6,7 +6,9 @@ package acceptance
 // twice, and keeps the failed-login budget and the token cache honest.
 
 import (
+	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,10 +18,10 @@ import (
 )
 
 // haAccounts: name -> extra user of the private org.
-var haAccounts = map[string]int{"alpha": 1, "team-a/etl": 2, "beta": 3, "wrong": 4}
+var haAccounts = map[string]int{"alpha": 1, "team-a/etl": 2, "beta": 3, "wrong": 4, "plain": 5}
 
 func TestHAFailover(t *testing.T) {
-	org := newPrivateOrg(t, 4)
+	org := newPrivateOrg(t, 5)
 	c := newRaftCluster(t, 3)
 	c.mountChaosPlugin(t, chaosMount)
 	org.configure(t, c, chaosMount)
@@ -31,10 +33,13 @@ func TestHAFailover(t *testing.T) {
 	for _, name := range []string{"alpha", "beta"} {
 		c.writeJSON(t, chaosMount+"/accounts/"+name, map[string]any{"username": user(name), "password": org.emu.Password(user(name))})
 	}
-	// A nested name on a schedule: the queue must be rebuilt with it.
-	c.writeJSON(t, chaosMount+"/accounts/team-a/etl", map[string]any{
-		"username": user("team-a/etl"), "password": org.emu.Password(user("team-a/etl")), "rotation_period": "15s",
-	})
+	// Two accounts on a schedule, one with a nested name: the queue must
+	// be rebuilt with both.
+	for _, name := range []string{"plain", "team-a/etl"} {
+		c.writeJSON(t, chaosMount+"/accounts/"+name, map[string]any{
+			"username": user(name), "password": org.emu.Password(user(name)), "rotation_period": "15s",
+		})
+	}
 	// A stored password Salesforce rejects, behind three password roles.
 	wrongPassword := "Wrong-Stored-Password-1"
 	noteSecret(wrongPassword)
@@ -57,8 +62,8 @@ func TestHAFailover(t *testing.T) {
 	// Scheduled rotations run on the active node only; standbys run no
 	// plugin at all.
 	active := c.mustActive(t)
-	if !waitUntil(90*time.Second, func() bool { return version("team-a/etl") >= 1 }) {
-		t.Fatalf("team-a/etl did not rotate on its 15s schedule within 90s")
+	if !waitUntil(90*time.Second, func() bool { return version("team-a/etl") >= 1 && version("plain") >= 1 }) {
+		t.Fatalf("team-a/etl and plain did not rotate on their 15s schedule within 90s (versions %d, %d)", version("team-a/etl"), version("plain"))
 	}
 	for _, n := range c.nodes {
 		if n != active && len(n.plugins()) > 0 {
@@ -114,7 +119,7 @@ func TestHAFailover(t *testing.T) {
 	}
 	for round, window := range windows {
 		active = c.mustActive(t)
-		etlBefore := version("team-a/etl")
+		before := map[string]int{"plain": version("plain"), "team-a/etl": version("team-a/etl")}
 		held, calls := org.emu.HeldAnswers("rest.password"), org.emu.Calls("rest.password")
 		if window == winApplied {
 			org.emu.InjectFault("rest.password", emulator.Fault{LatencyAfter: chaosLatency, Times: 1})
@@ -153,16 +158,29 @@ func TestHAFailover(t *testing.T) {
 			keys, _ := c.rawKeys(uuid, "wal/")
 			t.Errorf("round %d (%s): alpha not settled %s after the kill: %d WAL entries left", round+1, window, settleLimit, len(keys))
 		}
-		// Its period is 15s and the queue ticks every 5s: a minute is
+		// Their period is 15s and the queue ticks every 5s: a minute is
 		// plenty.
-		resumed := waitUntil(time.Minute, func() bool { return version("team-a/etl") > etlBefore })
-		resume := time.Since(killed)
-		if !resumed {
-			t.Errorf("round %d: the scheduled rotation of team-a/etl did not resume within a minute of the failover (version %d)", round+1, version("team-a/etl"))
+		resumed := map[string]time.Duration{}
+		waitUntil(time.Minute, func() bool {
+			for name, v := range before {
+				if _, done := resumed[name]; !done && version(name) > v {
+					resumed[name] = time.Since(killed)
+				}
+			}
+			return len(resumed) == len(before)
+		})
+		var resumes []string
+		for _, name := range []string{"plain", "team-a/etl"} {
+			if d, ok := resumed[name]; ok {
+				resumes = append(resumes, fmt.Sprintf("%s %s", name, d.Round(10*time.Millisecond)))
+			} else {
+				resumes = append(resumes, name+" never")
+				t.Errorf("round %d: the scheduled rotation of %s did not resume within a minute of the failover (version %d)", round+1, name, version(name))
+			}
 		}
-		t.Logf("HA round %d (%s): %s -> %s; failover %s; alpha settled %s (%v); team-a/etl rotation resumed %s (%v) after the kill",
+		t.Logf("HA round %d (%s): %s -> %s; failover %s; alpha settled %s (%v); scheduled rotations resumed after the kill: %s",
 			round+1, window, active.id, next.id, failover.Round(10*time.Millisecond), settle.Round(10*time.Millisecond), settled,
-			resume.Round(10*time.Millisecond), resumed)
+			strings.Join(resumes, ", "))
 
 		// Any held call lands within chaosLatency: look after it.
 		time.Sleep(time.Until(killed.Add(chaosLatency + time.Second)))
