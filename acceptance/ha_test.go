@@ -119,7 +119,6 @@ func TestHAFailover(t *testing.T) {
 	}
 	for round, window := range windows {
 		active = c.mustActive(t)
-		before := map[string]int{"plain": version("plain"), "team-a/etl": version("team-a/etl")}
 		held, calls := org.emu.HeldAnswers("rest.password"), org.emu.Calls("rest.password")
 		if window == winApplied {
 			org.emu.InjectFault("rest.password", emulator.Fault{LatencyAfter: chaosLatency, Times: 1})
@@ -138,6 +137,24 @@ func TestHAFailover(t *testing.T) {
 		plugins := active.plugins()
 		killed := time.Now()
 		active.kill9()
+		// From the kill on, note when Salesforce sees each scheduled
+		// account's password change again (the killed node can change
+		// nothing any more); a minute is plenty for a 15s period and a 5s
+		// tick.
+		before := map[string]int{"plain": changes("plain"), "team-a/etl": changes("team-a/etl")}
+		resumedCh := make(chan map[string]time.Duration, 1)
+		go func() {
+			resumed := map[string]time.Duration{}
+			waitUntil(time.Minute, func() bool {
+				for name, n := range before {
+					if _, done := resumed[name]; !done && changes(name) > n {
+						resumed[name] = time.Since(killed)
+					}
+				}
+				return len(resumed) == len(before)
+			})
+			resumedCh <- resumed
+		}()
 		next, err := c.waitActive(active, 2*time.Minute)
 		if err != nil {
 			t.Fatal(err)
@@ -158,17 +175,7 @@ func TestHAFailover(t *testing.T) {
 			keys, _ := c.rawKeys(uuid, "wal/")
 			t.Errorf("round %d (%s): alpha not settled %s after the kill: %d WAL entries left", round+1, window, settleLimit, len(keys))
 		}
-		// Their period is 15s and the queue ticks every 5s: a minute is
-		// plenty.
-		resumed := map[string]time.Duration{}
-		waitUntil(time.Minute, func() bool {
-			for name, v := range before {
-				if _, done := resumed[name]; !done && version(name) > v {
-					resumed[name] = time.Since(killed)
-				}
-			}
-			return len(resumed) == len(before)
-		})
+		resumed := <-resumedCh
 		var resumes []string
 		for _, name := range []string{"plain", "team-a/etl"} {
 			if d, ok := resumed[name]; ok {
