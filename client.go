@@ -47,6 +47,8 @@ type Client interface {
 	LookupUser(ctx context.Context, admin *sfapi.Session, username string) (*sfapi.User, error)
 	// PasswordExpired reads isExpired from the REST password resource.
 	PasswordExpired(ctx context.Context, admin *sfapi.Session, userID string) (bool, error)
+	// PasswordChangedAt reads User.LastPasswordChangeDate (zero: never).
+	PasswordChangedAt(ctx context.Context, admin *sfapi.Session, userID string) (time.Time, error)
 	// LoginLocked reads UserLogin.IsPasswordLocked and the UserLogin id.
 	LoginLocked(ctx context.Context, admin *sfapi.Session, userID string) (locked bool, userLoginID string, err error)
 	// UnlockLogin sets UserLogin.IsPasswordLocked to false.

@@ -176,6 +176,9 @@ func (f *fakeClient) LookupUser(ctx context.Context, admin *sfapi.Session, usern
 func (f *fakeClient) PasswordExpired(ctx context.Context, admin *sfapi.Session, userID string) (bool, error) {
 	return false, errFakeNotImplemented
 }
+func (f *fakeClient) PasswordChangedAt(ctx context.Context, admin *sfapi.Session, userID string) (time.Time, error) {
+	return time.Time{}, errFakeNotImplemented
+}
 func (f *fakeClient) LoginLocked(ctx context.Context, admin *sfapi.Session, userID string) (bool, string, error) {
 	return false, "", errFakeNotImplemented
 }

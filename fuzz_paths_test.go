@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/helper/errutil"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -182,6 +183,10 @@ func (o fuzzOrg) LookupUser(ctx context.Context, admin *sfapi.Session, username 
 
 func (o fuzzOrg) PasswordExpired(ctx context.Context, admin *sfapi.Session, userID string) (bool, error) {
 	return false, nil
+}
+
+func (o fuzzOrg) PasswordChangedAt(ctx context.Context, admin *sfapi.Session, userID string) (time.Time, error) {
+	return time.Time{}, nil
 }
 
 func (o fuzzOrg) LoginLocked(ctx context.Context, admin *sfapi.Session, userID string) (bool, string, error) {

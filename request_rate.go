@@ -178,6 +178,13 @@ func (c *rateLimitedClient) PasswordExpired(ctx context.Context, admin *sfapi.Se
 	return c.inner.PasswordExpired(ctx, admin, userID)
 }
 
+func (c *rateLimitedClient) PasswordChangedAt(ctx context.Context, admin *sfapi.Session, userID string) (time.Time, error) {
+	if err := c.wait(ctx); err != nil {
+		return time.Time{}, err
+	}
+	return c.inner.PasswordChangedAt(ctx, admin, userID)
+}
+
 func (c *rateLimitedClient) LoginLocked(ctx context.Context, admin *sfapi.Session, userID string) (bool, string, error) {
 	if err := c.wait(ctx); err != nil {
 		return false, "", err

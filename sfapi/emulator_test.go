@@ -463,3 +463,32 @@ func TestClientEmulatorLoginRateLimitIsTransient(t *testing.T) {
 	_, err := c.PasswordGrant(context.Background(), emulator.DemoAdminUsername, emuAdminPW+emuAdminToken)
 	wantKind(t, err, "rate_limit_exceeded", KindTransient)
 }
+
+// LastPasswordChangeDate moves when the password is set, and only then:
+// the engine compares two readings to settle a rotation without a login.
+func TestClientEmulatorPasswordChangedAt(t *testing.T) {
+	emu := emulator.NewTestServer(t, emuSeed())
+	c := newEmuClient(t, emu.LoginURL())
+	ctx := context.Background()
+	admin := mustSOAPLogin(t, c, emulator.DemoAdminUsername, emuAdminPW+emuAdminToken)
+	userID := emu.UserID(emulator.DemoIntegUsername)
+
+	first, err := c.PasswordChangedAt(ctx, admin, userID)
+	if err != nil || first.IsZero() {
+		t.Fatalf("PasswordChangedAt = %v %v, want the seed's time", first, err)
+	}
+	if again, err := c.PasswordChangedAt(ctx, admin, userID); err != nil || !again.Equal(first) {
+		t.Errorf("PasswordChangedAt moved without a change: %v -> %v (%v)", first, again, err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	if err := c.SetPassword(ctx, admin, userID, "Changed-Password-42!"); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := c.PasswordChangedAt(ctx, admin, userID); err != nil || !after.After(first) {
+		t.Errorf("PasswordChangedAt after a change = %v (%v), want after %v", after, err, first)
+	}
+	_, err = c.PasswordChangedAt(ctx, admin, "not-an-id")
+	if err == nil {
+		t.Error("PasswordChangedAt accepted a malformed user id")
+	}
+}

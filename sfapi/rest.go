@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -132,6 +133,42 @@ func (c *Client) PasswordExpired(ctx context.Context, admin *Session, userID str
 	}
 	return *body.IsExpired, nil
 }
+
+// PasswordChangedAt reads the user's LastPasswordChangeDate: when
+// Salesforce last set the user's password, by Salesforce's clock (zero
+// when it never was). Comparing two readings tells whether the password
+// changed in between without a login as the user.
+func (c *Client) PasswordChangedAt(ctx context.Context, admin *Session, userID string) (at time.Time, err error) {
+	const op = "read password change date"
+	defer scrubSecrets(&err, sessionSecret(admin))
+	if e := checkSalesforceID(op, userID); e != nil {
+		return time.Time{}, e
+	}
+	qr, e := c.query(ctx, op, admin, "SELECT LastPasswordChangeDate FROM User WHERE Id = "+soqlQuote(userID))
+	if e != nil {
+		return time.Time{}, e
+	}
+	if len(qr.Records) == 0 {
+		return time.Time{}, &Error{Op: op, Code: "NOT_FOUND", Message: "no user with id " + userID, Kind: KindNotFound}
+	}
+	var rec struct {
+		LastPasswordChangeDate *string `json:"LastPasswordChangeDate"`
+	}
+	if err := json.Unmarshal(qr.Records[0], &rec); err != nil {
+		return time.Time{}, &Error{Op: op, Message: "unreadable User record", Kind: KindOther}
+	}
+	if rec.LastPasswordChangeDate == nil {
+		return time.Time{}, nil
+	}
+	at, perr := time.Parse(sfDateTimeLayout, *rec.LastPasswordChangeDate)
+	if perr != nil {
+		return time.Time{}, &Error{Op: op, Message: "unreadable LastPasswordChangeDate", Kind: KindOther}
+	}
+	return at.UTC(), nil
+}
+
+// sfDateTimeLayout is how the REST API writes a dateTime.
+const sfDateTimeLayout = "2006-01-02T15:04:05.000-0700"
 
 // soqlQuote quotes s as a SOQL string literal, escaping what the SOQL
 // reference lists for quoted strings.
