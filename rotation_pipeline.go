@@ -212,6 +212,10 @@ func (b *backend) rotate(ctx context.Context, r *rotationRun) (*rotationResult, 
 		}
 	}
 
+	// When Salesforce last set the password, for the settling of a WAL
+	// entry this rotation may leave behind.
+	changedAt, changeKnown := r.passwordChangeMark(ctx)
+
 	// Each candidate Salesforce rejects is dropped for good; the next
 	// attempt uses a fresh one, a bounded number of times.
 	rejected := map[string]bool{}
@@ -234,6 +238,9 @@ func (b *backend) rotate(ctx context.Context, r *rotationRun) (*rotationResult, 
 			PolicyHash: policyHash,
 			Version:    r.acct.Version,
 			CreatedAt:  b.now().UTC(),
+
+			PasswordChangedAt:   changedAt,
+			PasswordChangeKnown: changeKnown,
 		})
 		if err != nil {
 			return nil, &rotationError{code: "storage", msg: "writing the rotation WAL: " + err.Error(), err: err}

@@ -160,6 +160,14 @@ func (b *backend) settleCandidate(ctx context.Context, txn *accountTxn, group []
 	if at := w.CreatedAt.Add(settleAge(cfg)); b.now().Before(at) {
 		return nil, &errNotSettledYet{at: at}
 	}
+	if changed, known := b.passwordChangedSince(ctx, run, w); known && !changed {
+		// No login at all: a probe with a candidate Salesforce never got
+		// would be one more failed login, and a crash during it one more
+		// again, until max_failed_logins blocks the account.
+		b.logger.Info("unfinished rotation did not reach Salesforce: the user's password has not changed since its WAL was written; keeping the stored password",
+			"account", txn.name)
+		return ids, b.clearUnverified(ctx, run)
+	}
 	if policyHash(effectivePolicy(acct, rcfg), rcfg) != w.PolicyHash {
 		// The candidate is never reused in any case; with the policy
 		// changed it is only checked, since a candidate Salesforce already
@@ -205,6 +213,52 @@ func (b *backend) settleCandidate(ctx context.Context, txn *accountTxn, group []
 	b.logger.Info("completed an unfinished rotation: Salesforce had the new password", "account", txn.name, "version", acct.Version)
 	b.notifyRotated(ctx, txn.name, acct, rcfg)
 	return ids, nil
+}
+
+// changeMarkGuard: a previous change this close to the WAL entry's
+// creation may share its LastPasswordChangeDate, which Salesforce keeps to
+// the second, with the change the entry asked for; the reading then proves
+// nothing and the candidate is probed. The two times come from two clocks
+// (Salesforce's and Vault's): the guard is the one second of precision
+// plus room for their skew.
+const changeMarkGuard = 10 * time.Second
+
+// passwordChangeMark reads, through the admin session, when Salesforce
+// last set the account's password. ok is false when it cannot tell (no
+// admin session, a refused admin login, a failed query): the rotation
+// goes on, and its WAL entry, if left, is settled by a login.
+func (r *rotationRun) passwordChangeMark(ctx context.Context) (at time.Time, ok bool) {
+	if r.b.adminRefusedNow() != nil {
+		return time.Time{}, false
+	}
+	admin, err := r.admin(ctx)
+	if err != nil {
+		return time.Time{}, false
+	}
+	userID, err := r.userID(ctx)
+	if err != nil {
+		return time.Time{}, false
+	}
+	at, err = r.client.PasswordChangedAt(ctx, admin, userID)
+	if err != nil {
+		r.b.logger.Debug("cannot read when the password last changed; an unfinished rotation would be settled by a login", "account", r.name, "error", err)
+		return time.Time{}, false
+	}
+	return at, true
+}
+
+// passwordChangedSince compares the account's LastPasswordChangeDate now
+// with the one w recorded before its change was asked for. known is
+// false when there is no usable reading.
+func (b *backend) passwordChangedSince(ctx context.Context, r *rotationRun, w *rotationWAL) (changed, known bool) {
+	if !w.PasswordChangeKnown || !w.PasswordChangedAt.IsZero() && w.CreatedAt.Sub(w.PasswordChangedAt) < changeMarkGuard {
+		return false, false
+	}
+	now, ok := r.passwordChangeMark(ctx)
+	if !ok {
+		return false, false
+	}
+	return !now.Equal(w.PasswordChangedAt), true
 }
 
 // unrecordRejection keeps a candidate whose recorded rejection proved

@@ -310,3 +310,54 @@ func TestWAL_TransientChangeSettledByTicker(t *testing.T) {
 		t.Errorf("failed_logins = %v after the stored password logged in, want 0", n)
 	}
 }
+
+// Issue 10: a rotation that crashed before its change reached Salesforce
+// is settled without any login: the user's LastPasswordChangeDate, read by
+// the admin before the change and again when settling, has not moved. A
+// probe with the candidate would be a failed login, and a crash during it
+// a second one, which would block the account at max_failed_logins.
+func TestWAL_UnchangedPasswordSettlesWithoutLogin(t *testing.T) {
+	e := newRotEnv(t)
+	e.addTrusted("svc", nil)
+	old := e.srv.Password(rotTrustedUser)
+	e.advance(2 * changeMarkGuard) // the seed's password is not recent
+	e.crashedRotation("svc", stepWALWritten)
+	e.advance(e.settleAge())
+	logins := len(e.srv.LoginHistory(rotTrustedUser))
+	e.restart()
+	if n := len(e.srv.LoginHistory(rotTrustedUser)) - logins; n != 0 {
+		t.Errorf("%d logins as the user while settling a change that never reached Salesforce, want none", n)
+	}
+	if n := e.failedLogins(rotTrustedUser); n != 0 {
+		t.Errorf("%d failed logins, want 0", n)
+	}
+	if n := e.walCount(); n != 0 {
+		t.Errorf("%d WAL entries left", n)
+	}
+	if e.creds("svc")["password"] != old {
+		t.Error("the stored password changed")
+	}
+	e.mustRotate("svc")
+	e.assertServedCredentialLogsIn("svc")
+}
+
+// The same reading, moved: the change landed, the candidate is probed and
+// rolled forward.
+func TestWAL_ChangedPasswordIsProbed(t *testing.T) {
+	e := newRotEnv(t)
+	e.addTrusted("svc", nil)
+	e.advance(2 * changeMarkGuard)
+	e.crashedRotation("svc", stepPasswordChanged)
+	sfPassword := e.srv.Password(rotTrustedUser)
+	e.advance(e.settleAge())
+	e.restart()
+	if n := e.walCount(); n != 0 {
+		t.Errorf("%d WAL entries left", n)
+	}
+	if e.creds("svc")["password"] != sfPassword {
+		t.Error("the change Salesforce applied was not rolled forward")
+	}
+	if n := e.failedLogins(rotTrustedUser); n != 0 {
+		t.Errorf("%d failed logins, want 0", n)
+	}
+}

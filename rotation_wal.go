@@ -46,6 +46,13 @@ type rotationWAL struct {
 	// that Salesforce rejected; written (as a new entry replacing this
 	// one) before anything else is done about it (rotation_settle.go).
 	RejectedAt time.Time `json:"rejected_at,omitempty"`
+	// PasswordChangedAt is the user's LastPasswordChangeDate read through
+	// the admin session just before the change was asked for (by
+	// Salesforce's clock; zero if never changed), when PasswordChangeKnown.
+	// The same reading at settling time shows, without a login as the
+	// user, that the change never landed (rotation_settle.go).
+	PasswordChangedAt   time.Time `json:"password_changed_at,omitempty"`
+	PasswordChangeKnown bool      `json:"password_change_known,omitempty"`
 }
 
 // rootRotationWAL is written before the admin password is changed.
