@@ -13,6 +13,8 @@ package acceptance
 import (
 	"fmt"
 	"os"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -89,6 +91,10 @@ const (
 	// settleLimit bounds the wait for recovery: generous, since an engine
 	// may keep an unconclusive WAL for request_timeout plus a margin.
 	settleLimit = 3 * time.Minute
+	// recoveryLoginWait bounds the wait for a recovery's first login:
+	// the engine checks a candidate once its WAL entry is older than
+	// request_timeout plus a 30s margin (rotation_settle.go).
+	recoveryLoginWait = chaosRequestTimeout + 30*time.Second + 20*time.Second
 )
 
 // chaosRow is one line of the report.
@@ -109,13 +115,36 @@ var chaosReport struct {
 	rows []chaosRow
 }
 
+// chaosConcurrency is how many crash cases run at once (CHAOS_PARALLEL
+// overrides it). A case spends most of its time waiting (for a window, for
+// a WAL entry to be old enough to settle), each on its own Vault and org.
+func chaosConcurrency(t *testing.T) int {
+	if v := os.Getenv("CHAOS_PARALLEL"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("CHAOS_PARALLEL=%q: want a positive number", v)
+		}
+		return n
+	}
+	return 3
+}
+
 // TestChaosCrashWindows crashes Vault (or the plugin) in each window of a
 // rotation and checks the recovery.
 func TestChaosCrashWindows(t *testing.T) {
 	need(t)
+	t.Parallel()
+	cases := chaosCases()
 	t.Cleanup(func() {
 		chaosReport.Lock()
 		defer chaosReport.Unlock()
+		order := map[string]int{}
+		for i, cc := range cases {
+			order[cc.name()] = i
+		}
+		sort.SliceStable(chaosReport.rows, func(i, j int) bool {
+			return order[chaosReport.rows[i].Case] < order[chaosReport.rows[j].Case]
+		})
 		var b strings.Builder
 		fmt.Fprintf(&b, "\n%-34s %-8s %-5s %10s %10s %6s  %s\n", "kind/window/mode", "outcome", "pw", "settle", "orphan", "failed", "concurrent creds reads")
 		for _, r := range chaosReport.rows {
@@ -128,19 +157,34 @@ func TestChaosCrashWindows(t *testing.T) {
 		t.Log("crashes per window x mode (pw: Salesforce kept the old password or has the new one; settle: from the restart, or the plugin kill, " +
 			"to settled; orphan: the killed Vault's plugin gone after; failed: the user's failed logins at Salesforce)" + b.String())
 	})
-	for _, cc := range chaosCases() {
-		t.Run(cc.name(), func(t *testing.T) {
-			row := runCrashCase(t, cc)
-			row.Case = cc.name()
-			row.Outcome = "ok"
-			if t.Failed() {
-				row.Outcome = "FAIL"
-			}
-			chaosReport.Lock()
-			chaosReport.rows = append(chaosReport.rows, row)
-			chaosReport.Unlock()
-		})
+	// Subtests started from goroutines run at once (not limited by
+	// -parallel); the semaphore bounds them.
+	sem := make(chan struct{}, chaosConcurrency(t))
+	var wg sync.WaitGroup
+	for _, cc := range cases {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			t.Run(cc.name(), func(t *testing.T) {
+				var row chaosRow
+				// Deferred: a case that stops with t.Fatal is reported too.
+				defer func() {
+					row.Case = cc.name()
+					row.Outcome = "ok"
+					if t.Failed() {
+						row.Outcome = "FAIL"
+					}
+					chaosReport.Lock()
+					chaosReport.rows = append(chaosReport.rows, row)
+					chaosReport.Unlock()
+				}()
+				row = runCrashCase(t, cc)
+			})
+		}()
 	}
+	wg.Wait()
 }
 
 // chaosMount is where the crash tests enable the plugin.
@@ -265,10 +309,27 @@ func runCrashCase(t *testing.T, cc chaosCase) (row chaosRow) {
 			org.emu.InjectFault("soap.login", emulator.Fault{LatencyAfter: chaosLatency, Times: 1})
 			org.emu.InjectFault("oauth.token", emulator.Fault{LatencyAfter: chaosLatency, Times: 1})
 			node.restart(t)
-			if waitUntil(10*time.Second, func() bool { return heldLogins(org) > logins }) {
-				t.Logf("second kill during recovery: inside a login whose answer was held")
-			} else {
-				t.Logf("second kill during recovery: the recovery made no login within 10s of the unseal")
+			restarted := time.Now()
+			// The recovery logs in once the WAL entry is old enough for
+			// a rejection to prove something (request_timeout plus the
+			// engine's margin); a recovery that needs no login (the
+			// password was already stored) ends first.
+			var ended bool
+			waitUntil(recoveryLoginWait, func() bool {
+				if heldLogins(org) > logins {
+					return true
+				}
+				keys, err := c.rawKeys(uuid, "wal/")
+				ended = err == nil && len(keys) == 0
+				return ended
+			})
+			switch {
+			case heldLogins(org) > logins:
+				t.Logf("second kill during recovery: inside a login whose answer was held, %s after the unseal", time.Since(restarted).Round(10*time.Millisecond))
+			case ended:
+				t.Logf("second kill during recovery: the recovery settled without a login, %s after the unseal", time.Since(restarted).Round(10*time.Millisecond))
+			default:
+				t.Errorf("second kill during recovery: the recovery neither logged in nor settled within %s of the unseal", recoveryLoginWait)
 			}
 			plugins = node.plugins()
 			second := time.Now()

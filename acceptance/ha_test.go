@@ -21,6 +21,8 @@ import (
 var haAccounts = map[string]int{"alpha": 1, "team-a/etl": 2, "beta": 3, "wrong": 4, "plain": 5}
 
 func TestHAFailover(t *testing.T) {
+	need(t)
+	t.Parallel()
 	org := newPrivateOrg(t, 5)
 	c := newRaftCluster(t, 3)
 	c.mountChaosPlugin(t, chaosMount)

@@ -23,6 +23,8 @@ const chaosRequestTimeout = 10 * time.Second
 // engine has tried Salesforce: that Salesforce could not be reached), the
 // other account must not, and everything settles once Salesforce is back.
 func TestChaosStartupWithoutSalesforce(t *testing.T) {
+	need(t)
+	t.Parallel()
 	org := newPrivateOrg(t, 2)
 	c := newRaftCluster(t, 1)
 	node := c.nodes[0]
@@ -160,6 +162,8 @@ func containsAny(s string, words ...string) bool {
 // exit by itself within seconds, so its connection closes and the change
 // is never applied; no call reaches Salesforce after the kill.
 func TestChaosNoOrphanPlugin(t *testing.T) {
+	need(t)
+	t.Parallel()
 	org := newPrivateOrg(t, 1)
 	c := newRaftCluster(t, 1)
 	node := c.nodes[0]
