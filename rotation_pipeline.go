@@ -214,7 +214,10 @@ func (b *backend) rotate(ctx context.Context, r *rotationRun) (*rotationResult, 
 
 	// When Salesforce last set the password, for the settling of a WAL
 	// entry this rotation may leave behind.
-	changedAt, changeKnown := r.passwordChangeMark(ctx)
+	changedAt, markErr := r.passwordChangeMark(ctx)
+	if markErr != nil {
+		b.logger.Debug("cannot read when the password last changed; a WAL entry left by this rotation would be settled by a login", "account", r.name, "error", markErr)
+	}
 
 	// Each candidate Salesforce rejects is dropped for good; the next
 	// attempt uses a fresh one, a bounded number of times.
@@ -240,7 +243,7 @@ func (b *backend) rotate(ctx context.Context, r *rotationRun) (*rotationResult, 
 			CreatedAt:  b.now().UTC(),
 
 			PasswordChangedAt:   changedAt,
-			PasswordChangeKnown: changeKnown,
+			PasswordChangeKnown: markErr == nil,
 		})
 		if err != nil {
 			return nil, &rotationError{code: "storage", msg: "writing the rotation WAL: " + err.Error(), err: err}

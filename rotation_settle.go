@@ -10,6 +10,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 // Settling unfinished rotations. A rotation writes its candidate to the WAL
@@ -160,7 +162,11 @@ func (b *backend) settleCandidate(ctx context.Context, txn *accountTxn, group []
 	if at := w.CreatedAt.Add(settleAge(cfg)); b.now().Before(at) {
 		return nil, &errNotSettledYet{at: at}
 	}
-	if changed, known := b.passwordChangedSince(ctx, run, w); known && !changed {
+	changed, known, err := b.passwordChangedSince(ctx, run, w)
+	if err != nil {
+		return nil, fmt.Errorf("checking an unfinished rotation: %w", err)
+	}
+	if known && !changed {
 		// No login at all: a probe with a candidate Salesforce never got
 		// would be one more failed login, and a crash during it one more
 		// again, until max_failed_logins blocks the account.
@@ -224,41 +230,40 @@ func (b *backend) settleCandidate(ctx context.Context, txn *accountTxn, group []
 const changeMarkGuard = 10 * time.Second
 
 // passwordChangeMark reads, through the admin session, when Salesforce
-// last set the account's password. ok is false when it cannot tell (no
-// admin session, a refused admin login, a failed query): the rotation
-// goes on, and its WAL entry, if left, is settled by a login.
-func (r *rotationRun) passwordChangeMark(ctx context.Context) (at time.Time, ok bool) {
-	if r.b.adminRefusedNow() != nil {
-		return time.Time{}, false
+// last set the account's password. An error means it cannot tell (a
+// refused admin login, a failed query); the rotation goes on regardless.
+func (r *rotationRun) passwordChangeMark(ctx context.Context) (time.Time, error) {
+	if err := r.b.adminRefusedNow(); err != nil {
+		return time.Time{}, err
 	}
 	admin, err := r.admin(ctx)
 	if err != nil {
-		return time.Time{}, false
+		return time.Time{}, err
 	}
 	userID, err := r.userID(ctx)
 	if err != nil {
-		return time.Time{}, false
+		return time.Time{}, err
 	}
-	at, err = r.client.PasswordChangedAt(ctx, admin, userID)
-	if err != nil {
-		r.b.logger.Debug("cannot read when the password last changed; an unfinished rotation would be settled by a login", "account", r.name, "error", err)
-		return time.Time{}, false
-	}
-	return at, true
+	return r.client.PasswordChangedAt(ctx, admin, userID)
 }
 
 // passwordChangedSince compares the account's LastPasswordChangeDate now
 // with the one w recorded before its change was asked for. known is
-// false when there is no usable reading.
-func (b *backend) passwordChangedSince(ctx context.Context, r *rotationRun, w *rotationWAL) (changed, known bool) {
+// false when there is no usable reading; err is set only when Salesforce
+// could not be reached, which a login could not get past either.
+func (b *backend) passwordChangedSince(ctx context.Context, r *rotationRun, w *rotationWAL) (changed, known bool, err error) {
 	if !w.PasswordChangeKnown || !w.PasswordChangedAt.IsZero() && w.CreatedAt.Sub(w.PasswordChangedAt) < changeMarkGuard {
-		return false, false
+		return false, false, nil
 	}
-	now, ok := r.passwordChangeMark(ctx)
-	if !ok {
-		return false, false
+	now, err := r.passwordChangeMark(ctx)
+	if err != nil {
+		if sfapi.IsTransient(err) {
+			return false, false, fmt.Errorf("reading when the password last changed: %w", err)
+		}
+		b.logger.Debug("cannot read when the password last changed; settling by a login", "account", r.name, "error", err)
+		return false, false, nil
 	}
-	return !now.Equal(w.PasswordChangedAt), true
+	return !now.Equal(w.PasswordChangedAt), true, nil
 }
 
 // unrecordRejection keeps a candidate whose recorded rejection proved

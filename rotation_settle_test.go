@@ -361,3 +361,33 @@ func TestWAL_ChangedPasswordIsProbed(t *testing.T) {
 		t.Errorf("%d failed logins, want 0", n)
 	}
 }
+
+// When Salesforce cannot be reached for that reading, the entry is kept
+// with that reason, and no login is tried (it could not get through
+// either); once Salesforce answers, the next pass settles it.
+func TestWAL_UnreachableChangeReadingKeepsEntry(t *testing.T) {
+	e := newRotEnv(t)
+	e.addTrusted("svc", nil)
+	old := e.srv.Password(rotTrustedUser)
+	e.advance(2 * changeMarkGuard)
+	e.crashedRotation("svc", stepWALWritten)
+	e.advance(e.settleAge())
+	logins := len(e.srv.LoginHistory(rotTrustedUser))
+	e.srv.InjectFault("rest.query", emulator.Fault{Status: 503, Body: `[{"message":"down","errorCode":"SERVER_UNAVAILABLE"}]`})
+	e.restart()
+	if n := e.walCount(); n != 1 {
+		t.Fatalf("%d WAL entries while Salesforce is down, want 1", n)
+	}
+	if n := len(e.srv.LoginHistory(rotTrustedUser)) - logins; n != 0 {
+		t.Errorf("%d logins as the user while Salesforce is down, want none", n)
+	}
+	e.srv.ClearFaults()
+	e.advance(walRetryInterval)
+	e.tick()
+	if e.walCount() != 0 || e.creds("svc")["password"] != old {
+		t.Fatal("not settled with the stored password once Salesforce answered")
+	}
+	if n := len(e.srv.LoginHistory(rotTrustedUser)) - logins; n != 0 {
+		t.Errorf("%d logins as the user, want none", n)
+	}
+}
