@@ -258,7 +258,7 @@ func runCrashCase(t *testing.T, cc chaosCase) (row chaosRow) {
 	rotation := make(chan cliResult, 1)
 	go func() { rotation <- c.run(node, "", "write", "-f", rotatePath) }()
 
-	reached := waitUntil(30*time.Second, func() bool {
+	reached := pollUntil(30*time.Second, func() bool {
 		switch cc.window {
 		case winBeforeSend:
 			keys, _ := c.rawKeys(uuid, "wal/")
@@ -315,7 +315,7 @@ func runCrashCase(t *testing.T, cc chaosCase) (row chaosRow) {
 			// engine's margin); a recovery that needs no login (the
 			// password was already stored) ends first.
 			var ended bool
-			waitUntil(recoveryLoginWait, func() bool {
+			pollUntil(recoveryLoginWait, func() bool {
 				if heldLogins(org) > logins {
 					return true
 				}
@@ -370,7 +370,7 @@ func runCrashCase(t *testing.T, cc chaosCase) (row chaosRow) {
 		pw, _ := s.Data["password"].(string)
 		return pw, true
 	}
-	settled := waitUntil(settleLimit, func() bool {
+	settled := pollUntil(settleLimit, func() bool {
 		pw, ok := stored() // first: it is also traffic on the mount
 		keys, err := c.rawKeys(uuid, "wal/")
 		return err == nil && len(keys) == 0 && ok && pw == org.emu.Password(target)
@@ -462,8 +462,8 @@ func waitOrphans(t *testing.T, pids []int, killedAt time.Time) time.Duration {
 	return time.Since(killedAt)
 }
 
-// waitUntil polls cond every 50ms until it holds or limit passes.
-func waitUntil(limit time.Duration, cond func() bool) bool {
+// pollUntil polls cond every 50ms until it holds or limit passes.
+func pollUntil(limit time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(limit)
 	for {
 		if cond() {

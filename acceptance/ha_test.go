@@ -64,7 +64,7 @@ func TestHAFailover(t *testing.T) {
 	// Scheduled rotations run on the active node only; standbys run no
 	// plugin at all.
 	active := c.mustActive(t)
-	if !waitUntil(90*time.Second, func() bool { return version("team-a/etl") >= 1 && version("plain") >= 1 }) {
+	if !pollUntil(90*time.Second, func() bool { return version("team-a/etl") >= 1 && version("plain") >= 1 }) {
 		t.Fatalf("team-a/etl and plain did not rotate on their 15s schedule within 90s (versions %d, %d)", version("team-a/etl"), version("plain"))
 	}
 	for _, n := range c.nodes {
@@ -128,7 +128,7 @@ func TestHAFailover(t *testing.T) {
 			org.emu.InjectFault("rest.password", emulator.Fault{Latency: chaosLatency, IgnoreCancel: true, Times: 1})
 		}
 		go c.run(active, "", "write", "-f", chaosMount+"/rotate/alpha")
-		if !waitUntil(30*time.Second, func() bool {
+		if !pollUntil(30*time.Second, func() bool {
 			if window == winApplied {
 				return org.emu.HeldAnswers("rest.password") > held
 			}
@@ -147,7 +147,7 @@ func TestHAFailover(t *testing.T) {
 		resumedCh := make(chan map[string]time.Duration, 1)
 		go func() {
 			resumed := map[string]time.Duration{}
-			waitUntil(time.Minute, func() bool {
+			pollUntil(time.Minute, func() bool {
 				for name, n := range before {
 					if _, done := resumed[name]; !done && changes(name) > n {
 						resumed[name] = time.Since(killed)
@@ -164,7 +164,7 @@ func TestHAFailover(t *testing.T) {
 		failover := time.Since(killed)
 		waitOrphans(t, plugins, killed)
 
-		settled := waitUntil(settleLimit, func() bool {
+		settled := pollUntil(settleLimit, func() bool {
 			keys, err := c.rawKeys(uuid, "wal/")
 			if err != nil || len(keys) > 0 {
 				return false

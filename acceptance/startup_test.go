@@ -43,7 +43,7 @@ func TestChaosStartupWithoutSalesforce(t *testing.T) {
 	org.emu.InjectFault("rest.password", emulator.Fault{LatencyAfter: chaosLatency, Times: 1})
 	rotation := make(chan cliResult, 1)
 	go func() { rotation <- c.run(node, "", "write", "-f", chaosMount+"/rotate/pending") }()
-	if !waitUntil(30*time.Second, func() bool { return org.emu.HeldAnswers("rest.password") > held }) {
+	if !pollUntil(30*time.Second, func() bool { return org.emu.HeldAnswers("rest.password") > held }) {
 		t.Fatal("the password change never reached Salesforce")
 	}
 	candidate := org.emu.Password(org.user(1))
@@ -63,7 +63,7 @@ func TestChaosStartupWithoutSalesforce(t *testing.T) {
 	}
 	client := node.client("")
 	var first time.Duration
-	if !waitUntil(chaosRequestTimeout, func() bool {
+	if !pollUntil(chaosRequestTimeout, func() bool {
 		s, err := client.Logical().Read(chaosMount + "/creds/team-a/other")
 		return err == nil && s != nil
 	}) {
@@ -101,7 +101,7 @@ func TestChaosStartupWithoutSalesforce(t *testing.T) {
 
 	// Once the engine has tried Salesforce and the call has timed out,
 	// the account says why it is still unsettled.
-	if !waitUntil(settleLimit, func() bool { return org.gate.stopped.Load() > 0 }) {
+	if !pollUntil(settleLimit, func() bool { return org.gate.stopped.Load() > 0 }) {
 		t.Errorf("the engine never tried to settle the rotation in %s while Salesforce was unreachable", settleLimit)
 	} else {
 		time.Sleep(chaosRequestTimeout + 2*time.Second)
@@ -124,7 +124,7 @@ func TestChaosStartupWithoutSalesforce(t *testing.T) {
 	// Salesforce returns: everything settles without an operator.
 	org.gate.open()
 	back := time.Now()
-	settled := waitUntil(settleLimit, func() bool {
+	settled := pollUntil(settleLimit, func() bool {
 		keys, err := c.rawKeys(uuid, "wal/")
 		if err != nil || len(keys) > 0 {
 			return false
@@ -177,7 +177,7 @@ func TestChaosNoOrphanPlugin(t *testing.T) {
 	calls := org.emu.Calls("rest.password")
 	org.emu.InjectFault("rest.password", emulator.Fault{Latency: chaosLatency, Times: 1})
 	go c.run(node, "", "write", "-f", chaosMount+"/rotate/chaos")
-	if !waitUntil(30*time.Second, func() bool { return org.emu.Calls("rest.password") > calls }) {
+	if !pollUntil(30*time.Second, func() bool { return org.emu.Calls("rest.password") > calls }) {
 		t.Fatal("the password change never reached Salesforce")
 	}
 	plugins := node.plugins()
@@ -201,7 +201,7 @@ func TestChaosNoOrphanPlugin(t *testing.T) {
 	}
 
 	node.restart(t)
-	if !waitUntil(settleLimit, func() bool {
+	if !pollUntil(settleLimit, func() bool {
 		keys, err := c.rawKeys(uuid, "wal/")
 		if err != nil || len(keys) > 0 {
 			return false
