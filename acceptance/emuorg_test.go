@@ -43,6 +43,16 @@ func newPrivateOrg(t *testing.T, extraUsers int) *privateOrg {
 			Profile: "Integration", IsActive: true, Password: fmt.Sprintf("Chaos-Initial-%d-pass", i)})
 		o.users = append(o.users, name)
 	}
+	// Passwords set two days ago, as in an org that has been running (the
+	// emulator would date them now): a change made seconds before a
+	// rotation would make the engine's LastPasswordChangeDate reading
+	// inconclusive (rotation_settle.go, changeMarkGuard), and no minimum
+	// lifetime applies.
+	for i := range seed.Users {
+		if seed.Users[i].PasswordChangedAt.IsZero() {
+			seed.Users[i].PasswordChangedAt = time.Now().Add(-48 * time.Hour)
+		}
+	}
 	emu, err := emulator.New(seed)
 	if err != nil {
 		t.Fatal(err)
