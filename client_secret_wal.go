@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
@@ -54,26 +53,14 @@ func (b *backend) rollbackClientSecretWAL(ctx context.Context, s logical.Storage
 // settleClientSecretWALs settles every entry of the kind; the caller
 // holds rootMu.
 func (b *backend) settleClientSecretWALs(ctx context.Context, s logical.Storage) error {
-	ids, err := framework.ListWAL(ctx, s)
-	if err != nil {
-		return err
-	}
-	for _, id := range ids {
-		entry, err := framework.GetWAL(ctx, s, id)
+	return b.settleWALsOfKind(ctx, s, clientSecretWALKind, func(data interface{}) error {
+		w, err := decodeClientSecretWAL(data)
 		if err != nil {
-			return err
+			// Unreadable: nothing to finish or undo from it.
+			return nil
 		}
-		if entry == nil || entry.Kind != clientSecretWALKind {
-			continue
-		}
-		if w, err := decodeClientSecretWAL(entry.Data); err == nil {
-			if err := b.settleClientSecretWAL(ctx, s, w); err != nil {
-				return err
-			}
-		}
-		b.deleteWAL(ctx, s, id)
-	}
-	return nil
+		return b.settleClientSecretWAL(ctx, s, w)
+	})
 }
 
 // settleClientSecretWAL finishes or undoes an interrupted rotation by

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
@@ -160,28 +159,13 @@ func (e *rootRotationUnsettled) Unwrap() error { return e.err }
 // settleRootWALs settles the unfinished rotate-roots; the caller holds
 // rootMu. nil means none is left.
 func (b *backend) settleRootWALs(ctx context.Context, s logical.Storage) error {
-	ids, err := framework.ListWAL(ctx, s)
-	if err != nil {
-		return err
-	}
-	for _, id := range ids {
-		entry, err := framework.GetWAL(ctx, s, id)
+	return b.settleWALsOfKind(ctx, s, rootRotationWALKind, func(data interface{}) error {
+		w, err := decodeRootRotationWAL(data)
 		if err != nil {
 			return err
 		}
-		if entry == nil || entry.Kind != rootRotationWALKind {
-			continue
-		}
-		w, err := decodeRootRotationWAL(entry.Data)
-		if err == nil {
-			err = b.settleRootWAL(ctx, s, w)
-		}
-		if err != nil {
-			return err
-		}
-		b.deleteWAL(ctx, s, id)
-	}
-	return nil
+		return b.settleRootWAL(ctx, s, w)
+	})
 }
 
 // settleRootWAL reconciles an unfinished rotate-root: if the admin logs in

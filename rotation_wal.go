@@ -143,22 +143,7 @@ func accountWALs(ctx context.Context, s logical.Storage, name string) ([]pending
 	if err != nil {
 		return nil, err
 	}
-	var out []pendingRotation
-	for _, id := range ids {
-		entry, err := framework.GetWAL(ctx, s, id)
-		if err != nil {
-			return nil, err
-		}
-		if entry == nil || entry.Kind != rotationWALKind {
-			continue
-		}
-		w, err := decodeRotationWAL(entry.Data)
-		if err != nil || w.Account != name {
-			continue
-		}
-		out = append(out, pendingRotation{id: id, w: w})
-	}
-	return out, nil
+	return readAccountWALs(ctx, s, name, ids)
 }
 
 // accountWALsIndexed is accountWALs for the account's own rotation and
@@ -169,8 +154,14 @@ func (b *backend) accountWALsIndexed(ctx context.Context, s logical.Storage, nam
 	if err != nil {
 		return accountWALs(ctx, s, name)
 	}
+	return readAccountWALs(ctx, s, name, sortedIDs(ids))
+}
+
+// readAccountWALs reads the entries ids names that are the account's
+// rotations, in the order of ids.
+func readAccountWALs(ctx context.Context, s logical.Storage, name string, ids []string) ([]pendingRotation, error) {
 	var out []pendingRotation
-	for _, id := range sortedIDs(ids) {
+	for _, id := range ids {
 		entry, err := framework.GetWAL(ctx, s, id)
 		if err != nil {
 			return nil, err
@@ -211,6 +202,29 @@ func (b *backend) putRotationWAL(ctx context.Context, s logical.Storage, w *rota
 
 func putRootRotationWAL(ctx context.Context, s logical.Storage, w *rootRotationWAL) (string, error) {
 	return framework.PutWAL(ctx, s, rootRotationWALKind, w)
+}
+
+// settleWALsOfKind runs settle on every WAL entry of kind and deletes each
+// entry it returns nil for; the first error ends the pass, keeping the rest.
+func (b *backend) settleWALsOfKind(ctx context.Context, s logical.Storage, kind string, settle func(data interface{}) error) error {
+	ids, err := framework.ListWAL(ctx, s)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		entry, err := framework.GetWAL(ctx, s, id)
+		if err != nil {
+			return err
+		}
+		if entry == nil || entry.Kind != kind {
+			continue
+		}
+		if err := settle(entry.Data); err != nil {
+			return err
+		}
+		b.deleteWAL(ctx, s, id)
+	}
+	return nil
 }
 
 func (b *backend) deleteWAL(ctx context.Context, s logical.Storage, id string) {
