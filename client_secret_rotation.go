@@ -140,14 +140,7 @@ func (b *backend) rotateClientSecretLocked(ctx context.Context, s logical.Storag
 		}
 	}
 
-	var ec ecaClient
-	var sess *sfapi.Session
-	err = b.withAdminSession(ctx, s, func(c Client, se *sfapi.Session) error {
-		var err error
-		ec, err = asECAClient(c)
-		sess = se
-		return err
-	})
+	ec, sess, err := b.ecaAdmin(ctx, s)
 	if err != nil {
 		return nil, refuseClientSecret("the admin login through the app failed, nothing was changed: %v", err)
 	}
@@ -423,4 +416,18 @@ func (b *backend) recordClientSecretFailure(ctx context.Context, s logical.Stora
 		b.logger.Warn("could not record the failed client-secret rotation", "error", err)
 	}
 	return st
+}
+
+// ecaAdmin returns the External Client App calls of the admin's client and
+// the admin session they run under.
+func (b *backend) ecaAdmin(ctx context.Context, s logical.Storage) (ecaClient, *sfapi.Session, error) {
+	var ec ecaClient
+	var sess *sfapi.Session
+	err := b.withAdminSession(ctx, s, func(c Client, se *sfapi.Session) error {
+		var err error
+		ec, err = asECAClient(c)
+		sess = se
+		return err
+	})
+	return ec, sess, err
 }

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
-
-	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 // The write-ahead log of client-secret rotations (its kind is in
@@ -76,14 +74,7 @@ func (b *backend) settleClientSecretWAL(ctx context.Context, s logical.Storage, 
 		b.logger.Warn("dropping an unfinished client-secret rotation: config no longer holds either of its keys", "client_id", w.NewKey)
 		return nil
 	}
-	var ec ecaClient
-	var sess *sfapi.Session
-	err = b.withAdminSession(ctx, s, func(c Client, se *sfapi.Session) error {
-		var err error
-		ec, err = asECAClient(c)
-		sess = se
-		return err
-	})
+	ec, sess, err := b.ecaAdmin(ctx, s)
 	if err != nil {
 		return fmt.Errorf("settling an unfinished client-secret rotation needs the admin session: %w", err)
 	}
