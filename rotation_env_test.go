@@ -224,6 +224,8 @@ type rotWebhookRecorder struct {
 	status int
 	// location, when set, is sent as the Location header (redirects).
 	location string
+	// failFirst deliveries are answered 500 whatever status says.
+	failFirst int
 }
 
 func (w *rotWebhookRecorder) count() int {

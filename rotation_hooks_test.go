@@ -27,6 +27,9 @@ func (e *rotEnv) newWebhook(status int) (*rotWebhookRecorder, string) {
 		rec.bodies = append(rec.bodies, body)
 		rec.sigs = append(rec.sigs, r.Header.Get(webhookSignatureHeader))
 		st, loc := rec.status, rec.location
+		if len(rec.bodies) <= rec.failFirst {
+			st = http.StatusInternalServerError
+		}
 		rec.mu.Unlock()
 		if loc != "" {
 			w.Header().Set("Location", loc)
@@ -43,6 +46,15 @@ func (e *rotEnv) newWebhook(status int) (*rotWebhookRecorder, string) {
 func (e *rotEnv) allowLoopbackWebhooks() {
 	e.t.Helper()
 	mustWrite(e.t, e.b, e.s, "config/rotation", map[string]interface{}{"webhook_allowed_networks": "127.0.0.0/8,::1/128"})
+}
+
+// setFailFirst makes the first n deliveries fail with 500, whenever they
+// come: a test that flips the status after seeing failures races the
+// next retry.
+func (w *rotWebhookRecorder) setFailFirst(n int) {
+	w.mu.Lock()
+	w.failFirst = n
+	w.mu.Unlock()
 }
 
 func (w *rotWebhookRecorder) setStatus(s int) {
