@@ -89,6 +89,7 @@ func (b *backend) rotateRoot(ctx context.Context, req *logical.Request) error {
 	if err != nil {
 		return refuseRootRotation("rotate-root: the admin login failed, nothing was changed: %v", err)
 	}
+	mark := b.readRootChangeMark(ctx, client, sess)
 	policyAcct := &account{}
 	rejected := map[string]bool{}
 	var lastErr error
@@ -97,7 +98,7 @@ func (b *backend) rotateRoot(ctx context.Context, req *logical.Request) error {
 		if err != nil {
 			return err
 		}
-		walID, err := putRootRotationWAL(ctx, req.Storage, &rootRotationWAL{Username: cfg.Username, Candidate: candidate, CreatedAt: b.now().UTC()})
+		walID, err := putRootRotationWAL(ctx, req.Storage, &rootRotationWAL{Username: cfg.Username, Candidate: candidate, CreatedAt: b.now().UTC(), ChangeMark: mark})
 		if err != nil {
 			return fmt.Errorf("writing the rotate-root WAL: %w", err)
 		}
@@ -168,8 +169,11 @@ func (b *backend) settleRootWALs(ctx context.Context, s logical.Storage) error {
 	})
 }
 
-// settleRootWAL reconciles an unfinished rotate-root: if the admin logs in
-// with the candidate, config gets it; if Salesforce rejects it (once the
+// settleRootWAL reconciles an unfinished rotate-root: if the admin
+// password has not changed since the entry was written (its change mark,
+// read again through the same session), the stored password stays with no
+// login at all; otherwise, if the admin logs in with the candidate, config
+// gets it; if Salesforce rejects it (once the
 // entry is old enough for a rejection to be conclusive, as for accounts,
 // rotation_settle.go) and the stored password logs in, the stored password
 // stays. If neither logs in (locked-out admin) the WAL stays. nil means
@@ -188,6 +192,14 @@ func (b *backend) settleRootWAL(ctx context.Context, s logical.Storage, w *rootR
 	client, _, err := b.getClient(ctx, s)
 	if err != nil {
 		return err
+	}
+	changed, known, err := b.rootPasswordChangedSince(ctx, client, w)
+	if err != nil {
+		return fmt.Errorf("checking an unfinished rotate-root: %w", err)
+	}
+	if known && !changed {
+		b.logger.Info("unfinished rotate-root did not reach Salesforce: the admin password has not changed since its WAL was written; keeping the stored admin password")
+		return nil
 	}
 	if err := b.adminProbe(ctx, s, client, cfg, w.Candidate, credCandidate); err != nil {
 		if !sfapi.IsCredentialError(err) {
@@ -217,4 +229,41 @@ func (b *backend) settleRootWAL(ctx context.Context, s logical.Storage, w *rootR
 	b.invalidateAllTokens()
 	b.logger.Info("completed an unfinished rotate-root: Salesforce had the new admin password")
 	return nil
+}
+
+// readRootChangeMark reads the admin's LastPasswordChangeDate through sess
+// before a rotate-root asks for the change. nil means it cannot be read
+// (no such permission, a failed query): settling then logs in instead.
+func (b *backend) readRootChangeMark(ctx context.Context, client Client, sess *sfapi.Session) *rootChangeMark {
+	if sess.UserID == "" {
+		return nil
+	}
+	at, err := client.PasswordChangedAt(ctx, sess, sess.UserID)
+	if err != nil {
+		b.logger.Debug("cannot read when the admin password last changed; an interrupted rotate-root would be settled by a login", "error", err)
+		return nil
+	}
+	return &rootChangeMark{PasswordChangedAt: at, AccessToken: sess.AccessToken, InstanceURL: sess.InstanceURL, UserID: sess.UserID}
+}
+
+// rootPasswordChangedSince reads the admin's LastPasswordChangeDate again
+// through the session w's mark was read with. known is false when there
+// is no usable reading (no mark; a previous change too close to tell
+// apart; the session ended, which a change that landed may do, or
+// expired); err is set only when Salesforce could not be reached, which a
+// login could not get past either.
+func (b *backend) rootPasswordChangedSince(ctx context.Context, client Client, w *rootRotationWAL) (changed, known bool, err error) {
+	m := w.ChangeMark
+	if m == nil || !m.PasswordChangedAt.IsZero() && w.CreatedAt.Sub(m.PasswordChangedAt) < changeMarkGuard {
+		return false, false, nil
+	}
+	now, err := client.PasswordChangedAt(ctx, m.session(), m.UserID)
+	if err != nil {
+		if sfapi.IsTransient(err) {
+			return false, false, fmt.Errorf("reading when the admin password last changed: %w", err)
+		}
+		b.logger.Debug("cannot read when the admin password last changed; settling by a login", "error", err)
+		return false, false, nil
+	}
+	return !now.Equal(m.PasswordChangedAt), true, nil
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/sfapi"
 )
 
 // The write-ahead log of rotations: a candidate password is written here
@@ -61,6 +63,29 @@ type rootRotationWAL struct {
 	Candidate string `json:"candidate"`
 	// CreatedAt is zero in entries of older versions, which are old.
 	CreatedAt time.Time `json:"created_at,omitempty"`
+	// ChangeMark is nil when the mark could not be read (or in entries of
+	// older versions): settling then needs logins (rotate_root.go).
+	ChangeMark *rootChangeMark `json:"change_mark,omitempty"`
+}
+
+// rootChangeMark is the admin user's LastPasswordChangeDate (by
+// Salesforce's clock; zero if never changed) read just before the change
+// was asked for, and the session that read it and asked for the change.
+// A change that never landed leaves that session alive and the date as it
+// was, so the same reading through it at settling time proves it without
+// a login as the admin, whose logins with a candidate Salesforce never
+// got would count towards max_failed_logins. The session token is kept,
+// seal-wrapped with the candidate, only while the entry lives.
+type rootChangeMark struct {
+	PasswordChangedAt time.Time `json:"password_changed_at"`
+	AccessToken       string    `json:"access_token"`
+	InstanceURL       string    `json:"instance_url"`
+	UserID            string    `json:"user_id"`
+}
+
+// session is the session the mark was read with.
+func (m *rootChangeMark) session() *sfapi.Session {
+	return &sfapi.Session{AccessToken: m.AccessToken, InstanceURL: m.InstanceURL, UserID: m.UserID}
 }
 
 // walSettler settles one WAL entry of its kind; nil means the entry may be
