@@ -28,8 +28,10 @@ type tokenFake struct {
 	seq   int
 	// mintErrs are returned, one per grant call, before grants succeed.
 	mintErrs []error
-	// gate, when set, blocks every grant until it is closed.
-	gate chan struct{}
+	// gate, when set, blocks every grant until it is closed; a grant that
+	// reaches it sends on atGate first, when that is set.
+	gate   chan struct{}
+	atGate chan struct{}
 	// signWith signs responses with this client secret; "" sends none.
 	signWith string
 	// badSignature sends a signature that does not verify.
@@ -68,9 +70,15 @@ func (f *tokenFake) grants() int {
 
 func (f *tokenFake) grant(kind string) (*sfapi.Session, error) {
 	f.mu.Lock()
-	gate := f.gate
+	gate, atGate := f.gate, f.atGate
 	f.mu.Unlock()
 	if gate != nil {
+		if atGate != nil {
+			select {
+			case atGate <- struct{}{}:
+			default:
+			}
+		}
 		<-gate
 	}
 	f.mu.Lock()
@@ -407,13 +415,19 @@ func TestTokenCacheInvalidation(t *testing.T) {
 func TestTokenCacheInvalidationDuringMint(t *testing.T) {
 	b, s, f := tokenTestBackend(t)
 	mustWrite(t, b, s, "roles/r", map[string]interface{}{"grant_type": "client_credentials"})
-	f.gate = make(chan struct{})
+	f.gate, f.atGate = make(chan struct{}), make(chan struct{}, 1)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		readToken(t, b, s, "r")
 	}()
-	time.Sleep(20 * time.Millisecond)
+	// The invalidation must land while the mint is in flight; a fixed
+	// sleep let a slow machine invalidate before the mint began.
+	select {
+	case <-f.atGate:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the token read never reached Salesforce")
+	}
 	b.invalidateTokensForRole("r")
 	f.mu.Lock()
 	gate := f.gate
