@@ -224,7 +224,11 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 	if err := b.addAppReadData(ctx, req.Storage, cfg, data); err != nil {
 		return nil, err
 	}
-	return &logical.Response{Data: data}, nil
+	warnings, err := b.addPendingRootRotation(ctx, req.Storage, cfg, data)
+	if err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: data, Warnings: warnings}, nil
 }
 
 func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -489,7 +493,8 @@ The admin session is used to look up users and set passwords. Writes check the s
 by obtaining an admin session unless verify=false; a failed check returns Salesforce's
 error code and stores nothing. Updates merge with the stored settings. Reads never return
 client_secret, private_key, password or security_token; they show *_set flags and the
-fingerprint of the private key's public half instead.
+fingerprint of the private key's public half instead, and root_rotation_status
+pending_reconciliation while an interrupted rotate-root is not settled.
 
 Who may update config decides where credentials go. login_url, allow_non_salesforce_url
 and ca_cert choose the host that every later admin login, account check, rotation and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 
@@ -266,4 +267,38 @@ func (b *backend) rootPasswordChangedSince(ctx context.Context, client Client, w
 		return false, false, nil
 	}
 	return !now.Equal(m.PasswordChangedAt), true, nil
+}
+
+// addPendingRootRotation adds to a config read, when a rotate-root is not
+// settled yet, that config's admin password may not be the one Salesforce
+// has, as reads of an account do for its own rotation.
+func (b *backend) addPendingRootRotation(ctx context.Context, s logical.Storage, cfg *salesforceConfig, data map[string]interface{}) ([]string, error) {
+	var since time.Time
+	pending := false
+	err := eachWALOfKind(ctx, s, rootRotationWALKind, func(_ string, raw interface{}) error {
+		w, err := decodeRootRotationWAL(raw)
+		if err != nil || !strings.EqualFold(w.Username, cfg.Username) || w.Candidate == cfg.Password {
+			// Unreadable, or settled by what config holds: nothing in doubt.
+			return nil
+		}
+		// Entries of older versions have no CreatedAt: since stays unknown.
+		if !pending || w.CreatedAt.Before(since) {
+			since = w.CreatedAt
+		}
+		pending = true
+		return nil
+	})
+	if err != nil || !pending {
+		return nil, err
+	}
+	data["root_rotation_status"] = "pending_reconciliation"
+	if !since.IsZero() {
+		data["root_rotation_pending_since"] = since.Format(time.RFC3339)
+	}
+	reason := "it is checked in the background, and again before the next rotate-root"
+	if at := since.Add(settleAge(cfg)); !since.IsZero() && b.now().Before(at) {
+		reason = "it is checked after " + at.Format(time.RFC3339) + ", once Salesforce can no longer apply a change it received"
+	}
+	return []string{"a rotate-root was interrupted and is not settled yet: the admin password in config may not be the one Salesforce has; " + reason +
+		" (the server log says why an earlier check could not tell)"}, nil
 }

@@ -133,3 +133,36 @@ func TestRotateRoot_LandedChangeIsAdopted(t *testing.T) {
 	}
 	e.assertConfigPassword(w.Candidate)
 }
+
+// While a rotate-root is unsettled, reads of config say so: the admin
+// password it holds may not be the one Salesforce has. Once settled, the
+// status and the warning are gone.
+func TestRotateRoot_ConfigReadShowsPendingRotation(t *testing.T) {
+	e := newRootEnv(t)
+	w := e.crashedRootRotation(stepRootPasswordChanged)
+
+	e.restart() // too young to settle: Salesforce could still apply a change
+	resp, err := request(t, e.b, e.s, logical.ReadOperation, "config", nil)
+	if err := respErr(resp, err); err != nil {
+		t.Fatal(err)
+	}
+	if resp.Data["root_rotation_status"] != "pending_reconciliation" || resp.Data["root_rotation_pending_since"] != w.CreatedAt.Format(time.RFC3339) {
+		t.Errorf("config read: root_rotation_status %v, root_rotation_pending_since %v, want pending_reconciliation since %s",
+			resp.Data["root_rotation_status"], resp.Data["root_rotation_pending_since"], w.CreatedAt.Format(time.RFC3339))
+	}
+	if len(resp.Warnings) != 1 || !rotContainsAll(resp.Warnings[0], "rotate-root", "may not be the one Salesforce has", "checked after") {
+		t.Errorf("config read warnings = %q, want the unsettled rotate-root explained", resp.Warnings)
+	}
+
+	e.advance(e.settleAge())
+	e.restart()
+	e.assertConfigPassword(w.Candidate)
+	resp, err = request(t, e.b, e.s, logical.ReadOperation, "config", nil)
+	if err := respErr(resp, err); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := resp.Data["root_rotation_status"]; ok || len(resp.Warnings) != 0 {
+		t.Errorf("after settling: root_rotation_status %v, warnings %q, want neither", resp.Data["root_rotation_status"], resp.Warnings)
+	}
+	e.assertNoSecretsLogged(w.Candidate, w.ChangeMark.AccessToken)
+}

@@ -232,6 +232,18 @@ func putRootRotationWAL(ctx context.Context, s logical.Storage, w *rootRotationW
 // settleWALsOfKind runs settle on every WAL entry of kind and deletes each
 // entry it returns nil for; the first error ends the pass, keeping the rest.
 func (b *backend) settleWALsOfKind(ctx context.Context, s logical.Storage, kind string, settle func(data interface{}) error) error {
+	return eachWALOfKind(ctx, s, kind, func(id string, data interface{}) error {
+		if err := settle(data); err != nil {
+			return err
+		}
+		b.deleteWAL(ctx, s, id)
+		return nil
+	})
+}
+
+// eachWALOfKind runs fn on every WAL entry of kind, in storage order; the
+// first error ends the walk.
+func eachWALOfKind(ctx context.Context, s logical.Storage, kind string, fn func(id string, data interface{}) error) error {
 	ids, err := framework.ListWAL(ctx, s)
 	if err != nil {
 		return err
@@ -244,10 +256,9 @@ func (b *backend) settleWALsOfKind(ctx context.Context, s logical.Storage, kind 
 		if entry == nil || entry.Kind != kind {
 			continue
 		}
-		if err := settle(entry.Data); err != nil {
+		if err := fn(id, entry.Data); err != nil {
 			return err
 		}
-		b.deleteWAL(ctx, s, id)
 	}
 	return nil
 }
