@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/vault/api"
+
 	"github.com/vault-salesforce/vault-plugin-secrets-salesforce/emulator"
 )
 
@@ -344,19 +346,29 @@ func runCrashCase(t *testing.T, cc chaosCase) (row chaosRow) {
 	t.Logf("the interrupted rotation's CLI call ended: %v", r.Err)
 
 	// Settled: no WAL entry, and the stored password is Salesforce's.
+	silentConfigReads := 0
 	stored := func() (string, bool) {
 		if cc.kind == kindRoot {
 			// Traffic on the mount, as clients would send: after a plugin
 			// crash Vault restarts the plugin only for a request (or
 			// its once-a-minute rollback tick).
+			var read *api.Secret
 			if n := c.active(); n != nil {
-				_, _ = n.client("").Logical().Read(chaosMount + "/config")
+				read, _ = n.client("").Logical().Read(chaosMount + "/config")
 			}
 			cfg, err := c.rawJSON(uuid, "config")
 			if err != nil || cfg == nil {
 				return "", false
 			}
 			pw, _ := cfg["password"].(string)
+			// Only rotate-root writes its WAL entry, so one present after
+			// the read was there during it: a read that did not call a
+			// wrong admin password pending was silent about it.
+			if read != nil && read.Data["root_rotation_status"] == nil && pw != org.emu.Password(target) {
+				if keys, err := c.rawKeys(uuid, "wal/"); err == nil && len(keys) > 0 {
+					silentConfigReads++
+				}
+			}
 			return pw, true
 		}
 		n := c.active()
@@ -392,6 +404,9 @@ func runCrashCase(t *testing.T, cc chaosCase) (row chaosRow) {
 	row.Changed = changedWord(org.emu.Password(target) != oldPassword)
 	if pw, ok := stored(); !ok || pw != org.emu.Password(target) {
 		t.Errorf("after every held call was over, the stored password is not Salesforce's (readable: %v; Salesforce has the %s one)", ok, row.Changed)
+	}
+	if silentConfigReads > 0 {
+		t.Errorf("%d reads of config, while an unsettled rotate-root left a wrong admin password in it, did not say so", silentConfigReads)
 	}
 	for _, u := range []string{target, demoAdminUser} {
 		if st := org.state(u); st.Locked {
