@@ -444,34 +444,6 @@ func applyConfigFields(cfg *salesforceConfig, d *framework.FieldData, isCreate, 
 	return validateAdminGrant(cfg, haveVaultKey)
 }
 
-// requireSecretsForNewEndpoint refuses an update that points logins at a
-// new endpoint while secrets stored for the old one would go along unseen:
-// whoever redirects the engine must supply (or clear, with "") each stored
-// secret in the same write. The error names fields, never values.
-func requireSecretsForNewEndpoint(old, updated *salesforceConfig, d *framework.FieldData) error {
-	changes := endpointChanges(old, updated)
-	if len(changes) == 0 {
-		return nil
-	}
-	stored := map[string]string{
-		"client_secret":  old.ClientSecret,
-		"password":       old.Password,
-		"security_token": old.SecurityToken,
-	}
-	var reenter []string
-	for _, field := range endpointSecretFields {
-		if _, given := d.GetOk(field); stored[field] != "" && !given {
-			reenter = append(reenter, field)
-		}
-	}
-	if len(reenter) == 0 {
-		return nil
-	}
-	return fmt.Errorf("%s, and stored secrets are never sent to a new endpoint: give %s again in the same write "+
-		"(or set a field to \"\" to clear it if grant_type %s does not need it); nothing was stored",
-		joinWithAnd(changes), joinWithAnd(reenter), updated.GrantType)
-}
-
 const configHelpSynopsis = `Configure how the engine connects to Salesforce and which admin identity it uses.`
 
 const configHelpDescription = `
