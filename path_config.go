@@ -285,7 +285,9 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		}
 	}
 
+	verified := time.Time{}
 	if d.Get("verify").(bool) {
+		verified = b.now()
 		if resp, err := b.verifyConfig(ctx, cfg, vaultKey); resp != nil || err != nil {
 			return resp, err
 		}
@@ -300,6 +302,9 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	// credential is current, as reset_failed_logins is for accounts.
 	if err := b.resetFailedLogins(ctx, req.Storage, adminUser(cfg)); err != nil {
 		return nil, err
+	}
+	if !verified.IsZero() && cfg.GrantType == adminGrantPassword {
+		b.settleRootWALsByLogin(ctx, req.Storage, cfg, verified)
 	}
 	if len(warnings) == 0 {
 		return nil, nil

@@ -302,3 +302,27 @@ func (b *backend) addPendingRootRotation(ctx context.Context, s logical.Storage,
 	return []string{"a rotate-root was interrupted and is not settled yet: the admin password in config may not be the one Salesforce has; " + reason +
 		" (the server log says why an earlier check could not tell)"}, nil
 }
+
+// settleRootWALsByLogin settles the unfinished rotate-roots of config's
+// admin once config's password logged in at loggedIn (a config write's
+// check), if by then Salesforce could no longer apply their change: a user
+// has one password, and it is the one that logged in. Settling them later
+// would probe their candidates again, one failed admin login each. The
+// caller holds rootMu.
+func (b *backend) settleRootWALsByLogin(ctx context.Context, s logical.Storage, cfg *salesforceConfig, loggedIn time.Time) {
+	err := eachWALOfKind(ctx, s, rootRotationWALKind, func(id string, raw interface{}) error {
+		w, err := decodeRootRotationWAL(raw)
+		if err != nil || !strings.EqualFold(w.Username, cfg.Username) {
+			return nil
+		}
+		if !w.CreatedAt.IsZero() && loggedIn.Before(w.CreatedAt.Add(settleAge(cfg))) {
+			return nil
+		}
+		b.deleteWAL(ctx, s, id)
+		b.logger.Info("config's admin password logged in, so an unfinished rotate-root did not change it; its entry is settled")
+		return nil
+	})
+	if err != nil {
+		b.logger.Warn("reading the unfinished rotate-roots after a config write; they are settled later", "error", err)
+	}
+}

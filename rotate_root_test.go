@@ -2,6 +2,7 @@ package salesforce
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -165,4 +166,96 @@ func TestRotateRoot_ConfigReadShowsPendingRotation(t *testing.T) {
 		t.Errorf("after settling: root_rotation_status %v, warnings %q, want neither", resp.Data["root_rotation_status"], resp.Warnings)
 	}
 	e.assertNoSecretsLogged(w.Candidate, w.ChangeMark.AccessToken)
+}
+
+// The one path that still needs logins: the kept session has expired, so
+// settling probes the candidate, and a second crash comes inside that
+// login. The next recovery's probe is the admin's second failed login,
+// max_failed_logins stops the check with the stored password, and the
+// engine keeps the entry rather than risk a lockout: config reads say it
+// is pending, and a write of config with the admin's current password
+// (which resets the count) lets it settle.
+func TestRotateRoot_CrashDuringFallbackProbeStopsSafely(t *testing.T) {
+	e := newRootEnv(t)
+	w := e.crashedRootRotation(stepRootWALWritten)
+	e.srv.AdvanceClock(3 * time.Hour) // the kept session expires
+	e.advance(3 * time.Hour)
+
+	// First recovery: its login with the candidate reaches Salesforce and
+	// never returns, as if Vault died waiting for the answer.
+	inFlight, never := make(chan struct{}), make(chan struct{})
+	var first sync.Once
+	e.wrapClient(func(c Client) Client {
+		return &hookedClient{Client: c, afterGrant: func(secret string) {
+			if secret != w.Candidate {
+				return
+			}
+			held := false
+			first.Do(func() { close(inFlight); held = true })
+			if held {
+				<-never
+			}
+		}}
+	})
+	e.b.Cleanup(context.Background())
+	crashed, _, crashedLogs := getTestBackendWithLogs(t)
+	// The dead process makes no further call until the test is over; its
+	// cleanup, registered first and so run last, waits for the login.
+	t.Cleanup(func() { close(never) })
+	e.prepare(crashed)
+	if err := crashed.Initialize(context.Background(), &logical.InitializationRequest{Storage: e.s}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-inFlight:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the recovery never logged in with the candidate")
+	}
+
+	// Second recovery, on a new backend: a killed process cleans nothing up.
+	next, _, logs := getTestBackendWithLogs(t)
+	e.prepare(next)
+	e.b, e.logs = next, logs
+	e.initialize()
+	if e.walCount() != 1 {
+		t.Fatal("the entry was dropped though the stored password was never checked")
+	}
+	if n := e.failedLogins(demoAdminUser); n != 2 || e.userLocked(demoAdminUser) {
+		t.Errorf("admin: %d failed logins (locked: %v), want 2 and not locked", n, e.userLocked(demoAdminUser))
+	}
+	resp, err := request(t, e.b, e.s, logical.ReadOperation, "config", nil)
+	if err := respErr(resp, err); err != nil || resp.Data["root_rotation_status"] != "pending_reconciliation" {
+		t.Fatalf("config read: %v, root_rotation_status %v, want pending_reconciliation", err, resp.Data["root_rotation_status"])
+	}
+
+	mustWrite(t, e.b, e.s, "config", map[string]interface{}{"password": demoAdminPassword})
+	e.restart()
+	if e.walCount() != 0 {
+		t.Fatal("the entry was kept after the operator wrote the admin password")
+	}
+	e.assertConfigPassword(demoAdminPassword)
+	if n := e.failedLogins(demoAdminUser); n != 2 {
+		t.Errorf("%d failed admin logins after settling, want still 2", n)
+	}
+	e.assertNoSecretsLogged(w.Candidate, w.ChangeMark.AccessToken)
+	e.logs = crashedLogs
+	e.assertNoSecretsLogged(w.Candidate, w.ChangeMark.AccessToken)
+}
+
+// A config write whose check logs in with config's password settles only
+// the entries Salesforce can no longer act on: a younger one's change may
+// still land after the check.
+func TestRotateRoot_ConfigWriteSettlesOnlyOldEntries(t *testing.T) {
+	e := newRootEnv(t)
+	e.crashedRootRotation(stepRootWALWritten)
+	mustWrite(t, e.b, e.s, "config", map[string]interface{}{"password": demoAdminPassword})
+	if e.walCount() != 1 {
+		t.Fatal("a config write settled an entry whose change could still land")
+	}
+	e.advance(e.settleAge())
+	mustWrite(t, e.b, e.s, "config", map[string]interface{}{"password": demoAdminPassword})
+	if e.walCount() != 0 {
+		t.Fatal("a config write whose check logged in kept an entry Salesforce can no longer act on")
+	}
+	e.assertConfigPassword(demoAdminPassword)
 }

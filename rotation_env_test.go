@@ -252,6 +252,9 @@ type hookedClient struct {
 	beforeSetPassword func(ctx context.Context)
 	// afterChangeOwn may replace the answer of ChangeOwnPassword.
 	afterChangeOwn func(err error) error
+	// afterGrant runs once a PasswordGrant reached Salesforce, before its
+	// answer is returned.
+	afterGrant func(secret string)
 }
 
 func (h *hookedClient) SOAPLogin(ctx context.Context, username, secret string) (*sfapi.Session, error) {
@@ -265,7 +268,11 @@ func (h *hookedClient) PasswordGrant(ctx context.Context, username, secret strin
 	if h.beforeGrant != nil {
 		h.beforeGrant(ctx)
 	}
-	return h.Client.PasswordGrant(ctx, username, secret)
+	sess, err := h.Client.PasswordGrant(ctx, username, secret)
+	if h.afterGrant != nil {
+		h.afterGrant(secret)
+	}
+	return sess, err
 }
 
 func (h *hookedClient) SetPassword(ctx context.Context, admin *sfapi.Session, userID, pw string) error {
