@@ -170,15 +170,14 @@ func (b *backend) settleRootWALs(ctx context.Context, s logical.Storage) error {
 	})
 }
 
-// settleRootWAL reconciles an unfinished rotate-root: if the admin
+// settleRootWAL reconciles an unfinished rotate-root. If the admin
 // password has not changed since the entry was written (its change mark,
 // read again through the same session), the stored password stays with no
-// login at all; otherwise, if the admin logs in with the candidate, config
-// gets it; if Salesforce rejects it (once the
-// entry is old enough for a rejection to be conclusive, as for accounts,
-// rotation_settle.go) and the stored password logs in, the stored password
-// stays. If neither logs in (locked-out admin) the WAL stays. nil means
-// the WAL may be deleted.
+// login at all. Otherwise, if the admin logs in with the candidate, config
+// gets it; if Salesforce rejects it (once the entry is old enough for a
+// rejection to be conclusive, as for accounts, rotation_settle.go) and the
+// stored password logs in, the stored password stays. If neither logs in
+// (locked-out admin) the WAL stays. nil means the WAL may be deleted.
 func (b *backend) settleRootWAL(ctx context.Context, s logical.Storage, w *rootRotationWAL) error {
 	cfg, err := readConfig(ctx, s)
 	if err != nil {
