@@ -247,25 +247,17 @@ func (b *backend) readRootChangeMark(ctx context.Context, client Client, sess *s
 }
 
 // rootPasswordChangedSince reads the admin's LastPasswordChangeDate again
-// through the session w's mark was read with. known is false when there
-// is no usable reading (no mark; a previous change too close to tell
-// apart; the session ended, which a change that landed may do, or
-// expired); err is set only when Salesforce could not be reached, which a
-// login could not get past either.
+// through the session w's mark was read with (see changedSinceMark). known
+// is also false without a mark, and when that session has ended (which a
+// change that landed may do) or expired.
 func (b *backend) rootPasswordChangedSince(ctx context.Context, client Client, w *rootRotationWAL) (changed, known bool, err error) {
 	m := w.ChangeMark
-	if m == nil || !m.PasswordChangedAt.IsZero() && w.CreatedAt.Sub(m.PasswordChangedAt) < changeMarkGuard {
+	if m == nil {
 		return false, false, nil
 	}
-	now, err := client.PasswordChangedAt(ctx, m.session(), m.UserID)
-	if err != nil {
-		if sfapi.IsTransient(err) {
-			return false, false, fmt.Errorf("reading when the admin password last changed: %w", err)
-		}
-		b.logger.Debug("cannot read when the admin password last changed; settling by a login", "error", err)
-		return false, false, nil
-	}
-	return !now.Equal(m.PasswordChangedAt), true, nil
+	return b.changedSinceMark(m.PasswordChangedAt, w.CreatedAt, func() (time.Time, error) {
+		return client.PasswordChangedAt(ctx, m.session(), m.UserID)
+	}, "user", "the config's admin")
 }
 
 // addPendingRootRotation adds to a config read, when a rotate-root is not

@@ -246,22 +246,34 @@ func (r *rotationRun) passwordChangeMark(ctx context.Context) (time.Time, error)
 }
 
 // passwordChangedSince compares the account's LastPasswordChangeDate now
-// with the one w recorded before its change was asked for. known is
-// false when there is no usable reading; err is set only when Salesforce
-// could not be reached, which a login could not get past either.
+// with the one w recorded before its change was asked for (see
+// changedSinceMark).
 func (b *backend) passwordChangedSince(ctx context.Context, r *rotationRun, w *rotationWAL) (changed, known bool, err error) {
-	if !w.PasswordChangeKnown || !w.PasswordChangedAt.IsZero() && w.CreatedAt.Sub(w.PasswordChangedAt) < changeMarkGuard {
+	if !w.PasswordChangeKnown {
 		return false, false, nil
 	}
-	now, err := r.passwordChangeMark(ctx)
+	return b.changedSinceMark(w.PasswordChangedAt, w.CreatedAt, func() (time.Time, error) { return r.passwordChangeMark(ctx) }, "account", r.name)
+}
+
+// changedSinceMark compares a LastPasswordChangeDate read now with mark,
+// the one read before the change a WAL entry created at created asked
+// for. known is false when there is no usable reading (a previous change
+// too close to tell apart, or a reading that failed); err is set only when
+// Salesforce could not be reached, which a login could not get past
+// either. logArgs name what was read, for the log.
+func (b *backend) changedSinceMark(mark, created time.Time, readNow func() (time.Time, error), logArgs ...interface{}) (changed, known bool, err error) {
+	if !mark.IsZero() && created.Sub(mark) < changeMarkGuard {
+		return false, false, nil
+	}
+	now, err := readNow()
 	if err != nil {
 		if sfapi.IsTransient(err) {
 			return false, false, fmt.Errorf("reading when the password last changed: %w", err)
 		}
-		b.logger.Debug("cannot read when the password last changed; settling by a login", "account", r.name, "error", err)
+		b.logger.Debug("cannot read when the password last changed; settling by a login", append(logArgs, "error", err)...)
 		return false, false, nil
 	}
-	return !now.Equal(w.PasswordChangedAt), true, nil
+	return !now.Equal(mark), true, nil
 }
 
 // unrecordRejection keeps a candidate whose recorded rejection proved
